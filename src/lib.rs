@@ -1,0 +1,6 @@
+//! laxmon: a monitoring and self-healing alarm daemon for small virtualisation clusters.
+//!
+//! Data flows config -> schedule -> check -> state -> store -> alarm -> action;
+//! see ARCHITECTURE.md for the map and the invariants.
+
+pub mod checks;
