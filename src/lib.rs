@@ -4,3 +4,8 @@
 //! see ARCHITECTURE.md for the map and the invariants.
 
 pub mod checks;
+pub mod config;
+pub mod cli;
+pub mod logging;
+pub mod schedule;
+pub mod daemon;

@@ -1,0 +1,160 @@
+//! The command line: clap definitions and dispatch to the subcommands.
+//!
+//! Every subcommand loads what it needs, calls into the library and turns the
+//! outcome into an exit status. Exit statuses: 0 success; `laxmon check` the
+//! worst state (0..3, a Nagios plugin itself); 64 bad configuration or usage
+//! (EX_USAGE); `laxmon plan` 2 for bad input; 1 other failures.
+
+use crate::config::{self, Config};
+use crate::logging::{self, LogFormat};
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit status for a bad configuration or bad usage (sysexits EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+
+/// laxmon: monitoring and self-healing alarms for virtualisation clusters.
+#[derive(Debug, Parser)]
+#[command(
+    name = "laxmon",
+    version,
+    about = "Monitoring and self-healing alarm daemon for Xen/KVM clusters",
+    long_about = "laxmon runs checks (TCP port, ping, init scripts, Nagios plugins; locally or \
+over SSH), turns their results into soft and hard states, stores everything, opens alarms \
+on confirmed problems and runs their actions: restart a service or VM, notify staff, \
+reorganise the cluster.",
+    after_help = "Examples:\n  laxmon config check --config config/laxmon.yaml\n  laxmon check --config config/laxmon.yaml --json\n  laxmon run --config /etc/laxmon/laxmon.yaml"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// Configuration file.
+    #[arg(long, short = 'c', global = true, env = "LAXMON_CONFIG", default_value = config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
+    config: PathBuf,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", value_name = "FORMAT")]
+    log_format: LogFormat,
+    /// Log level or filter (error, warn, info, debug, trace, or e.g. laxmon=debug); overrides RUST_LOG.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: schedule every check, keep states, store results, raise alarms.
+    #[command(after_help = "Example:\n  laxmon run --config /etc/laxmon/laxmon.yaml --log-format json\n\nStops cleanly on SIGTERM or SIGINT: running checks finish within their timeout.")]
+    Run,
+    /// Run checks once, now, and print their results (a Nagios plugin itself).
+    #[command(after_help = "Examples:\n  laxmon check --config config/laxmon.yaml\n  laxmon check --config config/laxmon.yaml demo-ssh-port --json\n\nExit status is the worst state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; 64 for a bad configuration.")]
+    Check {
+        /// Checks to run (all when none is named).
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// Print one JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Work with the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Load and validate the configuration; print every error as FILE:LINE:COLUMN: message.
+    #[command(after_help = "Example:\n  laxmon config check --config /etc/laxmon/laxmon.yaml\n\nExit status: 0 when valid, 64 with every error on stderr.")]
+    Check,
+}
+
+/// Parses the command line, runs the subcommand and returns the exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = logging::init(cli.global.log_format, cli.global.log_level.as_deref()) {
+        eprintln!("laxmon: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let code = match cli.command {
+        Command::Config(ConfigCommand::Check) => config_check(&cli.global.config),
+        Command::Check { names, json } => check(&cli.global.config, &names, json),
+        Command::Run => run(&cli.global.config),
+    };
+    ExitCode::from(code)
+}
+
+/// Loads the configuration or prints every error and returns the exit status.
+fn load_config(path: &Path) -> Result<Config, u8> {
+    config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        EXIT_CONFIG
+    })
+}
+
+fn config_check(path: &Path) -> u8 {
+    match load_config(path) {
+        Ok(cfg) => {
+            println!(
+                "{}: OK ({} hosts, {} checks, {} files)",
+                path.display(),
+                cfg.hosts.len(),
+                cfg.checks.len(),
+                cfg.files.len()
+            );
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("laxmon: cannot start the async runtime: {e}");
+            1
+        })
+}
+
+fn check(path: &Path, names: &[String], json: bool) -> u8 {
+    let cfg = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    for n in names {
+        if cfg.check(n).is_none() {
+            eprintln!("{}: no check named {n:?}", path.display());
+            return EXIT_CONFIG;
+        }
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(crate::daemon::check_once(&cfg, names, json))
+}
+
+fn run(path: &Path) -> u8 {
+    let cfg = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(crate::daemon::run(cfg)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("laxmon: {e:#}");
+            1
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! laxmon's configuration: YAML in, a typed and validated [`Config`] out.
+//!
+//! `yaml.rs` turns text into a positioned node tree, `decode.rs` turns the
+//! tree into the types below and collects every error with its
+//! `FILE:LINE:COLUMN`. The contract for hosts and checks is
+//! `shared/spec/checks.md`. Nothing here runs a check or opens a socket:
+//! a loaded `Config` is plain data.
+
+mod decode;
+pub mod duration;
+pub mod yaml;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use decode::load;
+
+/// The default configuration file when neither `--config` nor `LAXMON_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/laxmon/laxmon.yaml";
+
+/// The host name that means "the admin server itself".
+pub const LOCAL_HOST: &str = "local";
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The main file it was loaded from.
+    pub path: PathBuf,
+    /// Every file that contributed (the main file first, then includes in order).
+    pub files: Vec<PathBuf>,
+    /// Monitored hosts, in file order.
+    pub hosts: Vec<Host>,
+    /// Checks, in file order.
+    pub checks: Vec<Check>,
+    /// Where results, state changes and alarms are stored.
+    pub storage: Storage,
+    /// Engine limits and SSH settings.
+    pub engine: Engine,
+}
+
+impl Config {
+    /// The host entry of this name, if any (`local` has none).
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The check of this name, if any.
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+
+    /// The address a check on `host` connects to: the host entry's address,
+    /// `127.0.0.1` for [`LOCAL_HOST`], the name itself for an unknown host.
+    pub fn address_of(&self, host: &str) -> String {
+        if host == LOCAL_HOST {
+            return "127.0.0.1".to_string();
+        }
+        self.host(host)
+            .map(|h| h.address.clone())
+            .unwrap_or_else(|| host.to_string())
+    }
+
+    /// Loads a file and validates it; see [`load`].
+    pub fn from_file(path: &Path) -> Result<Config, ConfigErrors> {
+        load(path)
+    }
+}
+
+/// A host laxmon watches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    /// Unique name, `[A-Za-z0-9_.-]+`.
+    pub name: String,
+    /// IP address or DNS name; defaults to the name.
+    pub address: String,
+    /// SSH destination for remote init/plugin checks (`user@host` or `ssh://user@host:port`).
+    pub ssh: Option<String>,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+    /// The check that says whether the host is reachable at all (e.g. its ping).
+    /// While it is HARD CRITICAL, the host's other checks are unreachable.
+    pub host_check: Option<String>,
+}
+
+/// One configured check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// Unique name.
+    pub name: String,
+    /// Host entry name, or [`LOCAL_HOST`].
+    pub host: String,
+    /// Time between runs while OK or HARD.
+    pub interval: Duration,
+    /// Time between runs while a problem is not yet confirmed (SOFT).
+    pub retry_interval: Duration,
+    /// Attempts before a problem is HARD.
+    pub max_attempts: u32,
+    /// Hard limit on one run.
+    pub timeout: Duration,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+    /// What the check does.
+    pub kind: CheckKind,
+}
+
+impl Check {
+    /// The kind's name as written in the config (`ping`, `port`, `init`, `plugin`).
+    pub fn kind_name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// Whether the check runs as an external process (and so counts against
+    /// the process limit).
+    pub fn is_external(&self) -> bool {
+        matches!(self.kind, CheckKind::Init(_) | CheckKind::Plugin { .. })
+    }
+}
+
+/// The kind-specific part of a check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckKind {
+    /// ICMP echo.
+    Ping(PingSpec),
+    /// TCP connect with optional send/expect.
+    Port(PortSpec),
+    /// LSB init script `status` or systemd unit.
+    Init(InitTarget),
+    /// A Nagios plugin; argv without a shell.
+    Plugin {
+        /// Program and arguments, `$HOSTNAME$`/`$HOSTADDRESS$` not yet expanded.
+        command: Vec<String>,
+    },
+}
+
+impl CheckKind {
+    /// The kind's name as written in the config.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckKind::Ping(_) => "ping",
+            CheckKind::Port(_) => "port",
+            CheckKind::Init(_) => "init",
+            CheckKind::Plugin { .. } => "plugin",
+        }
+    }
+}
+
+/// Settings of a ping check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PingSpec {
+    /// Echo requests per run.
+    pub count: u32,
+    /// Warning thresholds.
+    pub warn: PingThresholds,
+    /// Critical thresholds.
+    pub crit: PingThresholds,
+}
+
+/// Round-trip average and packet-loss thresholds; a threshold is reached at or above it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PingThresholds {
+    /// Round-trip average.
+    pub rta: Option<Duration>,
+    /// Packet loss in percent.
+    pub loss: Option<f64>,
+}
+
+/// Settings of a port check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortSpec {
+    /// TCP port.
+    pub port: u16,
+    /// Bytes to send after connecting.
+    pub send: Option<String>,
+    /// Text the reply must contain.
+    pub expect: Option<String>,
+    /// Response time at which the state is WARNING.
+    pub warn: Option<Duration>,
+    /// Response time at which the state is CRITICAL.
+    pub crit: Option<Duration>,
+}
+
+/// What an init check asks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InitTarget {
+    /// `SCRIPT status`, LSB exit codes.
+    Script(String),
+    /// `systemctl is-active UNIT`.
+    Unit(String),
+}
+
+/// Where laxmon keeps its data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Storage {
+    /// Embedded SQLite database at this path (relative to the working directory).
+    Sqlite(PathBuf),
+    /// PostgreSQL connection string (`postgres://...`).
+    Postgres(String),
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage::Sqlite(PathBuf::from("var/laxmon.db"))
+    }
+}
+
+/// Engine-wide limits and settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Engine {
+    /// At most this many external processes (plugins, init scripts, ssh) at once.
+    pub max_processes: usize,
+    /// How remote checks reach their hosts.
+    pub ssh: SshSettings,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            max_processes: 32,
+            ssh: SshSettings::default(),
+        }
+    }
+}
+
+/// Settings for the system `ssh` used by remote checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshSettings {
+    /// Directory for ControlMaster sockets.
+    pub control_dir: PathBuf,
+    /// `ConnectTimeout`.
+    pub connect_timeout: Duration,
+    /// `ControlPersist`: how long an idle master connection stays.
+    pub control_persist: Duration,
+    /// Extra arguments given to every `ssh` (e.g. `-i KEY`, `-o Option=value`).
+    pub options: Vec<String>,
+}
+
+impl Default for SshSettings {
+    fn default() -> Self {
+        SshSettings {
+            control_dir: std::env::temp_dir().join("laxmon-ssh"),
+            connect_timeout: Duration::from_secs(5),
+            control_persist: Duration::from_secs(300),
+            options: Vec::new(),
+        }
+    }
+}
+
+/// Defaults for the common check keys (`defaults:` block).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CheckDefaults {
+    /// Default `interval`.
+    pub interval: Duration,
+    /// Default `retry_interval`.
+    pub retry_interval: Duration,
+    /// Default `max_attempts`.
+    pub max_attempts: u32,
+    /// Default `timeout`.
+    pub timeout: Duration,
+}
+
+impl Default for CheckDefaults {
+    fn default() -> Self {
+        CheckDefaults {
+            interval: Duration::from_secs(60),
+            retry_interval: Duration::from_secs(10),
+            max_attempts: 3,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One configuration problem with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, 0 when the problem concerns the whole file.
+    pub line: u32,
+    /// 1-based column, 0 when the problem concerns the whole file.
+    pub column: u32,
+    /// What is wrong, naming the key and value.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
+        }
+    }
+}
+
+/// Every problem found in a configuration, in file and line order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}

@@ -1,0 +1,8 @@
+//! Test support shared by the integration tests.
+//!
+//! `pg` gives every test a fresh PostgreSQL database; `bin` runs the real
+//! `laxmon` binary. Include with `mod support;` from a test file.
+#![allow(dead_code)]
+
+pub mod bin;
+pub mod pg;
