@@ -41,8 +41,10 @@
 //! change carries 50% more weight than the oldest"). Flapping starts when the
 //! percent is `>= high` and stops when it is `<= low`; in between nothing
 //! changes (the exact comparisons of `flapping.c`). History starts as 21 OK
-//! entries, as in Nagios. Notifications are meant to be suppressed while
-//! [`Transition::flapping`] is set.
+//! entries, as in Nagios. The percent is always derived from the history,
+//! never stored, so a resumed snapshot computes exactly what it would have.
+//! Notifications are meant to be suppressed while [`Transition::flapping`]
+//! is set.
 //!
 //! # Reachability
 //!
@@ -56,10 +58,11 @@
 //! problem is seen, not confirmed), so no [`Change::HardProblem`] is opened
 //! from OK or SOFT, and the check is re-checked at its normal interval (the
 //! host check does the probing). Once the host is reachable again, a problem
-//! that persists is confirmed by attempts 2..=`max_attempts` as usual. This deviates on purpose from Nagios,
-//! which makes such a result HARD at once and only suppresses notifications:
-//! laxmon opens alarms on HARD changes, and a HARD state entered while the
-//! host was down would never open one after the host came back. A problem
+//! that persists is confirmed by attempts 2..=`max_attempts` as usual. This
+//! deviates on purpose from Nagios, which makes such a result HARD at once
+//! and only suppresses notifications: laxmon opens alarms on HARD changes,
+//! and a HARD state entered while the host was down would never open one
+//! after the host came back. A problem
 //! that was already HARD before the host went down stays HARD; its
 //! recoveries and changes between non-OK states are still reported, marked
 //! [`Transition::unreachable`].
@@ -261,7 +264,7 @@ impl Transition {
 }
 
 /// Everything the state machine remembers about one check; serializable for resuming.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CheckState {
     state: State,
@@ -272,7 +275,6 @@ pub struct CheckState {
     last_state_change: Option<DateTime<Utc>>,
     last_hard_state_change: Option<DateTime<Utc>>,
     flapping: bool,
-    percent_state_change: f64,
     /// Recorded states for flap detection, oldest first, at most [`FLAP_HISTORY_LEN`].
     flap_history: Vec<State>,
 }
@@ -296,7 +298,6 @@ impl CheckState {
             last_state_change: None,
             last_hard_state_change: None,
             flapping: false,
-            percent_state_change: 0.0,
             flap_history: vec![State::Ok; FLAP_HISTORY_LEN],
         }
     }
@@ -350,9 +351,9 @@ impl CheckState {
         self.flapping
     }
 
-    /// The weighted percent state change computed at the last recorded result.
+    /// The weighted percent state change of the flap history (computed, not stored).
     pub fn percent_state_change(&self) -> f64 {
-        self.percent_state_change
+        percent_state_change(&self.flap_history)
     }
 
     /// The states recorded for flap detection, oldest first.
@@ -401,7 +402,10 @@ impl CheckState {
                     Change::HardProblem,
                 )
             } else {
-                (status(result, StateType::Soft, attempt), Change::SoftProblem)
+                (
+                    status(result, StateType::Soft, attempt),
+                    Change::SoftProblem,
+                )
             }
         };
 
@@ -427,7 +431,7 @@ impl CheckState {
             unreachable,
             flapping: self.flapping,
             flap_change,
-            percent_state_change: self.percent_state_change,
+            percent_state_change: self.percent_state_change(),
             next_interval: if soft_problem && !unreachable {
                 IntervalKind::Retry
             } else {
@@ -451,8 +455,7 @@ impl CheckState {
             let excess = self.flap_history.len() - FLAP_HISTORY_LEN;
             self.flap_history.drain(..excess);
         }
-        let percent = percent_state_change(&self.flap_history);
-        self.percent_state_change = percent;
+        let percent = self.percent_state_change();
         if !self.flapping && percent >= thresholds.high {
             self.flapping = true;
             Some(FlapChange::Started)
@@ -496,4 +499,721 @@ pub fn percent_state_change(history: &[State]) -> f64 {
         })
         .sum();
     weighted * 100.0 / possible
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const O: State = State::Ok;
+    const W: State = State::Warning;
+    const C: State = State::Critical;
+    const U: State = State::Unknown;
+    const S: StateType = StateType::Soft;
+    const H: StateType = StateType::Hard;
+    const R: Reachability = Reachability::Reachable;
+    const X: Reachability = Reachability::Unreachable;
+
+    use Change::{HardProblem, HardRecovery, SoftProblem, SoftRecovery, Unchanged};
+
+    /// One result in, the status and change expected out.
+    type Step = (State, Reachability, State, StateType, u32, Change);
+
+    struct Scenario {
+        name: &'static str,
+        max_attempts: u32,
+        steps: &'static [Step],
+    }
+
+    fn t(n: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + n * 60, 0)
+            .single()
+            .expect("valid timestamp")
+    }
+
+    fn policy(max_attempts: u32) -> Policy {
+        Policy {
+            max_attempts,
+            ..Policy::default()
+        }
+    }
+
+    fn run(scenario: &Scenario) -> Vec<Transition> {
+        let mut cs = CheckState::new();
+        let mut out = Vec::new();
+        for (i, &(result, reach, state, state_type, attempt, change)) in
+            scenario.steps.iter().enumerate()
+        {
+            let tr = cs.apply(result, &policy(scenario.max_attempts), reach, t(i as i64));
+            let got = (
+                tr.current.state,
+                tr.current.state_type,
+                tr.current.attempt,
+                tr.change,
+            );
+            assert_eq!(
+                got,
+                (state, state_type, attempt, change),
+                "{}: step {} ({:?}, {:?})",
+                scenario.name,
+                i + 1,
+                result,
+                reach
+            );
+            assert_eq!(tr.current, cs.status(), "{}: step {}", scenario.name, i + 1);
+            assert_eq!(
+                tr.unreachable,
+                reach == X,
+                "{}: step {}",
+                scenario.name,
+                i + 1
+            );
+            let retry = state_type == S && reach == R;
+            let want = if retry {
+                IntervalKind::Retry
+            } else {
+                IntervalKind::Normal
+            };
+            assert_eq!(tr.next_interval, want, "{}: step {}", scenario.name, i + 1);
+            out.push(tr);
+        }
+        out
+    }
+
+    const SCENARIOS: &[Scenario] = &[
+        Scenario {
+            name: "one lost packet is a soft problem and a soft recovery",
+            max_attempts: 3,
+            steps: &[
+                (C, R, C, S, 1, SoftProblem),
+                (O, R, O, H, 1, SoftRecovery),
+                (O, R, O, H, 1, Unchanged),
+            ],
+        },
+        Scenario {
+            name: "max_attempts 1 is hard at once",
+            max_attempts: 1,
+            steps: &[
+                (C, R, C, H, 1, HardProblem),
+                (C, R, C, H, 1, Unchanged),
+                (W, R, W, H, 1, HardProblem),
+                (O, R, O, H, 1, HardRecovery),
+            ],
+        },
+        Scenario {
+            name: "max_attempts 0 behaves as 1",
+            max_attempts: 0,
+            steps: &[(U, R, U, H, 1, HardProblem), (O, R, O, H, 1, HardRecovery)],
+        },
+        Scenario {
+            name: "three criticals confirm a problem, ok is a hard recovery",
+            max_attempts: 3,
+            steps: &[
+                (C, R, C, S, 1, SoftProblem),
+                (C, R, C, S, 2, SoftProblem),
+                (C, R, C, H, 3, HardProblem),
+                (C, R, C, H, 3, Unchanged),
+                (O, R, O, H, 1, HardRecovery),
+                (C, R, C, S, 1, SoftProblem),
+            ],
+        },
+        Scenario {
+            name: "warning to critical while soft keeps counting",
+            max_attempts: 3,
+            steps: &[
+                (W, R, W, S, 1, SoftProblem),
+                (C, R, C, S, 2, SoftProblem),
+                (C, R, C, H, 3, HardProblem),
+            ],
+        },
+        Scenario {
+            name: "unknown counts as a problem",
+            max_attempts: 2,
+            steps: &[(U, R, U, S, 1, SoftProblem), (W, R, W, H, 2, HardProblem)],
+        },
+        Scenario {
+            name: "hard critical to warning is a hard change at once",
+            max_attempts: 3,
+            steps: &[
+                (C, R, C, S, 1, SoftProblem),
+                (C, R, C, S, 2, SoftProblem),
+                (C, R, C, H, 3, HardProblem),
+                (W, R, W, H, 3, HardProblem),
+                (W, R, W, H, 3, Unchanged),
+                (U, R, U, H, 3, HardProblem),
+                (O, R, O, H, 1, HardRecovery),
+            ],
+        },
+        Scenario {
+            name: "a soft recovery restarts the count",
+            max_attempts: 3,
+            steps: &[
+                (C, R, C, S, 1, SoftProblem),
+                (C, R, C, S, 2, SoftProblem),
+                (O, R, O, H, 1, SoftRecovery),
+                (C, R, C, S, 1, SoftProblem),
+                (C, R, C, S, 2, SoftProblem),
+                (C, R, C, H, 3, HardProblem),
+            ],
+        },
+        Scenario {
+            // The example table of Nagios Core's "State Types" page
+            // (max_check_attempts 3), with attempts as Nagios Core reports them.
+            name: "nagios state types example",
+            max_attempts: 3,
+            steps: &[
+                (C, R, C, S, 1, SoftProblem),
+                (W, R, W, S, 2, SoftProblem),
+                (C, R, C, H, 3, HardProblem),
+                (W, R, W, H, 3, HardProblem),
+                (W, R, W, H, 3, Unchanged),
+                (O, R, O, H, 1, HardRecovery),
+                (O, R, O, H, 1, Unchanged),
+                (U, R, U, S, 1, SoftProblem),
+                (O, R, O, H, 1, SoftRecovery),
+                (O, R, O, H, 1, Unchanged),
+            ],
+        },
+        Scenario {
+            name: "unreachable results never confirm a problem",
+            max_attempts: 3,
+            steps: &[
+                (C, X, C, S, 1, SoftProblem),
+                (C, X, C, S, 1, SoftProblem),
+                (C, X, C, S, 1, SoftProblem),
+                (C, X, C, S, 1, SoftProblem),
+                (C, R, C, S, 2, SoftProblem),
+                (C, R, C, H, 3, HardProblem),
+            ],
+        },
+        Scenario {
+            name: "unreachable in the middle of a soft problem restarts confirmation",
+            max_attempts: 3,
+            steps: &[
+                (C, R, C, S, 1, SoftProblem),
+                (C, R, C, S, 2, SoftProblem),
+                (C, X, C, S, 1, SoftProblem),
+                (C, R, C, S, 2, SoftProblem),
+                (C, R, C, H, 3, HardProblem),
+            ],
+        },
+        Scenario {
+            name: "unreachable with max_attempts 1 stays soft",
+            max_attempts: 1,
+            steps: &[(C, X, C, S, 1, SoftProblem), (C, R, C, H, 1, HardProblem)],
+        },
+        Scenario {
+            name: "recoveries while unreachable are reported",
+            max_attempts: 2,
+            steps: &[
+                (W, X, W, S, 1, SoftProblem),
+                (O, X, O, H, 1, SoftRecovery),
+                (C, R, C, S, 1, SoftProblem),
+                (C, R, C, H, 2, HardProblem),
+                (O, X, O, H, 1, HardRecovery),
+            ],
+        },
+        Scenario {
+            name: "a problem already hard stays hard while unreachable",
+            max_attempts: 2,
+            steps: &[
+                (W, R, W, S, 1, SoftProblem),
+                (W, R, W, H, 2, HardProblem),
+                (W, X, W, H, 2, Unchanged),
+                (C, X, C, H, 2, HardProblem),
+                (C, R, C, H, 2, Unchanged),
+            ],
+        },
+    ];
+
+    #[test]
+    fn scenarios() {
+        for scenario in SCENARIOS {
+            run(scenario);
+        }
+    }
+
+    #[test]
+    fn soft_recovery_leaves_hard_state_and_its_time_alone() {
+        let trs = run(&SCENARIOS[0]);
+        assert!(!trs.iter().any(Transition::is_hard_change));
+        assert!(trs[1].is_recovery() && trs[1].is_state_change());
+        let mut cs = CheckState::new();
+        cs.apply(C, &policy(3), R, t(1));
+        cs.apply(O, &policy(3), R, t(2));
+        assert_eq!(cs.last_hard_state(), O);
+        assert_eq!(cs.last_hard_state_change(), None);
+        assert_eq!(cs.last_state_change(), Some(t(2)));
+        assert_eq!(cs.last_check(), Some(t(2)));
+    }
+
+    #[test]
+    fn times_follow_state_and_hard_state_changes() {
+        let p = policy(2);
+        let mut cs = CheckState::new();
+        cs.apply(W, &p, R, t(1));
+        assert_eq!(
+            (cs.last_state_change(), cs.last_hard_state_change()),
+            (Some(t(1)), None)
+        );
+        cs.apply(W, &p, R, t(2));
+        assert_eq!(cs.last_hard_state(), W);
+        assert_eq!(
+            (cs.last_state_change(), cs.last_hard_state_change()),
+            (Some(t(1)), Some(t(2)))
+        );
+        cs.apply(C, &p, R, t(3));
+        assert_eq!(
+            (cs.last_state_change(), cs.last_hard_state_change()),
+            (Some(t(3)), Some(t(3)))
+        );
+        cs.apply(C, &p, R, t(4));
+        assert_eq!(
+            (cs.last_state_change(), cs.last_hard_state_change()),
+            (Some(t(3)), Some(t(3)))
+        );
+        cs.apply(O, &p, R, t(5));
+        assert_eq!(cs.last_hard_state(), O);
+        assert_eq!(
+            (cs.last_state_change(), cs.last_hard_state_change()),
+            (Some(t(5)), Some(t(5)))
+        );
+        assert_eq!(cs.last_check(), Some(t(5)));
+    }
+
+    #[test]
+    fn initial_state_is_ok_hard_attempt_one() {
+        let cs = CheckState::new();
+        assert_eq!(
+            cs.status(),
+            Status {
+                state: O,
+                state_type: H,
+                attempt: 1
+            }
+        );
+        assert_eq!(cs.last_hard_state(), O);
+        assert_eq!(cs.flap_history(), &[O; FLAP_HISTORY_LEN]);
+        assert!(!cs.is_flapping());
+        assert_eq!(cs.percent_state_change(), 0.0);
+        assert_eq!(cs.last_check(), None);
+        assert_eq!(CheckState::default(), cs);
+    }
+
+    #[test]
+    fn reachability_from_host_check() {
+        let cases = [
+            (None, R),
+            (Some((O, H)), R),
+            (Some((W, H)), R),
+            (Some((U, H)), R),
+            (Some((C, S)), R),
+            (Some((W, S)), R),
+            (Some((C, H)), X),
+        ];
+        for (host_check, want) in cases {
+            assert_eq!(
+                Reachability::from_host_check(host_check),
+                want,
+                "{host_check:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unreachable_suppresses_notifications() {
+        let mut cs = CheckState::new();
+        let tr = cs.apply(C, &policy(1), X, t(0));
+        assert!(tr.unreachable && tr.notifications_suppressed());
+        assert!(!tr.is_hard_change());
+        let tr = cs.apply(C, &policy(1), R, t(1));
+        assert!(!tr.notifications_suppressed() && tr.is_hard_change());
+    }
+
+    // Flap detection. With weights w(p) = 0.75 + p/38 for the change at
+    // position p (0 = oldest, 19 = newest) and percent = 5 * sum(w):
+    //
+    // after n alternating results on an all-OK history the changes sit at
+    // p = 20-n..=19, so percent(n) = 3.75 n + 5 n (39 - n) / 76;
+    //
+    // after 20 alternations and then m equal results the k = 20 - m changes
+    // left sit at p = 0..k, so percent(k) = 3.75 k + 5 k (k - 1) / 76.
+    fn alternating_percent(n: u32) -> f64 {
+        let n = f64::from(n);
+        3.75 * n + 5.0 * n * (39.0 - n) / 76.0
+    }
+
+    fn settling_percent(k: u32) -> f64 {
+        let k = f64::from(k);
+        3.75 * k + 5.0 * k * (k - 1.0) / 76.0
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn flap_percent_hand_computed_values() {
+        let cases: &[(f64, f64)] = &[
+            (alternating_percent(1), 6.25),
+            (alternating_percent(2), 12.368_421_052_631_579), // 5 * (1.25 + 1.25 - 1/38)
+            (alternating_percent(8), 46.315_789_473_684_21),
+            (alternating_percent(9), 51.513_157_894_736_84),
+            (alternating_percent(20), 100.0),
+            (settling_percent(7), 29.013_157_894_736_84),
+            (settling_percent(6), 24.473_684_210_526_315),
+            (settling_percent(1), 3.75),
+        ];
+        for (i, &(got, want)) in cases.iter().enumerate() {
+            assert!(close(got, want), "case {i}: {got} != {want}");
+        }
+    }
+
+    #[test]
+    fn percent_state_change_of_histories() {
+        let mut oldest = vec![C];
+        oldest.extend([O; 20]);
+        let mut newest = vec![O; 20];
+        newest.push(C);
+        let mut longer = vec![C; 5];
+        longer.extend([O; 21]);
+        let alternating: Vec<State> = (0..21).map(|i| if i % 2 == 0 { O } else { W }).collect();
+        let cases: &[(&[State], f64)] = &[
+            (&[], 0.0),
+            (&[O], 0.0),
+            (&[O; 21], 0.0),
+            (&oldest, 3.75),
+            (&newest, 6.25),
+            (&[O, C], 6.25),
+            (&[W, C, C], 5.0 * (0.75 + 18.0 / 38.0)),
+            (&longer, 0.0),
+            (&alternating, 100.0),
+        ];
+        for (history, want) in cases {
+            let got = percent_state_change(history);
+            assert!(close(got, *want), "{history:?}: {got} != {want}");
+        }
+    }
+
+    #[test]
+    fn flapping_starts_on_alternating_hard_results_and_stops_when_stable() {
+        let p = policy(1);
+        let mut cs = CheckState::new();
+        let mut minute = 0;
+        for n in 1..=20u32 {
+            let result = if n % 2 == 1 { C } else { O };
+            let tr = cs.apply(result, &p, R, t(minute));
+            minute += 1;
+            let want = alternating_percent(n);
+            assert!(
+                close(tr.percent_state_change, want),
+                "n={n}: {}",
+                tr.percent_state_change
+            );
+            assert!(close(cs.percent_state_change(), want));
+            let flap_change = if n == 9 {
+                Some(FlapChange::Started)
+            } else {
+                None
+            };
+            assert_eq!(tr.flap_change, flap_change, "n={n}");
+            assert_eq!(tr.flapping, n >= 9, "n={n}");
+            assert_eq!(tr.notifications_suppressed(), n >= 9, "n={n}");
+        }
+        // The 20th result was OK; stay OK.
+        for m in 1..=20u32 {
+            let tr = cs.apply(O, &p, R, t(minute));
+            minute += 1;
+            let want = settling_percent(20 - m);
+            assert!(
+                close(tr.percent_state_change, want),
+                "m={m}: {}",
+                tr.percent_state_change
+            );
+            let flap_change = if m == 14 {
+                Some(FlapChange::Stopped)
+            } else {
+                None
+            };
+            assert_eq!(tr.flap_change, flap_change, "m={m}");
+            assert_eq!(tr.flapping, m < 14, "m={m}");
+        }
+        assert_eq!(cs.percent_state_change(), 0.0);
+    }
+
+    #[test]
+    fn flap_thresholds_compare_inclusively() {
+        // One change at the newest position is exactly 6.25%.
+        let p = Policy {
+            max_attempts: 1,
+            flap: FlapThresholds {
+                low: 3.75,
+                high: 6.25,
+            },
+        };
+        let mut cs = CheckState::new();
+        let tr = cs.apply(C, &p, R, t(0));
+        assert_eq!(
+            (tr.flap_change, tr.flapping),
+            (Some(FlapChange::Started), true)
+        );
+        // Nineteen more CRITICALs push the change to the oldest position: 3.75%.
+        for i in 1..19 {
+            let tr = cs.apply(C, &p, R, t(i));
+            assert_eq!((tr.flap_change, tr.flapping), (None, true), "i={i}");
+        }
+        let tr = cs.apply(C, &p, R, t(19));
+        assert!(close(tr.percent_state_change, 3.75));
+        assert_eq!(
+            (tr.flap_change, tr.flapping),
+            (Some(FlapChange::Stopped), false)
+        );
+        let tr = cs.apply(C, &p, R, t(20));
+        assert_eq!((tr.percent_state_change, tr.flap_change), (0.0, None));
+    }
+
+    #[test]
+    fn soft_problems_are_not_recorded_for_flap_detection() {
+        // As in Nagios: only HARD states and soft recoveries enter the
+        // history, so lost packets that never confirm cannot flap.
+        let p = policy(3);
+        let mut cs = CheckState::new();
+        for i in 0..40 {
+            let result = if i % 2 == 0 { C } else { O };
+            let tr = cs.apply(result, &p, R, t(i));
+            assert_eq!(
+                (tr.percent_state_change, tr.flapping),
+                (0.0, false),
+                "i={i}"
+            );
+        }
+        assert_eq!(cs.flap_history(), &[O; FLAP_HISTORY_LEN]);
+    }
+
+    #[test]
+    fn flapping_holds_while_soft() {
+        let mut cs = CheckState::new();
+        for i in 0..10 {
+            cs.apply(if i % 2 == 0 { C } else { O }, &policy(1), R, t(i));
+        }
+        assert!(cs.is_flapping());
+        let before = (cs.percent_state_change(), cs.flap_history().to_vec());
+        let tr = cs.apply(C, &policy(3), R, t(10));
+        assert_eq!(tr.current.state_type, S);
+        assert!(tr.flapping && tr.flap_change.is_none());
+        assert_eq!(
+            (cs.percent_state_change(), cs.flap_history().to_vec()),
+            before
+        );
+    }
+
+    #[test]
+    fn serde_round_trip_resumes_exactly() {
+        let p = policy(3);
+        let inputs = [C, C, O, C, W, C, C, U, O, O, C, C, C, W, O];
+        let mut a = CheckState::new();
+        for (i, &r) in inputs.iter().take(7).enumerate() {
+            a.apply(r, &p, R, t(i as i64));
+        }
+        let json = serde_json::to_string(&a).expect("serialize");
+        let mut b: CheckState = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(a, b);
+        for (i, &r) in inputs.iter().enumerate().skip(7) {
+            let ta = a.apply(r, &p, R, t(i as i64));
+            let tb = b.apply(r, &p, R, t(i as i64));
+            assert_eq!(ta, tb, "step {i}");
+        }
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn serde_shape_and_defaults() {
+        let mut cs = CheckState::new();
+        cs.apply(W, &policy(3), R, t(0));
+        let v = serde_json::to_value(&cs).expect("serialize");
+        assert_eq!(v["state"], "WARNING");
+        assert_eq!(v["state_type"], "SOFT");
+        assert_eq!(v["attempt"], 1);
+        assert_eq!(v["last_hard_state"], "OK");
+        assert_eq!(
+            v["flap_history"].as_array().map(Vec::len),
+            Some(FLAP_HISTORY_LEN)
+        );
+        // A snapshot missing fields resumes with the initial values for them.
+        let partial: CheckState = serde_json::from_str(
+            r#"{"state":"CRITICAL","state_type":"HARD","attempt":3,"last_hard_state":"CRITICAL"}"#,
+        )
+        .expect("deserialize");
+        assert_eq!(
+            partial.status(),
+            Status {
+                state: C,
+                state_type: H,
+                attempt: 3
+            }
+        );
+        assert_eq!(partial.flap_history(), &[O; FLAP_HISTORY_LEN]);
+        let empty: CheckState = serde_json::from_str("{}").expect("deserialize");
+        assert_eq!(empty, CheckState::new());
+        let tr = {
+            let mut t2 = Transition {
+                previous: cs.status(),
+                current: cs.status(),
+                change: SoftProblem,
+                unreachable: false,
+                flapping: false,
+                flap_change: Some(FlapChange::Started),
+                percent_state_change: 0.0,
+                next_interval: IntervalKind::Retry,
+            };
+            t2.current.state_type = H;
+            serde_json::to_value(t2).expect("serialize")
+        };
+        assert_eq!(tr["change"], "soft_problem");
+        assert_eq!(tr["flap_change"], "started");
+        assert_eq!(tr["next_interval"], "retry");
+        assert_eq!(tr["current"]["state_type"], "HARD");
+    }
+
+    /// A small deterministic generator (64-bit LCG, Knuth's constants).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u32 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) as u32
+        }
+
+        fn below(&mut self, n: u32) -> u32 {
+            self.next() % n
+        }
+    }
+
+    #[test]
+    fn invariants_hold_on_pseudo_random_sequences() {
+        let mut rng = Lcg(0x1a5_c0de);
+        for run in 0..400 {
+            let max = 1 + rng.below(5);
+            let flap = FlapThresholds {
+                low: f64::from(rng.below(40)),
+                high: f64::from(40 + rng.below(40)),
+            };
+            let p = Policy {
+                max_attempts: max,
+                flap,
+            };
+            // Some runs never lose the host; others lose it now and then.
+            let unreachable_odds = [0, 0, 5, 30][run % 4];
+            // Some runs are mostly OK, some mostly failing.
+            let ok_odds = [20, 50, 80][run % 3];
+            let mut cs = CheckState::new();
+            // Non-OK results in a row; every one but the first must have been reachable.
+            let mut confirmed = 0u32;
+            let mut hard = O;
+            let mut flapping = false;
+            for step in 0..300 {
+                let result = if rng.below(100) < ok_odds {
+                    O
+                } else {
+                    [W, C, U][rng.below(3) as usize]
+                };
+                let reach = if rng.below(100) < unreachable_odds {
+                    X
+                } else {
+                    R
+                };
+                confirmed = match (result, reach) {
+                    (O, _) => 0,
+                    (_, R) => confirmed + 1,
+                    (_, X) => 1,
+                };
+                let prev = cs.status();
+                let tr = cs.apply(result, &p, reach, t(step));
+                let cur = tr.current;
+                let ctx = format!(
+                    "run {run} step {step} max {max}: {prev:?} + {result:?} {reach:?} -> {tr:?}"
+                );
+
+                assert_eq!(tr.previous, prev, "{ctx}");
+                assert_eq!(cur, cs.status(), "{ctx}");
+                assert_eq!(cur.state, result, "{ctx}");
+                assert!((1..=max).contains(&cur.attempt), "{ctx}");
+                if cur.state == O {
+                    assert_eq!((cur.state_type, cur.attempt), (H, 1), "{ctx}");
+                }
+                match cur.state_type {
+                    S => {
+                        assert_ne!(cur.state, O, "{ctx}");
+                        assert_eq!(cur.attempt, confirmed, "{ctx}");
+                        if reach == R {
+                            assert!(cur.attempt < max, "{ctx}");
+                        }
+                    }
+                    H if cur.state != O => {
+                        assert_eq!(cur.attempt, max, "{ctx}");
+                        let was_hard_problem = prev.state != O && prev.state_type == H;
+                        // HARD non-OK only after max_attempts confirmed non-OKs or from another HARD problem.
+                        assert!(was_hard_problem || confirmed >= max, "{ctx}");
+                        if !was_hard_problem {
+                            assert_eq!(reach, R, "{ctx}");
+                        }
+                    }
+                    H => {}
+                }
+                // A hard change is exactly a change of the last hard state.
+                let new_hard = cs.last_hard_state();
+                assert_eq!(tr.is_hard_change(), new_hard != hard, "{ctx}");
+                hard = new_hard;
+                if cur.state_type == H {
+                    assert_eq!(new_hard, cur.state, "{ctx}");
+                }
+                assert_eq!(
+                    tr.change == Unchanged,
+                    prev.state == cur.state
+                        && prev.state_type == cur.state_type
+                        && cur.state_type == H,
+                    "{ctx}"
+                );
+                assert_eq!(tr.unreachable, reach == X, "{ctx}");
+                let retry = cur.state_type == S && reach == R;
+                assert_eq!(tr.next_interval == IntervalKind::Retry, retry, "{ctx}");
+
+                // Flap detection.
+                assert!(
+                    (0.0..=100.0 + 1e-9).contains(&tr.percent_state_change),
+                    "{ctx}"
+                );
+                assert_eq!(cs.flap_history().len(), FLAP_HISTORY_LEN, "{ctx}");
+                assert!(
+                    close(
+                        tr.percent_state_change,
+                        percent_state_change(cs.flap_history())
+                    ),
+                    "{ctx}"
+                );
+                match tr.flap_change {
+                    Some(FlapChange::Started) => {
+                        assert!(!flapping && tr.percent_state_change >= flap.high, "{ctx}")
+                    }
+                    Some(FlapChange::Stopped) => {
+                        assert!(flapping && tr.percent_state_change <= flap.low, "{ctx}")
+                    }
+                    None => assert_eq!(tr.flapping, flapping, "{ctx}"),
+                }
+                flapping = tr.flapping;
+                assert_eq!(cs.is_flapping(), flapping, "{ctx}");
+
+                // Resuming from a snapshot at any point changes nothing.
+                if step % 37 == 0 {
+                    let json = serde_json::to_string(&cs).expect("serialize");
+                    let back: CheckState = serde_json::from_str(&json).expect("deserialize");
+                    assert_eq!(back, cs, "{ctx}");
+                }
+            }
+        }
+    }
 }
