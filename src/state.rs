@@ -189,11 +189,11 @@ pub enum IntervalKind {
 pub enum Change {
     /// Same state, same type: OK stays OK, or a HARD problem persists.
     Unchanged,
-    /// A SOFT non-OK result: first detection, a retry, or a change between non-OK states while SOFT.
+    /// A SOFT non-OK result: first detection, a retry, or another non-OK state while SOFT.
     SoftProblem,
     /// OK after a SOFT problem: the problem was never confirmed and the last hard state stays OK.
     SoftRecovery,
-    /// A HARD non-OK state was entered: attempts reached `max_attempts`, or a HARD problem changed state.
+    /// A HARD non-OK state was entered: `max_attempts` reached, or a HARD problem changed state.
     HardProblem,
     /// OK after a HARD problem.
     HardRecovery,
@@ -1156,7 +1156,8 @@ mod tests {
                     H if cur.state != O => {
                         assert_eq!(cur.attempt, max, "{ctx}");
                         let was_hard_problem = prev.state != O && prev.state_type == H;
-                        // HARD non-OK only after max_attempts confirmed non-OKs or from another HARD problem.
+                        // HARD non-OK only after max_attempts confirmed non-OKs
+                        // or from another HARD problem.
                         assert!(was_hard_problem || confirmed >= max, "{ctx}");
                         if !was_hard_problem {
                             assert_eq!(reach, R, "{ctx}");
