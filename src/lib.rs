@@ -4,8 +4,9 @@
 //! see ARCHITECTURE.md for the map and the invariants.
 
 pub mod checks;
-pub mod config;
 pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod logging;
 pub mod schedule;
-pub mod daemon;
+pub mod state;
