@@ -40,7 +40,13 @@ struct GlobalArgs {
     #[arg(long, short = 'c', global = true, env = "LAXMON_CONFIG", default_value = config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
     config: PathBuf,
     /// Log line format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text", value_name = "FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
     log_format: LogFormat,
     /// Log level or filter (error, warn, info, debug, trace, or e.g. laxmon=debug); overrides RUST_LOG.
     #[arg(long, global = true, value_name = "LEVEL")]
@@ -50,10 +56,14 @@ struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the daemon: schedule every check, keep states, store results, raise alarms.
-    #[command(after_help = "Example:\n  laxmon run --config /etc/laxmon/laxmon.yaml --log-format json\n\nStops cleanly on SIGTERM or SIGINT: running checks finish within their timeout.")]
+    #[command(
+        after_help = "Example:\n  laxmon run --config /etc/laxmon/laxmon.yaml --log-format json\n\nStops cleanly on SIGTERM or SIGINT: running checks finish within their timeout."
+    )]
     Run,
     /// Run checks once, now, and print their results (a Nagios plugin itself).
-    #[command(after_help = "Examples:\n  laxmon check --config config/laxmon.yaml\n  laxmon check --config config/laxmon.yaml demo-ssh-port --json\n\nExit status is the worst state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; 64 for a bad configuration.")]
+    #[command(
+        after_help = "Examples:\n  laxmon check --config config/laxmon.yaml\n  laxmon check --config config/laxmon.yaml demo-ssh-port --json\n\nExit status is the worst state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; 64 for a bad configuration."
+    )]
     Check {
         /// Checks to run (all when none is named).
         #[arg(value_name = "NAME")]
@@ -70,7 +80,9 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Load and validate the configuration; print every error as FILE:LINE:COLUMN: message.
-    #[command(after_help = "Example:\n  laxmon config check --config /etc/laxmon/laxmon.yaml\n\nExit status: 0 when valid, 64 with every error on stderr.")]
+    #[command(
+        after_help = "Example:\n  laxmon config check --config /etc/laxmon/laxmon.yaml\n\nExit status: 0 when valid, 64 with every error on stderr."
+    )]
     Check,
 }
 

@@ -44,7 +44,9 @@ pub struct CheckResult {
 impl CheckResult {
     /// Start lateness: actual start minus planned start (never negative).
     pub fn lateness(&self) -> Duration {
-        (self.started - self.planned).to_std().unwrap_or(Duration::ZERO)
+        (self.started - self.planned)
+            .to_std()
+            .unwrap_or(Duration::ZERO)
     }
 
     /// The state after this result.
@@ -76,7 +78,8 @@ impl Clock {
     }
 
     fn wall(&self, at: Instant) -> DateTime<Utc> {
-        let d = chrono::Duration::from_std(at.saturating_duration_since(self.instant)).unwrap_or_default();
+        let d = chrono::Duration::from_std(at.saturating_duration_since(self.instant))
+            .unwrap_or_default();
         self.wall + d
     }
 }
@@ -191,10 +194,18 @@ impl Scheduler {
 
     /// Runs until `shutdown` resolves, sending every result to `results`; then
     /// waits for the runs in flight and sends their results too.
-    pub async fn run(mut self, results: mpsc::UnboundedSender<CheckResult>, shutdown: impl std::future::Future<Output = ()>) {
+    pub async fn run(
+        mut self,
+        results: mpsc::UnboundedSender<CheckResult>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
-        let mut due: BinaryHeap<Reverse<(Instant, usize)>> =
-            self.slots.iter().enumerate().map(|(i, s)| Reverse((s.planned, i))).collect();
+        let mut due: BinaryHeap<Reverse<(Instant, usize)>> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Reverse((s.planned, i)))
+            .collect();
         let mut in_flight = 0usize;
         tokio::pin!(shutdown);
         loop {
@@ -245,7 +256,11 @@ impl Scheduler {
         let runner = Arc::clone(&self.runner);
         tokio::spawn(async move {
             let run = runner.run(&check).await;
-            let _ = done.send(Finished { index, planned, run });
+            let _ = done.send(Finished {
+                index,
+                planned,
+                run,
+            });
         });
     }
 
@@ -259,7 +274,8 @@ impl Scheduler {
             max_attempts: check.max_attempts,
             ..Policy::default()
         };
-        let transition = self.states[done.index].apply(done.run.output.state, &policy, reach, done.run.started);
+        let transition =
+            self.states[done.index].apply(done.run.output.state, &policy, reach, done.run.started);
         CheckResult {
             check: check.name.clone(),
             host: check.host.clone(),
@@ -345,10 +361,19 @@ pub async fn check_once(config: &Config, names: &[String], json: bool) -> u8 {
             }
         }
     } else {
-        let width = runs.iter().map(|(c, _)| c.name.len()).max().unwrap_or(4).max(4);
+        let width = runs
+            .iter()
+            .map(|(c, _)| c.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
         for (c, r) in &runs {
-            let perf = crate::plugin_output::format_perfdata(&r.output.perfdata);
-            let perf = if perf.is_empty() { String::new() } else { format!(" | {perf}") };
+            let perf = crate::checks::format_perfdata(&r.output.perfdata);
+            let perf = if perf.is_empty() {
+                String::new()
+            } else {
+                format!(" | {perf}")
+            };
             println!(
                 "{:width$}  {:8}  {:>8.1}ms  {}{}",
                 c.name,

@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod logging;
+pub mod plugin_output;
 pub mod schedule;
 pub mod state;

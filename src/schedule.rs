@@ -37,7 +37,13 @@ pub struct Slot {
 impl Slot {
     /// The slot of check `index` out of `count`: first runs spread evenly over
     /// one interval from `start`, so that no two checks start together.
-    pub fn spread(start: Instant, index: usize, count: usize, interval: Duration, retry_interval: Duration) -> Slot {
+    pub fn spread(
+        start: Instant,
+        index: usize,
+        count: usize,
+        interval: Duration,
+        retry_interval: Duration,
+    ) -> Slot {
         let count = count.max(1) as u128;
         let offset_ns = interval.as_nanos() * (index as u128 % count) / count;
         let anchor = start + Duration::from_nanos(offset_ns.min(u64::MAX as u128) as u64);
@@ -63,7 +69,10 @@ impl Slot {
             Cadence::Retry => (self.planned + self.retry_interval).max(finished),
             Cadence::Normal => {
                 let step = self.interval.as_nanos().max(1);
-                let since_anchor = self.planned.saturating_duration_since(self.anchor).as_nanos();
+                let since_anchor = self
+                    .planned
+                    .saturating_duration_since(self.anchor)
+                    .as_nanos();
                 let mut k = since_anchor / step + 1;
                 let not_before = finished.saturating_duration_since(self.anchor).as_nanos();
                 if self.anchor + nanos(k * step) < finished {
@@ -105,7 +114,13 @@ mod tests {
         assert_eq!(slot.planned - t0, 30 * S);
         // a run that took 2 s does not shift the next start
         assert_eq!(slot.next(Cadence::Normal, t0 + 32 * S) - t0, 90 * S);
-        assert_eq!(slot.next(Cadence::Normal, t0 + 90 * S + 100 * Duration::from_millis(1)) - t0, 150 * S);
+        assert_eq!(
+            slot.next(
+                Cadence::Normal,
+                t0 + 90 * S + 100 * Duration::from_millis(1)
+            ) - t0,
+            150 * S
+        );
         assert_eq!(slot.skipped, 0);
     }
 

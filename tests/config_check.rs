@@ -49,13 +49,27 @@ fn the_example_config_is_valid() {
 
 #[test]
 fn unknown_top_level_key() {
-    assert_error("hostz: []\n", 1, 1, &["unknown key \"hostz\"", "did you mean \"hosts\""]);
+    assert_error(
+        "hostz: []\n",
+        1,
+        1,
+        &["unknown key \"hostz\"", "did you mean \"hosts\""],
+    );
 }
 
 #[test]
 fn unknown_check_key_lists_allowed_keys() {
     let yaml = format!("{HOST}checks:\n  - name: p\n    kind: port\n    host: cs1\n    port: 22\n    expekt: SSH\n");
-    assert_error(&yaml, 9, 5, &["unknown key \"expekt\"", "check \"p\" (kind port)", "expect"]);
+    assert_error(
+        &yaml,
+        9,
+        5,
+        &[
+            "unknown key \"expekt\"",
+            "check \"p\" (kind port)",
+            "expect",
+        ],
+    );
 }
 
 #[test]
@@ -66,38 +80,43 @@ fn key_of_another_kind_is_unknown() {
 
 #[test]
 fn duration_without_unit() {
-    let yaml = format!("{HOST}checks:\n  - name: p\n    kind: ping\n    host: cs1\n    interval: 60\n");
+    let yaml =
+        format!("{HOST}checks:\n  - name: p\n    kind: ping\n    host: cs1\n    interval: 60\n");
     assert_error(&yaml, 8, 15, &["interval", "60", "no unit", "60s"]);
 }
 
 #[test]
 fn duration_with_unknown_unit() {
-    let yaml = format!("{HOST}checks:\n  - name: p\n    kind: ping\n    host: cs1\n    timeout: 10sec\n");
+    let yaml =
+        format!("{HOST}checks:\n  - name: p\n    kind: ping\n    host: cs1\n    timeout: 10sec\n");
     assert_error(&yaml, 8, 14, &["timeout", "unknown unit \"sec\""]);
 }
 
 #[test]
 fn wrong_type_for_port() {
-    let yaml = format!("{HOST}checks:\n  - name: p\n    kind: port\n    host: cs1\n    port: [22]\n");
+    let yaml =
+        format!("{HOST}checks:\n  - name: p\n    kind: port\n    host: cs1\n    port: [22]\n");
     assert_error(&yaml, 8, 11, &["port must be a whole number", "a list"]);
 }
 
 #[test]
 fn port_out_of_range() {
-    let yaml = format!("{HOST}checks:\n  - name: p\n    kind: port\n    host: cs1\n    port: 70000\n");
+    let yaml =
+        format!("{HOST}checks:\n  - name: p\n    kind: port\n    host: cs1\n    port: 70000\n");
     assert_error(&yaml, 8, 11, &["port 70000 is out of range", "65535"]);
 }
 
 #[test]
 fn max_attempts_out_of_range() {
-    let yaml = format!("{HOST}checks:\n  - name: p\n    kind: ping\n    host: cs1\n    max_attempts: 0\n");
+    let yaml =
+        format!("{HOST}checks:\n  - name: p\n    kind: ping\n    host: cs1\n    max_attempts: 0\n");
     assert_error(&yaml, 8, 19, &["max_attempts 0 is out of range"]);
 }
 
 #[test]
 fn loss_out_of_range() {
     let yaml = format!("{HOST}checks:\n  - name: p\n    kind: ping\n    host: cs1\n    crit: {{rta: 500ms, loss: 160}}\n");
-    assert_error(&yaml, 8, 29, &["crit.loss 160 is out of range", "100"]);
+    assert_error(&yaml, 8, 30, &["crit.loss 160 is out of range", "100"]);
 }
 
 #[test]
@@ -122,14 +141,21 @@ fn dangling_host_reference() {
 
 #[test]
 fn remote_plugin_needs_ssh() {
-    let yaml = format!("{HOST}checks:\n  - name: d\n    kind: plugin\n    host: cs1\n    command: [check_disk]\n");
+    let yaml = format!(
+        "{HOST}checks:\n  - name: d\n    kind: plugin\n    host: cs1\n    command: [check_disk]\n"
+    );
     assert_error(&yaml, 7, 11, &["over SSH", "no `ssh:`"]);
 }
 
 #[test]
 fn unknown_kind() {
     let yaml = format!("{HOST}checks:\n  - name: p\n    kind: pong\n    host: cs1\n");
-    assert_error(&yaml, 6, 11, &["unknown kind \"pong\"", "ping, port, init, plugin"]);
+    assert_error(
+        &yaml,
+        6,
+        11,
+        &["unknown kind \"pong\"", "ping, port, init, plugin"],
+    );
 }
 
 #[test]
@@ -181,7 +207,12 @@ fn warn_above_crit() {
 
 #[test]
 fn storage_url_is_validated() {
-    assert_error("storage: mysql://x\n", 1, 10, &["storage must be sqlite:PATH or a postgres://"]);
+    assert_error(
+        "storage: mysql://x\n",
+        1,
+        10,
+        &["storage must be sqlite:PATH or a postgres://"],
+    );
 }
 
 #[test]
@@ -208,25 +239,55 @@ fn all_errors_of_a_file_come_at_once() {
 #[test]
 fn errors_in_included_files_name_that_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let main = write_file(dir.path(), "laxmon.yaml", &format!("include: [\"checks/*.yaml\"]\n{HOST}"));
-    write_file(dir.path(), "checks/a.yaml", "checks:\n  - name: a\n    kind: ping\n    host: cs1\n");
-    let b = write_file(dir.path(), "checks/b.yaml", "checks:\n  - name: a\n    kind: ping\n    host: cs1\n    count: -1\n");
+    let main = write_file(
+        dir.path(),
+        "laxmon.yaml",
+        &format!("include: [\"checks/*.yaml\"]\n{HOST}"),
+    );
+    write_file(
+        dir.path(),
+        "checks/a.yaml",
+        "checks:\n  - name: a\n    kind: ping\n    host: cs1\n",
+    );
+    let b = write_file(
+        dir.path(),
+        "checks/b.yaml",
+        "checks:\n  - name: a\n    kind: ping\n    host: cs1\n    count: -1\n",
+    );
     let out = laxmon(&["config", "check", "--config", &main]);
     assert_eq!(out.status.code(), Some(64));
     let err = stderr(&out);
-    assert!(err.contains(&format!("{b}:2:11: duplicate check name \"a\"")), "{err}");
-    assert!(err.contains(&format!("{b}:5:12: count -1 is out of range")), "{err}");
+    assert!(
+        err.contains(&format!("{b}:2:11: duplicate check name \"a\"")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{b}:5:12: count -1 is out of range")),
+        "{err}"
+    );
 }
 
 #[test]
 fn includes_are_merged_when_valid() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let main = write_file(dir.path(), "laxmon.yaml", &format!("include: checks/*.yaml\n{HOST}"));
-    write_file(dir.path(), "checks/a.yaml", "checks:\n  - name: a\n    kind: ping\n    host: cs1\n");
+    let main = write_file(
+        dir.path(),
+        "laxmon.yaml",
+        &format!("include: checks/*.yaml\n{HOST}"),
+    );
+    write_file(
+        dir.path(),
+        "checks/a.yaml",
+        "checks:\n  - name: a\n    kind: ping\n    host: cs1\n",
+    );
     write_file(dir.path(), "checks/b.yaml", "hosts:\n  - name: cs2\nchecks:\n  - name: b\n    kind: port\n    host: cs2\n    port: 22\n");
     let out = laxmon(&["config", "check", "--config", &main]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("2 hosts, 2 checks, 3 files"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("2 hosts, 2 checks, 3 files"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -258,6 +319,9 @@ fn help_texts_have_examples() {
         let out = laxmon(&args);
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         let text = stdout(&out);
-        assert!(text.contains("Example"), "{args:?} help lacks an example:\n{text}");
+        assert!(
+            text.contains("Example"),
+            "{args:?} help lacks an example:\n{text}"
+        );
     }
 }

@@ -127,3 +127,42 @@ impl CheckOutput {
         CheckOutput::new(State::Unknown, output)
     }
 }
+
+mod runner;
+pub use runner::{Run, Runner};
+
+impl fmt::Display for PerfDatum {
+    /// Formats the item as a plugin writes it: `'label'=value[UOM];[warn];[crit];[min];[max]`,
+    /// with trailing empty fields left out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = if self.label.contains([' ', '\'', '=']) {
+            format!("'{}'", self.label.replace('\'', "''"))
+        } else {
+            self.label.clone()
+        };
+        let num = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+        let mut fields = vec![
+            self.warn.clone().unwrap_or_default(),
+            self.crit.clone().unwrap_or_default(),
+            num(self.min),
+            num(self.max),
+        ];
+        while fields.last().is_some_and(|s| s.is_empty()) {
+            fields.pop();
+        }
+        write!(f, "{label}={}{}", self.value, self.uom)?;
+        for field in fields {
+            write!(f, ";{field}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Formats perfdata items as a plugin writes them, separated by spaces.
+pub fn format_perfdata(items: &[PerfDatum]) -> String {
+    items
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -94,7 +94,7 @@ struct RawConfig {
     defaults: CheckDefaults,
     hosts: Vec<RawHost>,
     checks: Vec<RawCheck>,
-    storage: Option<Storage>,
+    storage: StorageConfig,
     engine: Engine,
 }
 
@@ -556,7 +556,7 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 const MAX_ATTEMPTS: i64 = 100;
 
-fn decode_storage(file: &Path, node: &Node, errors: &mut Errors) -> Option<Storage> {
+fn storage_url(file: &Path, node: &Node, errors: &mut Errors) -> Option<Storage> {
     let s = string(file, "storage", node, errors)?;
     if let Some(path) = s.strip_prefix("sqlite:") {
         if path.is_empty() {
@@ -570,6 +570,14 @@ fn decode_storage(file: &Path, node: &Node, errors: &mut Errors) -> Option<Stora
         return Some(Storage::Sqlite(PathBuf::from(path)));
     }
     if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        if let Err(e) = s.parse::<tokio_postgres::Config>() {
+            errors.at(
+                file,
+                node.pos,
+                format!("storage URL is not a valid PostgreSQL URL: {e}"),
+            );
+            return None;
+        }
         return Some(Storage::Postgres(s));
     }
     errors.at(
@@ -578,6 +586,102 @@ fn decode_storage(file: &Path, node: &Node, errors: &mut Errors) -> Option<Stora
         "storage must be sqlite:PATH or a postgres://USER@HOST/DB URL".to_string(),
     );
     None
+}
+
+const STORAGE_KEYS: &[&str] = &[
+    "url",
+    "password_file",
+    "password_env",
+    "tls",
+    "ca_file",
+    "keep_results",
+    "keep_events",
+    "spool_dir",
+    "queue_capacity",
+];
+
+fn decode_storage(file: &Path, node: &Node, errors: &mut Errors) -> StorageConfig {
+    let mut cfg = StorageConfig::default();
+    if let Value::Str(_) = node.value {
+        if let Some(backend) = storage_url(file, node, errors) {
+            cfg.backend = backend;
+        }
+        return cfg;
+    }
+    let Some(mut map) = MapView::new(file, node, "storage", errors) else {
+        return cfg;
+    };
+    match map.take("url") {
+        Some(n) => {
+            if let Some(backend) = storage_url(file, n, errors) {
+                cfg.backend = backend;
+            }
+        }
+        None => errors.at(
+            file,
+            node.pos,
+            "storage needs `url:` (sqlite:PATH or postgres://...)",
+        ),
+    }
+    if let Some(n) = map.take("password_file") {
+        cfg.password_file = string(file, "storage.password_file", n, errors).map(PathBuf::from);
+    }
+    if let Some(n) = map.take("password_env") {
+        cfg.password_env = string(file, "storage.password_env", n, errors);
+    }
+    if let Some(n) = map.take("tls") {
+        match string(file, "storage.tls", n, errors).as_deref() {
+            Some("disable") => cfg.tls = TlsMode::Disable,
+            Some("prefer") => cfg.tls = TlsMode::Prefer,
+            Some("require") => cfg.tls = TlsMode::Require,
+            Some(other) => errors.at(
+                file,
+                n.pos,
+                format!("storage.tls {other:?} is not one of disable, prefer, require"),
+            ),
+            None => {}
+        }
+    }
+    if let Some(n) = map.take("ca_file") {
+        cfg.ca_file = string(file, "storage.ca_file", n, errors).map(PathBuf::from);
+    }
+    let day = Duration::from_secs(86400);
+    if let Some(n) = map.take("keep_results") {
+        if let Some(d) = duration_in(
+            file,
+            "storage.keep_results",
+            n,
+            Duration::from_secs(3600),
+            3650 * day,
+            errors,
+        ) {
+            cfg.keep_results = d;
+        }
+    }
+    if let Some(n) = map.take("keep_events") {
+        if let Some(d) = duration_in(
+            file,
+            "storage.keep_events",
+            n,
+            Duration::from_secs(3600),
+            3650 * day,
+            errors,
+        ) {
+            cfg.keep_events = d;
+        }
+    }
+    if let Some(n) = map.take("spool_dir") {
+        if let Some(s) = string(file, "storage.spool_dir", n, errors) {
+            cfg.spool_dir = PathBuf::from(s);
+        }
+    }
+    if let Some(n) = map.take("queue_capacity") {
+        if let Some(i) = integer(file, "storage.queue_capacity", n, 100, 100_000_000, errors) {
+            cfg.queue_capacity = i as usize;
+        }
+    }
+    map.finish("storage", STORAGE_KEYS, errors);
+    cfg
 }
 
 const ENGINE_KEYS: &[&str] = &["max_processes", "ssh"];
@@ -1196,7 +1300,7 @@ fn finish(path: &Path, files: Vec<PathBuf>, raw: RawConfig, errors: &mut Errors)
         files,
         hosts: raw.hosts.into_iter().map(|h| h.host).collect(),
         checks,
-        storage: raw.storage.unwrap_or_default(),
+        storage: raw.storage,
         engine: raw.engine,
     }
 }

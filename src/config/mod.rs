@@ -34,7 +34,7 @@ pub struct Config {
     /// Checks, in file order.
     pub checks: Vec<Check>,
     /// Where results, state changes and alarms are stored.
-    pub storage: Storage,
+    pub storage: StorageConfig,
     /// Engine limits and SSH settings.
     pub engine: Engine,
 }
@@ -189,18 +189,70 @@ pub enum InitTarget {
     Unit(String),
 }
 
-/// Where laxmon keeps its data.
+/// Which database laxmon keeps its data in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Storage {
     /// Embedded SQLite database at this path (relative to the working directory).
     Sqlite(PathBuf),
-    /// PostgreSQL connection string (`postgres://...`).
+    /// PostgreSQL connection string (`postgres://...`); the password may come
+    /// from [`StorageConfig::password_file`] or [`StorageConfig::password_env`] instead.
     Postgres(String),
 }
 
 impl Default for Storage {
     fn default() -> Self {
         Storage::Sqlite(PathBuf::from("var/laxmon.db"))
+    }
+}
+
+/// TLS to PostgreSQL (`sslmode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    /// Plain TCP.
+    #[default]
+    Disable,
+    /// TLS when the server offers it.
+    Prefer,
+    /// TLS or no connection.
+    Require,
+}
+
+/// The `storage:` section: `storage: sqlite:PATH` or `storage: {url: ..., ...}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    /// The database.
+    pub backend: Storage,
+    /// File whose first line is the PostgreSQL password.
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the PostgreSQL password.
+    pub password_env: Option<String>,
+    /// TLS mode for PostgreSQL.
+    pub tls: TlsMode,
+    /// CA certificate file (PEM) to verify the PostgreSQL server with; system roots otherwise.
+    pub ca_file: Option<PathBuf>,
+    /// Check results older than this are dropped.
+    pub keep_results: Duration,
+    /// State changes, alarms and notifications older than this are dropped.
+    pub keep_events: Duration,
+    /// Directory where results wait while the database is unreachable.
+    pub spool_dir: PathBuf,
+    /// Results held in memory before they spill to the spool file.
+    pub queue_capacity: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: Storage::default(),
+            password_file: None,
+            password_env: None,
+            tls: TlsMode::Disable,
+            ca_file: None,
+            keep_results: Duration::from_secs(30 * 86400),
+            keep_events: Duration::from_secs(400 * 86400),
+            spool_dir: PathBuf::from("var/spool"),
+            queue_capacity: 100_000,
+        }
     }
 }
 

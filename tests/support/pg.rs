@@ -27,12 +27,20 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop on a thread of its own: a test's runtime may be shutting down.
         let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 rt.block_on(async {
-                    if let Ok((client, conn)) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await {
+                    if let Ok((client, conn)) =
+                        tokio_postgres::connect(&admin, tokio_postgres::NoTls).await
+                    {
                         tokio::spawn(conn);
                         let _ = client
-                            .execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"), &[])
+                            .execute(
+                                &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                                &[],
+                            )
                             .await;
                     }
                 });
@@ -101,7 +109,11 @@ static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
 fn find_server_bin() -> PathBuf {
     let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     candidates.sort_by_key(|p| {
         p.parent()
@@ -110,7 +122,11 @@ fn find_server_bin() -> PathBuf {
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(0)
     });
-    if let Some(dir) = candidates.into_iter().rev().find(|d| d.join("initdb").exists() && d.join("pg_ctl").exists()) {
+    if let Some(dir) = candidates
+        .into_iter()
+        .rev()
+        .find(|d| d.join("initdb").exists() && d.join("pg_ctl").exists())
+    {
         return dir;
     }
     if let Ok(path) = std::env::var("PATH") {
@@ -153,7 +169,8 @@ fn run_as(cluster_user: Option<(u32, u32)>, cmd: &mut Command) -> std::process::
     if let Some((uid, gid)) = cluster_user {
         cmd.uid(uid).gid(gid);
     }
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 fn free_port() -> u16 {
@@ -164,7 +181,8 @@ fn free_port() -> u16 {
 extern "C" fn stop_cluster_at_exit() {
     if let Some(c) = CLUSTER.get() {
         let mut cmd = Command::new(c.bin.join("pg_ctl"));
-        cmd.args(["stop", "-m", "immediate", "-w", "-D"]).arg(&c.data);
+        cmd.args(["stop", "-m", "immediate", "-w", "-D"])
+            .arg(&c.data);
         let _ = run_as(c.user, &mut cmd);
         let _ = std::fs::remove_dir_all(&c.root);
     }
@@ -173,16 +191,27 @@ extern "C" fn stop_cluster_at_exit() {
 fn start_cluster() -> String {
     let bin = find_server_bin();
     let user = unprivileged_user();
-    let root = std::env::temp_dir().join(format!("laxmon-pg-{}-{}", std::process::id(), free_port()));
+    let root =
+        std::env::temp_dir().join(format!("laxmon-pg-{}-{}", std::process::id(), free_port()));
     let data = root.join("data");
     std::fs::create_dir_all(&root).expect("create the test cluster directory");
     if let Some((uid, gid)) = user {
-        std::os::unix::fs::chown(&root, Some(uid), Some(gid)).expect("chown the test cluster directory");
+        std::os::unix::fs::chown(&root, Some(uid), Some(gid))
+            .expect("chown the test cluster directory");
     }
     let out = run_as(
         user,
         Command::new(bin.join("initdb"))
-            .args(["-A", "trust", "-U", "laxmon", "-E", "UTF8", "--no-sync", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "laxmon",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
             .arg(&data)
             .env("LC_ALL", "C"),
     );
@@ -211,7 +240,12 @@ fn start_cluster() -> String {
         String::from_utf8_lossy(&out.stderr),
         std::fs::read_to_string(root.join("server.log")).unwrap_or_default()
     );
-    let _ = CLUSTER.set(Cluster { bin, data, root, user });
+    let _ = CLUSTER.set(Cluster {
+        bin,
+        data,
+        root,
+        user,
+    });
     // SAFETY: registering a plain extern "C" function with no captured state.
     unsafe {
         libc::atexit(stop_cluster_at_exit);
@@ -225,8 +259,14 @@ mod tests {
 
     #[test]
     fn replaces_database_in_urls() {
-        assert_eq!(with_database("postgres://u@h:1/postgres", "x"), "postgres://u@h:1/x");
+        assert_eq!(
+            with_database("postgres://u@h:1/postgres", "x"),
+            "postgres://u@h:1/x"
+        );
         assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
-        assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
     }
 }
