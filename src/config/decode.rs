@@ -65,12 +65,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// The collector of errors for one load.
 #[derive(Default)]
-struct Errors {
+pub(super) struct Errors {
     list: Vec<ConfigError>,
 }
 
 impl Errors {
-    fn at(&mut self, file: &Path, pos: Pos, message: impl Into<String>) {
+    pub(super) fn at(&mut self, file: &Path, pos: Pos, message: impl Into<String>) {
         self.list.push(ConfigError {
             file: file.to_path_buf(),
             line: pos.line,
@@ -127,7 +127,7 @@ fn parse_file(file: &Path, text: &str, errors: &mut Errors) -> Option<Node> {
 }
 
 /// A mapping being decoded: keys are taken one by one, the rest are unknown.
-struct MapView<'a> {
+pub(super) struct MapView<'a> {
     file: &'a Path,
     entries: Vec<(&'a str, &'a Node, &'a Node)>,
     taken: Vec<bool>,
@@ -135,7 +135,12 @@ struct MapView<'a> {
 
 impl<'a> MapView<'a> {
     /// Views `node` as a mapping named `what`; reports and returns `None` if it is not one.
-    fn new(file: &'a Path, node: &'a Node, what: &str, errors: &mut Errors) -> Option<Self> {
+    pub(super) fn new(
+        file: &'a Path,
+        node: &'a Node,
+        what: &str,
+        errors: &mut Errors,
+    ) -> Option<Self> {
         let Value::Map(entries) = &node.value else {
             errors.at(
                 file,
@@ -167,14 +172,14 @@ impl<'a> MapView<'a> {
     }
 
     /// Takes the value of `key`, if present.
-    fn take(&mut self, key: &str) -> Option<&'a Node> {
+    pub(super) fn take(&mut self, key: &str) -> Option<&'a Node> {
         let i = self.entries.iter().position(|(k, _, _)| *k == key)?;
         self.taken[i] = true;
         Some(self.entries[i].2)
     }
 
     /// Reports every key not taken as unknown, listing the keys allowed in `what`.
-    fn finish(self, what: &str, allowed: &[&str], errors: &mut Errors) {
+    pub(super) fn finish(self, what: &str, allowed: &[&str], errors: &mut Errors) {
         for (i, (key, knode, _)) in self.entries.iter().enumerate() {
             if !self.taken[i] {
                 let hint = suggestion(key, allowed)
@@ -219,7 +224,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 // ---- scalar decoders: each reports and returns None on a bad value ----
 
-fn string(file: &Path, key: &str, node: &Node, errors: &mut Errors) -> Option<String> {
+pub(super) fn string(file: &Path, key: &str, node: &Node, errors: &mut Errors) -> Option<String> {
     match &node.value {
         Value::Str(s) => Some(s.clone()),
         Value::Int(i) => Some(i.to_string()),
@@ -235,7 +240,7 @@ fn string(file: &Path, key: &str, node: &Node, errors: &mut Errors) -> Option<St
     }
 }
 
-fn name(file: &Path, key: &str, node: &Node, errors: &mut Errors) -> Option<String> {
+pub(super) fn name(file: &Path, key: &str, node: &Node, errors: &mut Errors) -> Option<String> {
     let s = string(file, key, node, errors)?;
     if s.is_empty()
         || !s
@@ -252,7 +257,12 @@ fn name(file: &Path, key: &str, node: &Node, errors: &mut Errors) -> Option<Stri
     Some(s)
 }
 
-fn duration(file: &Path, key: &str, node: &Node, errors: &mut Errors) -> Option<Duration> {
+pub(super) fn duration(
+    file: &Path,
+    key: &str,
+    node: &Node,
+    errors: &mut Errors,
+) -> Option<Duration> {
     let d = match &node.value {
         Value::Str(s) => duration::parse(s),
         Value::Int(i) => Err(format!(
@@ -276,7 +286,7 @@ fn duration(file: &Path, key: &str, node: &Node, errors: &mut Errors) -> Option<
 }
 
 /// A duration that must lie within `min..=max`.
-fn duration_in(
+pub(super) fn duration_in(
     file: &Path,
     key: &str,
     node: &Node,
@@ -301,7 +311,7 @@ fn duration_in(
     Some(d)
 }
 
-fn integer(
+pub(super) fn integer(
     file: &Path,
     key: &str,
     node: &Node,
@@ -331,7 +341,7 @@ fn integer(
     Some(i)
 }
 
-fn number(
+pub(super) fn number(
     file: &Path,
     key: &str,
     node: &Node,
@@ -365,7 +375,7 @@ fn number(
     Some(n)
 }
 
-fn string_list(file: &Path, key: &str, node: &Node, errors: &mut Errors) -> Vec<String> {
+pub(super) fn string_list(file: &Path, key: &str, node: &Node, errors: &mut Errors) -> Vec<String> {
     match &node.value {
         Value::Seq(items) => items
             .iter()
