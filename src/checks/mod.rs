@@ -127,3 +127,7 @@ impl CheckOutput {
         CheckOutput::new(State::Unknown, output)
     }
 }
+
+pub mod init;
+pub mod plugin;
+pub mod ssh;
