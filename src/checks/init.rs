@@ -34,6 +34,14 @@ impl InitTarget {
         }
     }
 
+    /// The word(s) before a program name in "not found" messages.
+    fn kind(&self) -> &'static str {
+        match self {
+            InitTarget::Script(_) => "init script",
+            InitTarget::Unit(_) => "",
+        }
+    }
+
     fn noun(&self) -> String {
         match self {
             InitTarget::Script(script) => format!("init script {script}"),
@@ -45,7 +53,7 @@ impl InitTarget {
 /// Runs the status query here or over ssh and maps the answer to a state.
 pub async fn run(target: &InitTarget, location: &Location, opts: &RunOptions) -> CheckOutput {
     let noun = location.describe(&target.noun());
-    match location.execute(&target.argv(), opts, &noun).await {
+    match location.execute(&target.argv(), opts, target.kind()).await {
         Ok(exec) => interpret(target, &exec, &noun),
         Err(out) => out,
     }

@@ -263,6 +263,15 @@ fn strip_ssh_noise(stderr: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `kind rest`, or just `rest` when there is no kind.
+fn prefixed(kind: &str, rest: &str) -> String {
+    if kind.is_empty() {
+        rest.to_string()
+    } else {
+        format!("{kind} {rest}")
+    }
+}
+
 fn first_line(text: &str) -> Option<String> {
     text.lines()
         .map(str::trim)
@@ -297,18 +306,19 @@ impl Location {
 
     /// Runs `argv` here or there; the error is already phrased as an UNKNOWN output.
     ///
-    /// `noun` names the program in messages. Remotely, exit 127/126 (the
+    /// `kind` ("plugin", "init script") prefixes messages that name the
+    /// program itself: "plugin /x not found ...". Remotely, exit 127/126 (the
     /// remote shell could not find/execute the program) become UNKNOWN here.
     pub async fn execute(
         &self,
         argv: &[String],
         opts: &RunOptions,
-        noun: &str,
+        kind: &str,
     ) -> Result<Execution, CheckOutput> {
         match self {
             Location::Local => plugin::execute(argv, opts)
                 .await
-                .map_err(|e| CheckOutput::unknown(format!("{noun} {e}"))),
+                .map_err(|e| CheckOutput::unknown(prefixed(kind, &e.to_string()))),
             Location::Ssh {
                 destination,
                 options,
@@ -324,8 +334,10 @@ impl Location {
                     _ => None,
                 };
                 if let Some(problem) = problem {
-                    let mut out =
-                        CheckOutput::unknown(format!("{noun} {program} {problem} on {host}"));
+                    let mut out = CheckOutput::unknown(prefixed(
+                        kind,
+                        &format!("{program} {problem} on {host}"),
+                    ));
                     out.long_output = exec.stderr.text().trim_end().to_string();
                     return Err(out);
                 }
@@ -346,7 +358,7 @@ impl Location {
 /// Runs a Nagios plugin here or over ssh and applies the plugin API to the result.
 pub async fn run_plugin(location: &Location, argv: &[String], opts: &RunOptions) -> CheckOutput {
     let noun = location.describe("plugin");
-    match location.execute(argv, opts, &noun).await {
+    match location.execute(argv, opts, "plugin").await {
         Ok(exec) => plugin::interpret(&exec, &noun),
         Err(out) => out,
     }
