@@ -54,8 +54,11 @@ fn run_raw(argv: &[String]) -> CheckOutput {
     plugin_output::parse_bytes(state, &out.stdout)
 }
 
+/// label, uom, warn, crit, min: the parts of a perfdata item stable between runs.
+type Shape = (String, String, Option<String>, Option<String>, Option<f64>);
+
 /// The parts of perfdata that do not change from one run to the next.
-fn shape(p: &[PerfDatum]) -> Vec<(String, String, Option<String>, Option<String>, Option<f64>)> {
+fn shape(p: &[PerfDatum]) -> Vec<Shape> {
     p.iter()
         .map(|d| {
             (
