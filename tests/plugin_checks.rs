@@ -6,7 +6,7 @@
 
 use laxmon::checks::init::{self, InitTarget};
 use laxmon::checks::plugin::{self, End, RunOptions};
-use laxmon::checks::ssh::{self, Location};
+use laxmon::checks::ssh::Location;
 use laxmon::checks::{CheckOutput, PerfDatum, State};
 use laxmon::plugin_output;
 use std::future::Future;
@@ -701,7 +701,7 @@ async fn local_init_scripts_and_plugins_through_location() {
         "{got:?}"
     );
 
-    let got = bounded(ssh::run_plugin(
+    let got = bounded(plugin::run_at(
         &Location::Local,
         &plugin("check_dummy", &["1", "local"]),
         &opts,

@@ -5,7 +5,7 @@
 //! and sshd.
 
 use laxmon::checks::init::{self, InitTarget};
-use laxmon::checks::plugin::{End, RunOptions};
+use laxmon::checks::plugin::{self, End, RunOptions};
 use laxmon::checks::ssh::{self, Location, SshOptions};
 use laxmon::checks::{CheckOutput, State};
 use std::future::Future;
@@ -193,7 +193,7 @@ async fn remote_plugin_gives_state_and_perfdata_and_reuses_the_master() {
     assert_eq!(sockets.len(), 1, "one ControlMaster socket: {sockets:?}");
     assert!(sshd.control("check"), "master answers");
 
-    let got = bounded(ssh::run_plugin(&loc, &argv, &opts)).await;
+    let got = bounded(plugin::run_at(&loc, &argv, &opts)).await;
     assert_eq!(got.state, State::Warning);
     // Every remote word arrived intact: no shell expansion on either side.
     assert_eq!(got.output, "WARNING: over ssh; it's $(fine)");
@@ -204,7 +204,7 @@ async fn remote_plugin_gives_state_and_perfdata_and_reuses_the_master() {
     assert_eq!(got.perfdata[0].crit.as_deref(), Some("2"));
 
     for state in ["0", "2", "3"] {
-        let got = bounded(ssh::run_plugin(
+        let got = bounded(plugin::run_at(
             &loc,
             &words(&[&format!("{PLUGINS}/check_dummy"), state, "x"]),
             &opts,
@@ -223,7 +223,7 @@ async fn remote_plugin_gives_state_and_perfdata_and_reuses_the_master() {
         destination: format!("ssh://root@127.0.0.1:{}", sshd.port),
         options: uri_opts,
     };
-    let got = bounded(ssh::run_plugin(
+    let got = bounded(plugin::run_at(
         &uri,
         &words(&[&format!("{PLUGINS}/check_dummy"), "0", "uri"]),
         &opts,
@@ -264,7 +264,7 @@ async fn remote_init_scripts_and_missing_programs() {
     );
     assert!(got.long_output.contains(&missing), "{got:?}");
 
-    let got = bounded(ssh::run_plugin(
+    let got = bounded(plugin::run_at(
         &loc,
         &words(&["/nonexistent/check_x", "-w", "1"]),
         &opts,
@@ -288,7 +288,7 @@ async fn remote_init_scripts_and_missing_programs() {
     );
 
     // A remote command that outlives the timeout: UNKNOWN, naming the hop.
-    let got = bounded(ssh::run_plugin(
+    let got = bounded(plugin::run_at(
         &loc,
         &words(&["/bin/sleep", "5"]),
         &RunOptions::new(Duration::from_secs(1)),
@@ -320,7 +320,7 @@ async fn unreachable_hosts_are_unknown_within_the_timeout() {
         destination: format!("ssh://root@127.0.0.1:{closed}"),
         options: opts.clone(),
     };
-    let got = bounded(ssh::run_plugin(&loc, &argv, &run)).await;
+    let got = bounded(plugin::run_at(&loc, &argv, &run)).await;
     assert_eq!(got.state, State::Unknown);
     assert!(
         got.output.starts_with("ssh to 127.0.0.1 failed: "),
@@ -343,7 +343,7 @@ async fn unreachable_hosts_are_unknown_within_the_timeout() {
         destination: format!("ssh://root@127.0.0.1:{silent_port}"),
         options: opts.clone(),
     };
-    let got = bounded(ssh::run_plugin(&loc, &argv, &run)).await;
+    let got = bounded(plugin::run_at(&loc, &argv, &run)).await;
     assert_eq!(got.state, State::Unknown);
     assert!(
         got.output.starts_with("ssh to 127.0.0.1 failed: "),
@@ -358,7 +358,7 @@ async fn unreachable_hosts_are_unknown_within_the_timeout() {
         destination: format!("ssh://root@127.0.0.1:{silent_port}"),
         options: slow,
     };
-    let got = bounded(ssh::run_plugin(
+    let got = bounded(plugin::run_at(
         &loc,
         &argv,
         &RunOptions::new(Duration::from_secs(2)),
@@ -375,7 +375,7 @@ async fn unreachable_hosts_are_unknown_within_the_timeout() {
         destination: "-oProxyCommand=touch /tmp/laxmon-pwned".into(),
         options: opts,
     };
-    let got = bounded(ssh::run_plugin(&loc, &argv, &run)).await;
+    let got = bounded(plugin::run_at(&loc, &argv, &run)).await;
     assert_eq!(got.state, State::Unknown);
     assert!(got.output.starts_with("invalid ssh destination"), "{got:?}");
     assert!(!Path::new("/tmp/laxmon-pwned").exists());

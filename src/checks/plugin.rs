@@ -25,6 +25,7 @@
 //! group member still holds our pipe (the id cannot be reused while the group
 //! exists), and the pid counter would have to wrap within the grace otherwise.
 
+use super::ssh::Location;
 use crate::checks::{CheckOutput, State};
 use crate::plugin_output;
 use std::borrow::Cow;
@@ -168,6 +169,15 @@ pub async fn run_with(argv: &[String], opts: &RunOptions) -> CheckOutput {
     match execute(argv, opts).await {
         Ok(exec) => interpret(&exec, "plugin"),
         Err(e) => CheckOutput::unknown(format!("plugin {e}")),
+    }
+}
+
+/// Runs a plugin here or over ssh ([`Location`]) and applies the plugin API to the result.
+pub async fn run_at(location: &Location, argv: &[String], opts: &RunOptions) -> CheckOutput {
+    let noun = location.describe("plugin");
+    match location.execute(argv, opts, "plugin").await {
+        Ok(exec) => interpret(&exec, &noun),
+        Err(out) => out,
     }
 }
 

@@ -355,15 +355,6 @@ impl Location {
     }
 }
 
-/// Runs a Nagios plugin here or over ssh and applies the plugin API to the result.
-pub async fn run_plugin(location: &Location, argv: &[String], opts: &RunOptions) -> CheckOutput {
-    let noun = location.describe("plugin");
-    match location.execute(argv, opts, "plugin").await {
-        Ok(exec) => plugin::interpret(&exec, &noun),
-        Err(out) => out,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
