@@ -128,7 +128,11 @@ impl CheckOutput {
     }
 }
 
+pub mod init;
+pub mod plugin;
 mod runner;
+pub mod ssh;
+
 pub use runner::{Run, Runner};
 
 impl fmt::Display for PerfDatum {

@@ -4,10 +4,17 @@
 //! The runner never decides states beyond what a check reports and never
 //! touches the store; it is shared by `laxmon check` and the scheduler.
 
-use super::CheckOutput;
-use crate::config::{Check, Config};
+use super::ping::{PingCheck, Pinger};
+use super::plugin::{self, RunOptions};
+use super::port::PortCheck;
+use super::ssh::{Location, SshOptions};
+use super::{init, ping, port, CheckOutput};
+use crate::config::{Check, CheckKind, Config, LOCAL_HOST};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OnceCell, Semaphore};
 
 /// One run of a check: what it said, when it really started and how long it took.
 #[derive(Debug, Clone)]
@@ -20,24 +27,150 @@ pub struct Run {
     pub duration: Duration,
 }
 
-/// Runs checks of any kind; cheap to share behind an `Arc`.
-pub struct Runner {}
+/// Where a host is and how to reach it, as the runner needs it.
+#[derive(Debug, Clone)]
+struct HostInfo {
+    address: String,
+    ssh: Option<String>,
+}
+
+/// Runs checks of any kind; share it behind an `Arc`.
+///
+/// Holds the one ICMP client all ping checks share (opened at the first ping)
+/// and the semaphore that bounds external processes.
+pub struct Runner {
+    hosts: HashMap<String, HostInfo>,
+    processes: Arc<Semaphore>,
+    ssh: SshOptions,
+    pinger: OnceCell<Result<Pinger, String>>,
+}
 
 impl Runner {
     /// A runner for the checks of `config`.
-    pub fn new(_config: &Config) -> Runner {
-        Runner {}
+    pub fn new(config: &Config) -> Runner {
+        let hosts = config
+            .hosts
+            .iter()
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    HostInfo {
+                        address: h.address.clone(),
+                        ssh: h.ssh.clone(),
+                    },
+                )
+            })
+            .collect();
+        let s = &config.engine.ssh;
+        Runner {
+            hosts,
+            processes: Arc::new(Semaphore::new(config.engine.max_processes.max(1))),
+            ssh: SshOptions {
+                control_dir: s.control_dir.clone(),
+                connect_timeout: s.connect_timeout,
+                control_persist: s.control_persist,
+                extra_args: s.options.clone(),
+            },
+            pinger: OnceCell::new(),
+        }
     }
 
-    /// Runs `check` once.
+    /// Runs `check` once. External checks first wait for a process slot;
+    /// `started` is when the check really began.
     pub async fn run(&self, check: &Check) -> Run {
+        let _permit = if check.is_external() {
+            // The semaphore is never closed, so acquiring only fails if it were.
+            self.processes.acquire().await.ok()
+        } else {
+            None
+        };
         let started = Utc::now();
         let t = std::time::Instant::now();
-        let output = CheckOutput::unknown(format!("kind {} is being wired", check.kind_name()));
+        let output = self.run_kind(check).await;
         Run {
             output,
             started,
             duration: t.elapsed(),
+        }
+    }
+
+    fn address(&self, host: &str) -> String {
+        if host == LOCAL_HOST {
+            return "127.0.0.1".to_string();
+        }
+        self.hosts
+            .get(host)
+            .map(|h| h.address.clone())
+            .unwrap_or_else(|| host.to_string())
+    }
+
+    fn location(&self, host: &str) -> Result<Location, CheckOutput> {
+        if host == LOCAL_HOST {
+            return Ok(Location::Local);
+        }
+        match self.hosts.get(host).and_then(|h| h.ssh.clone()) {
+            Some(destination) => Ok(Location::Ssh {
+                destination,
+                options: self.ssh.clone(),
+            }),
+            None => Err(CheckOutput::unknown(format!(
+                "host {host} has no ssh destination to run this check on"
+            ))),
+        }
+    }
+
+    async fn pinger(&self) -> Result<&Pinger, String> {
+        self.pinger
+            .get_or_init(|| async { Pinger::new().map_err(|e| e.to_string()) })
+            .await
+            .as_ref()
+            .map_err(|e| e.clone())
+    }
+
+    async fn run_kind(&self, check: &Check) -> CheckOutput {
+        let opts = RunOptions::new(check.timeout);
+        match &check.kind {
+            CheckKind::Port(spec) => {
+                let pc = PortCheck {
+                    address: self.address(&check.host),
+                    port: spec.port,
+                    send: spec.send.clone(),
+                    expect: spec.expect.clone(),
+                    warn: spec.warn,
+                    crit: spec.crit,
+                    timeout: check.timeout,
+                };
+                port::run(&pc).await
+            }
+            CheckKind::Ping(spec) => {
+                let pinger = match self.pinger().await {
+                    Ok(p) => p,
+                    Err(e) => return CheckOutput::unknown(e),
+                };
+                let mut pc = PingCheck::new(self.address(&check.host));
+                pc.count = spec.count;
+                pc.timeout = check.timeout;
+                pc.warn = ping::PingThresholds {
+                    rta: spec.warn.rta,
+                    loss: spec.warn.loss.map(|l| l.round().clamp(0.0, 100.0) as u8),
+                };
+                pc.crit = ping::PingThresholds {
+                    rta: spec.crit.rta,
+                    loss: spec.crit.loss.map(|l| l.round().clamp(0.0, 100.0) as u8),
+                };
+                ping::run(pinger, &pc).await
+            }
+            CheckKind::Init(target) => match self.location(&check.host) {
+                Ok(location) => init::run(target, &location, &opts).await,
+                Err(out) => out,
+            },
+            CheckKind::Plugin { command } => {
+                let argv = plugin::expand_macros(command, &check.host, &self.address(&check.host));
+                match self.location(&check.host) {
+                    Ok(location) => plugin::run_at(&location, &argv, &opts).await,
+                    Err(out) => out,
+                }
+            }
         }
     }
 }

@@ -1,0 +1,748 @@
+//! Runs check programs (Nagios plugins, init scripts, `ssh`) as child processes.
+//!
+//! [`execute`] is the one place that spawns and supervises a check process:
+//! no shell, stdin from `/dev/null`, stdout and stderr captured up to a cap
+//! (the rest is read and thrown away so the child never blocks on a full
+//! pipe), its own process group so a timeout can kill the whole tree, and the
+//! child always reaped. [`run`]/[`run_with`] add the plugin API meaning of
+//! the result; `init` and `ssh` give the same [`Execution`] their own meaning.
+//!
+//! This module must never run a shell, never leave a process of a finished
+//! check running while it still holds our pipes, never leave a zombie, and
+//! never wait on a plugin longer than its timeout plus the short graces in
+//! [`RunOptions`].
+//!
+//! Output policy: stdout is what the plugin API defines and what is parsed.
+//! stderr is parsed in its place only when stdout is blank, and is appended
+//! to the long output when the run ended abnormally (bad exit code, signal,
+//! timeout); otherwise it is ignored, as Nagios does.
+//!
+//! Leftover policy: when the plugin exits but something it started still
+//! holds stdout or stderr open, we wait [`RunOptions::pipe_grace`] and then
+//! SIGKILL the plugin's process group. Children that closed our pipes (or
+//! left the group with `setsid`) are left alone. The process group id is the
+//! plugin's pid; signalling it after the plugin was reaped is safe while a
+//! group member still holds our pipe (the id cannot be reused while the group
+//! exists), and the pid counter would have to wrap within the grace otherwise.
+
+use super::ssh::Location;
+use crate::checks::{CheckOutput, State};
+use crate::plugin_output;
+use std::borrow::Cow;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, Command};
+use tokio::time::{sleep_until, Instant};
+
+/// Bytes of stdout (and, separately, of stderr) kept by default; more is read and discarded.
+pub const DEFAULT_OUTPUT_CAP: usize = 64 * 1024;
+
+/// How to supervise one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Wall-clock limit for the plugin itself; then its process group gets SIGTERM.
+    pub timeout: Duration,
+    /// Bytes kept of stdout and of stderr each.
+    pub output_cap: usize,
+    /// Time between SIGTERM and SIGKILL after a timeout.
+    pub kill_grace: Duration,
+    /// Time the plugin's leftovers may keep its pipes open after it exited.
+    pub pipe_grace: Duration,
+}
+
+impl RunOptions {
+    /// Options with the given timeout and default cap (64 KiB) and graces (1 s, 500 ms).
+    pub fn new(timeout: Duration) -> RunOptions {
+        RunOptions {
+            timeout,
+            output_cap: DEFAULT_OUTPUT_CAP,
+            kill_grace: Duration::from_secs(1),
+            pipe_grace: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why a command could not be started (or supervised).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The argument vector is empty.
+    #[error("empty command: nothing to run")]
+    EmptyCommand,
+    /// The program does not exist.
+    #[error("{program} not found (no such file or directory)")]
+    NotFound {
+        /// The program as configured.
+        program: String,
+    },
+    /// The program exists but its `#!` interpreter does not.
+    #[error("{program} exists but its interpreter (the #! line) was not found")]
+    InterpreterNotFound {
+        /// The program as configured.
+        program: String,
+    },
+    /// The program exists but may not be executed.
+    #[error("{program} is not executable (permission denied)")]
+    NotExecutable {
+        /// The program as configured.
+        program: String,
+    },
+    /// Any other failure to start the program.
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        /// The program as configured.
+        program: String,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// Waiting for the program failed (should not happen).
+    #[error("cannot wait for {program}: {source}")]
+    Wait {
+        /// The program as configured.
+        program: String,
+        /// What the OS said.
+        source: io::Error,
+    },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The program exited with this code.
+    Exited(i32),
+    /// The program was killed by this signal (not by us).
+    Signaled(i32),
+    /// The program ran longer than the timeout and its group was killed.
+    TimedOut(Duration),
+}
+
+/// One captured stream: the kept bytes and how many were read in total.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Captured {
+    /// The first `output_cap` bytes.
+    pub bytes: Vec<u8>,
+    /// Every byte read, kept or not.
+    pub total: u64,
+}
+
+impl Captured {
+    /// Whether bytes were discarded because of the cap.
+    pub fn truncated(&self) -> bool {
+        self.total > self.bytes.len() as u64
+    }
+
+    /// The kept bytes as text, invalid UTF-8 replaced.
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
+    }
+
+    /// Whether nothing but whitespace was captured.
+    pub fn is_blank(&self) -> bool {
+        self.bytes.iter().all(u8::is_ascii_whitespace)
+    }
+}
+
+/// What one supervised run produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    /// The child's pid, which is also its process group id.
+    pub pid: u32,
+    /// How it ended.
+    pub end: End,
+    /// Captured stdout.
+    pub stdout: Captured,
+    /// Captured stderr.
+    pub stderr: Captured,
+    /// Whether leftovers still holding the pipes after the plugin exited were killed.
+    pub leftovers_killed: bool,
+}
+
+/// Runs a plugin with default options and the plugin API meaning of its result.
+pub async fn run(argv: &[String], timeout: Duration) -> CheckOutput {
+    run_with(argv, &RunOptions::new(timeout)).await
+}
+
+/// Runs a plugin with explicit options; every failure becomes an UNKNOWN output.
+pub async fn run_with(argv: &[String], opts: &RunOptions) -> CheckOutput {
+    match execute(argv, opts).await {
+        Ok(exec) => interpret(&exec, "plugin"),
+        Err(e) => CheckOutput::unknown(format!("plugin {e}")),
+    }
+}
+
+/// Runs a plugin here or over ssh ([`Location`]) and applies the plugin API to the result.
+pub async fn run_at(location: &Location, argv: &[String], opts: &RunOptions) -> CheckOutput {
+    let noun = location.describe("plugin");
+    match location.execute(argv, opts, "plugin").await {
+        Ok(exec) => interpret(&exec, &noun),
+        Err(out) => out,
+    }
+}
+
+/// The plugin API meaning of a run: exit 0..3 are states, anything else UNKNOWN.
+///
+/// `noun` names the program in messages ("plugin", "plugin (via ssh to web1)").
+pub fn interpret(exec: &Execution, noun: &str) -> CheckOutput {
+    let code = match exec.end {
+        End::Exited(code) => code,
+        End::Signaled(sig) => return signaled(exec, noun, sig),
+        End::TimedOut(after) => return timed_out(exec, noun, after),
+    };
+    match State::from_code(code) {
+        Some(state) => {
+            let mut out = plugin_output::parse(state, &main_text(exec));
+            if out.output.is_empty() && out.long_output.is_empty() && out.perfdata.is_empty() {
+                out.output = format!("({noun} printed nothing)");
+            }
+            append_truncation_notes(&mut out, exec);
+            out
+        }
+        None => with_headline(
+            exec,
+            format!("{noun} exited with code {code} (out of bounds, expected 0-3)"),
+            true,
+        ),
+    }
+}
+
+/// UNKNOWN output for a run that timed out or was killed by a signal, `None` for a normal exit.
+pub fn abnormal_output(exec: &Execution, noun: &str) -> Option<CheckOutput> {
+    match exec.end {
+        End::Exited(_) => None,
+        End::Signaled(sig) => Some(signaled(exec, noun, sig)),
+        End::TimedOut(after) => Some(timed_out(exec, noun, after)),
+    }
+}
+
+fn signaled(exec: &Execution, noun: &str, sig: i32) -> CheckOutput {
+    let headline = format!("{noun} killed by signal {sig} ({})", signal_name(sig));
+    with_headline(exec, headline, true)
+}
+
+fn timed_out(exec: &Execution, noun: &str, after: Duration) -> CheckOutput {
+    let headline = format!("{noun} timed out after {}", human_duration(after));
+    // Perfdata from a run cut short is not trustworthy: keep the text only.
+    with_headline(exec, headline, false)
+}
+
+/// An UNKNOWN output led by `headline`, keeping what the program printed below it.
+fn with_headline(exec: &Execution, headline: String, keep_perfdata: bool) -> CheckOutput {
+    let printed = plugin_output::parse(State::Unknown, &main_text(exec));
+    let mut long = Vec::new();
+    if !printed.output.is_empty() {
+        long.push(printed.output);
+    }
+    if !printed.long_output.is_empty() {
+        long.push(printed.long_output);
+    }
+    if !exec.stdout.is_blank() && !exec.stderr.is_blank() {
+        long.push(exec.stderr.text().trim_end().to_string());
+    }
+    let mut out = CheckOutput {
+        state: State::Unknown,
+        output: headline,
+        long_output: long.join("\n"),
+        perfdata: if keep_perfdata {
+            printed.perfdata
+        } else {
+            Vec::new()
+        },
+    };
+    append_truncation_notes(&mut out, exec);
+    out
+}
+
+/// stdout, or stderr when stdout is blank.
+fn main_text(exec: &Execution) -> Cow<'_, str> {
+    if exec.stdout.is_blank() {
+        exec.stderr.text()
+    } else {
+        exec.stdout.text()
+    }
+}
+
+fn append_truncation_notes(out: &mut CheckOutput, exec: &Execution) {
+    for (name, cap) in [("stdout", &exec.stdout), ("stderr", &exec.stderr)] {
+        if cap.truncated() {
+            if !out.long_output.is_empty() {
+                out.long_output.push('\n');
+            }
+            out.long_output.push_str(&format!(
+                "[{name} truncated: kept {} of {} bytes]",
+                cap.bytes.len(),
+                cap.total
+            ));
+        }
+    }
+}
+
+/// `10s`, `1.5s`, `250ms`: a duration as a person would write it.
+pub fn human_duration(d: Duration) -> String {
+    if d.as_secs() == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    if d.subsec_millis() == 0 {
+        return format!("{}s", d.as_secs());
+    }
+    let s = format!("{:.3}", d.as_secs_f64());
+    format!("{}s", s.trim_end_matches('0'))
+}
+
+/// The symbolic name of a signal number (`SIGKILL`), or `SIG?` when unknown.
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGCONT => "SIGCONT",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGTSTP => "SIGTSTP",
+        libc::SIGTTIN => "SIGTTIN",
+        libc::SIGTTOU => "SIGTTOU",
+        libc::SIGURG => "SIGURG",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGVTALRM => "SIGVTALRM",
+        libc::SIGPROF => "SIGPROF",
+        libc::SIGWINCH => "SIGWINCH",
+        libc::SIGIO => "SIGIO",
+        libc::SIGSYS => "SIGSYS",
+        _ => "SIG?",
+    }
+}
+
+/// Kills the child's process group when a run is abandoned half-way (its future dropped).
+struct GroupGuard {
+    pgid: libc::pid_t,
+    armed: bool,
+}
+
+impl GroupGuard {
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: killpg only sends a signal; a missing group (ESRCH) is fine to ignore.
+        unsafe {
+            libc::killpg(self.pgid, sig);
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.signal(libc::SIGKILL);
+        }
+    }
+}
+
+/// Starts `argv` and supervises it to the end: capture, timeout, leftovers, reaping.
+pub async fn execute(argv: &[String], opts: &RunOptions) -> Result<Execution, RunError> {
+    let (program, args) = argv.split_first().ok_or(RunError::EmptyCommand)?;
+    let mut child = spawn(program, args).await?;
+    let pid = child.id().ok_or_else(|| RunError::Wait {
+        program: program.clone(),
+        source: io::Error::other("child has no pid right after spawn"),
+    })?;
+    let mut group = GroupGuard {
+        pgid: pid as libc::pid_t,
+        armed: true,
+    };
+    let mut stdout = Captured::default();
+    let mut stderr = Captured::default();
+    let (end, leftovers_killed) = supervise(&mut child, &group, opts, &mut stdout, &mut stderr)
+        .await
+        .map_err(|source| RunError::Wait {
+            program: program.clone(),
+            source,
+        })?;
+    group.armed = false;
+    Ok(Execution {
+        pid,
+        end,
+        stdout,
+        stderr,
+        leftovers_killed,
+    })
+}
+
+/// Drains the pipes while waiting for the exit or the timeout, then handles leftovers.
+///
+/// Returns how the run ended and whether leftovers holding the pipes were killed.
+async fn supervise(
+    child: &mut Child,
+    group: &GroupGuard,
+    opts: &RunOptions,
+    stdout: &mut Captured,
+    stderr: &mut Captured,
+) -> io::Result<(End, bool)> {
+    let out_reader = read_capped(child.stdout.take(), opts.output_cap, stdout);
+    let err_reader = read_capped(child.stderr.take(), opts.output_cap, stderr);
+    tokio::pin!(out_reader, err_reader);
+    let mut out_done = false;
+    let mut err_done = false;
+
+    // Phase 1: the plugin runs, we drain its pipes, until it exits or time is up.
+    let deadline = Instant::now() + opts.timeout;
+    let exited = loop {
+        tokio::select! {
+            _ = &mut out_reader, if !out_done => out_done = true,
+            _ = &mut err_reader, if !err_done => err_done = true,
+            status = child.wait() => break Some(status),
+            _ = sleep_until(deadline) => break None,
+        }
+    };
+
+    let end = match exited {
+        Some(status) => end_of(status?),
+        None => {
+            // Phase 1b: timeout. SIGTERM the group, give it a grace, then SIGKILL.
+            group.signal(libc::SIGTERM);
+            let grace = Instant::now() + opts.kill_grace;
+            let mut reaped = false;
+            loop {
+                tokio::select! {
+                    _ = &mut out_reader, if !out_done => out_done = true,
+                    _ = &mut err_reader, if !err_done => err_done = true,
+                    _ = child.wait(), if !reaped => reaped = true,
+                    _ = sleep_until(grace) => break,
+                }
+                if reaped && out_done && err_done {
+                    break;
+                }
+            }
+            group.signal(libc::SIGKILL);
+            if !reaped {
+                reap_killed(child).await;
+            }
+            End::TimedOut(opts.timeout)
+        }
+    };
+
+    // Phase 2: the plugin is gone; its leftovers get a short grace to close our
+    // pipes, then the group is killed and we read one more grace at most (what
+    // still holds the pipes then has left our group and is abandoned).
+    let mut leftovers_killed = false;
+    for attempt in 0..2 {
+        if out_done && err_done {
+            break;
+        }
+        if attempt == 1 {
+            group.signal(libc::SIGKILL);
+            leftovers_killed = true;
+        }
+        let grace = Instant::now() + opts.pipe_grace;
+        loop {
+            tokio::select! {
+                _ = &mut out_reader, if !out_done => out_done = true,
+                _ = &mut err_reader, if !err_done => err_done = true,
+                _ = sleep_until(grace) => break,
+            }
+            if out_done && err_done {
+                break;
+            }
+        }
+    }
+    Ok((end, leftovers_killed))
+}
+
+/// Spawns without a shell in a new process group; retries briefly on ETXTBSY.
+async fn spawn(program: &str, args: &[String]) -> Result<Child, RunError> {
+    let mut attempts = 0;
+    loop {
+        let result = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn();
+        match result {
+            Ok(child) => return Ok(child),
+            // A just-written script can be briefly "busy" while another thread
+            // forks with its write descriptor still open; that passes quickly.
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempts < 20 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => return Err(spawn_error(program, e)),
+        }
+    }
+}
+
+fn spawn_error(program: &str, source: io::Error) -> RunError {
+    let program = program.to_string();
+    match source.kind() {
+        io::ErrorKind::NotFound
+            if program.contains('/') && std::path::Path::new(&program).is_file() =>
+        {
+            RunError::InterpreterNotFound { program }
+        }
+        io::ErrorKind::NotFound => RunError::NotFound { program },
+        io::ErrorKind::PermissionDenied => RunError::NotExecutable { program },
+        _ => RunError::Spawn { program, source },
+    }
+}
+
+/// Reaps a child we sent SIGKILL; if even that does not end it soon (stuck in
+/// the kernel), gives up and leaves it to tokio's orphan reaper.
+async fn reap_killed(child: &mut Child) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+}
+
+fn end_of(status: ExitStatus) -> End {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => End::Exited(code),
+        (None, Some(sig)) => End::Signaled(sig),
+        // Neither code nor signal: stopped/continued, which wait() never reports.
+        (None, None) => End::Exited(-1),
+    }
+}
+
+/// Reads a pipe to EOF, keeping the first `cap` bytes in `sink` and counting the rest.
+async fn read_capped<R: AsyncRead + Unpin>(pipe: Option<R>, cap: usize, sink: &mut Captured) {
+    let Some(mut pipe) = pipe else { return };
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) => return,
+            Ok(n) => {
+                let keep = cap.saturating_sub(sink.bytes.len()).min(n);
+                sink.bytes.extend_from_slice(&buf[..keep]);
+                sink.total += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Why a command string could not be split into words.
+#[derive(Debug, thiserror::Error)]
+pub enum SplitError {
+    /// Nothing but whitespace.
+    #[error("empty command")]
+    Empty,
+    /// Unbalanced quotes or a trailing backslash.
+    #[error("cannot split command {command:?}: {reason}")]
+    Syntax {
+        /// The command as written.
+        command: String,
+        /// What shell-words reported.
+        reason: String,
+    },
+}
+
+/// Splits a command string into words like a POSIX shell would, without running one.
+pub fn split_command(s: &str) -> Result<Vec<String>, SplitError> {
+    let words = shell_words::split(s).map_err(|e| SplitError::Syntax {
+        command: s.to_string(),
+        reason: e.to_string(),
+    })?;
+    if words.is_empty() {
+        return Err(SplitError::Empty);
+    }
+    Ok(words)
+}
+
+/// Replaces `$HOSTNAME$` and `$HOSTADDRESS$` in every word; other text is kept as is.
+pub fn expand_macros(argv: &[String], hostname: &str, address: &str) -> Vec<String> {
+    argv.iter()
+        .map(|word| {
+            let mut out = String::with_capacity(word.len());
+            let mut rest = word.as_str();
+            while let Some(pos) = rest.find('$') {
+                out.push_str(&rest[..pos]);
+                let tail = &rest[pos..];
+                if let Some(after) = tail.strip_prefix("$HOSTNAME$") {
+                    out.push_str(hostname);
+                    rest = after;
+                } else if let Some(after) = tail.strip_prefix("$HOSTADDRESS$") {
+                    out.push_str(address);
+                    rest = after;
+                } else {
+                    out.push('$');
+                    rest = &tail[1..];
+                }
+            }
+            out.push_str(rest);
+            out
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn exec(end: End, stdout: &str, stderr: &str) -> Execution {
+        Execution {
+            pid: 1,
+            end,
+            stdout: Captured {
+                bytes: stdout.as_bytes().to_vec(),
+                total: stdout.len() as u64,
+            },
+            stderr: Captured {
+                bytes: stderr.as_bytes().to_vec(),
+                total: stderr.len() as u64,
+            },
+            leftovers_killed: false,
+        }
+    }
+
+    #[test]
+    fn split_command_like_a_shell() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "/bin/check -w 10% -c 5%",
+                &["/bin/check", "-w", "10%", "-c", "5%"],
+            ),
+            ("check 'a b' \"c d\" e\\ f", &["check", "a b", "c d", "e f"]),
+            (
+                "check -s 'HEAD / HTTP/1.0'",
+                &["check", "-s", "HEAD / HTTP/1.0"],
+            ),
+            ("  check   $HOSTADDRESS$  ", &["check", "$HOSTADDRESS$"]),
+            ("check ''", &["check", ""]),
+            ("check a;b|c", &["check", "a;b|c"]),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                split_command(input).expect(input),
+                words(expected),
+                "{input}"
+            );
+        }
+        assert!(matches!(split_command("   "), Err(SplitError::Empty)));
+        assert!(matches!(
+            split_command("check 'open"),
+            Err(SplitError::Syntax { .. })
+        ));
+    }
+
+    #[test]
+    fn expands_host_macros() {
+        let argv = words(&[
+            "check",
+            "-H",
+            "$HOSTADDRESS$",
+            "--name=$HOSTNAME$-x",
+            "$$",
+            "$OTHER$",
+            "$HOSTNAME",
+        ]);
+        assert_eq!(
+            expand_macros(&argv, "web1", "10.0.0.5"),
+            words(&[
+                "check",
+                "-H",
+                "10.0.0.5",
+                "--name=web1-x",
+                "$$",
+                "$OTHER$",
+                "$HOSTNAME"
+            ])
+        );
+        // A value containing a macro is not expanded again.
+        assert_eq!(
+            expand_macros(&words(&["$HOSTNAME$"]), "$HOSTADDRESS$", "x"),
+            words(&["$HOSTADDRESS$"])
+        );
+    }
+
+    #[test]
+    fn interprets_ends_like_the_plugin_api() {
+        let cases: Vec<(Execution, State, &str)> = vec![
+            (
+                exec(End::Exited(0), "OK fine | a=1\n", ""),
+                State::Ok,
+                "OK fine",
+            ),
+            (
+                exec(End::Exited(1), "WARN\n", "noise"),
+                State::Warning,
+                "WARN",
+            ),
+            (
+                exec(End::Exited(2), "", "only stderr\n"),
+                State::Critical,
+                "only stderr",
+            ),
+            (
+                exec(End::Exited(3), " \n", ""),
+                State::Unknown,
+                "(plugin printed nothing)",
+            ),
+            (
+                exec(End::Exited(7), "seven\n", ""),
+                State::Unknown,
+                "plugin exited with code 7 (out of bounds, expected 0-3)",
+            ),
+            (
+                exec(End::Signaled(9), "", ""),
+                State::Unknown,
+                "plugin killed by signal 9 (SIGKILL)",
+            ),
+            (
+                exec(End::TimedOut(Duration::from_secs(10)), "partial | a=1", ""),
+                State::Unknown,
+                "plugin timed out after 10s",
+            ),
+        ];
+        for (e, state, output) in cases {
+            let got = interpret(&e, "plugin");
+            assert_eq!((got.state, got.output.as_str()), (state, output), "{e:?}");
+        }
+        let timed_out = interpret(
+            &exec(End::TimedOut(Duration::from_secs(10)), "partial | a=1", ""),
+            "plugin",
+        );
+        assert_eq!(timed_out.long_output, "partial");
+        assert!(timed_out.perfdata.is_empty());
+        let seven = interpret(&exec(End::Exited(7), "seven | a=1\n", "oops\n"), "plugin");
+        assert_eq!(seven.long_output, "seven\noops");
+        assert_eq!(seven.perfdata.len(), 1);
+    }
+
+    #[test]
+    fn notes_truncation() {
+        let mut e = exec(End::Exited(0), "OK\n", "");
+        e.stdout.total = 1000;
+        let got = interpret(&e, "plugin");
+        assert_eq!(got.long_output, "[stdout truncated: kept 3 of 1000 bytes]");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(human_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(human_duration(Duration::from_millis(2005)), "2.005s");
+    }
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(11), "SIGSEGV");
+        assert_eq!(signal_name(15), "SIGTERM");
+        assert_eq!(signal_name(200), "SIG?");
+    }
+}

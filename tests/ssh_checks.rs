@@ -1,0 +1,382 @@
+//! Remote plugin and init checks through a real sshd on loopback.
+//!
+//! Each test starts its own `sshd -D` on 127.0.0.1 with throwaway host and
+//! client keys; dropping the fixture stops the ControlMaster (`ssh -O exit`)
+//! and sshd.
+
+use laxmon::checks::init::{self, InitTarget};
+use laxmon::checks::plugin::{self, End, RunOptions};
+use laxmon::checks::ssh::{self, Location, SshOptions};
+use laxmon::checks::{CheckOutput, State};
+use std::future::Future;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const PLUGINS: &str = "/usr/lib/nagios/plugins";
+
+async fn bounded<F: Future>(fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(60), fut)
+        .await
+        .expect("test step did not finish within 60 s")
+}
+
+fn words(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn script(dir: &Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path.to_string_lossy().into_owned()
+}
+
+/// A private sshd on loopback plus the client options that reach it.
+struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    sshd: Child,
+}
+
+impl Sshd {
+    async fn start() -> Sshd {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        for key in ["host_key", "client_key"] {
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key))
+                .status()
+                .expect("ssh-keygen");
+            assert!(ok.success());
+        }
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys"))
+            .expect("authorized_keys");
+        // sshd's privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+        let port = free_port();
+        let config = format!(
+            "ListenAddress 127.0.0.1\nPort {port}\nHostKey {dir}/host_key\n\
+             AuthorizedKeysFile {dir}/authorized_keys\nPidFile {dir}/sshd.pid\n\
+             UsePAM no\nStrictModes no\nPermitRootLogin yes\nPasswordAuthentication no\n",
+            dir = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).expect("sshd_config");
+        let log = std::fs::File::create(d.join("sshd.log")).expect("log");
+        let sshd = Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sshd");
+        let me = Sshd { dir, port, sshd };
+        for _ in 0..200 {
+            if me.log().contains("Server listening on") {
+                return me;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("sshd did not start: {}", me.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    fn control_dir(&self) -> PathBuf {
+        self.dir.path().join("c")
+    }
+
+    /// Client options: our key, no known_hosts, the sshd's port.
+    fn options(&self) -> SshOptions {
+        let mut o = SshOptions::new(self.control_dir());
+        o.connect_timeout = Duration::from_secs(5);
+        o.extra_args = self.client_args();
+        o
+    }
+
+    fn client_args(&self) -> Vec<String> {
+        words(&[
+            "-i",
+            &self.dir.path().join("client_key").to_string_lossy(),
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-p",
+            &self.port.to_string(),
+        ])
+    }
+
+    fn location(&self) -> Location {
+        Location::Ssh {
+            destination: "root@127.0.0.1".into(),
+            options: self.options(),
+        }
+    }
+
+    /// `ssh -O CMD` against the master for our destination; true on success.
+    fn control(&self, cmd: &str) -> bool {
+        Command::new("ssh")
+            .arg("-o")
+            .arg(format!("ControlPath={}/%C", self.control_dir().display()))
+            .args(self.client_args())
+            .args(["-O", cmd, "root@127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn control_sockets(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.control_dir())
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn logins(&self) -> usize {
+        self.log().matches("Accepted publickey").count()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.control("exit");
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+}
+
+#[tokio::test]
+async fn remote_plugin_gives_state_and_perfdata_and_reuses_the_master() {
+    let sshd = Sshd::start().await;
+    let loc = sshd.location();
+    let opts = RunOptions::new(Duration::from_secs(30));
+
+    let argv = words(&[
+        &format!("{PLUGINS}/check_dummy"),
+        "1",
+        "over ssh; it's $(fine) | x=5;1;2",
+    ]);
+    let exec = bounded(ssh::execute(
+        "root@127.0.0.1",
+        &sshd.options(),
+        &argv,
+        &opts,
+    ))
+    .await
+    .expect("ssh runs");
+    assert_eq!(exec.end, End::Exited(1));
+    // The master went to the background without holding our pipes.
+    assert!(!exec.leftovers_killed);
+    // ssh's "Permanently added" warning is not passed on.
+    assert_eq!(exec.stderr.text(), "");
+
+    let sockets = sshd.control_sockets();
+    assert_eq!(sockets.len(), 1, "one ControlMaster socket: {sockets:?}");
+    assert!(sshd.control("check"), "master answers");
+
+    let got = bounded(plugin::run_at(&loc, &argv, &opts)).await;
+    assert_eq!(got.state, State::Warning);
+    // Every remote word arrived intact: no shell expansion on either side.
+    assert_eq!(got.output, "WARNING: over ssh; it's $(fine)");
+    assert_eq!(got.perfdata.len(), 1);
+    assert_eq!(got.perfdata[0].label, "x");
+    assert_eq!(got.perfdata[0].value, 5.0);
+    assert_eq!(got.perfdata[0].warn.as_deref(), Some("1"));
+    assert_eq!(got.perfdata[0].crit.as_deref(), Some("2"));
+
+    for state in ["0", "2", "3"] {
+        let got = bounded(plugin::run_at(
+            &loc,
+            &words(&[&format!("{PLUGINS}/check_dummy"), state, "x"]),
+            &opts,
+        ))
+        .await;
+        assert_eq!(got.state.code().to_string(), state);
+    }
+    // Five runs, one login: the later ones went through the master.
+    assert_eq!(sshd.logins(), 1, "{}", sshd.log());
+    assert_eq!(sshd.control_sockets(), sockets);
+
+    // The ssh:// form with a port reaches the same server.
+    let mut uri_opts = sshd.options();
+    uri_opts.extra_args.truncate(uri_opts.extra_args.len() - 2); // drop "-p PORT"
+    let uri = Location::Ssh {
+        destination: format!("ssh://root@127.0.0.1:{}", sshd.port),
+        options: uri_opts,
+    };
+    let got = bounded(plugin::run_at(
+        &uri,
+        &words(&[&format!("{PLUGINS}/check_dummy"), "0", "uri"]),
+        &opts,
+    ))
+    .await;
+    assert_eq!(got, CheckOutput::new(State::Ok, "OK: uri"));
+}
+
+#[tokio::test]
+async fn remote_init_scripts_and_missing_programs() {
+    let sshd = Sshd::start().await;
+    let loc = sshd.location();
+    let opts = RunOptions::new(Duration::from_secs(30));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = script(
+        dir.path(),
+        "running",
+        "[ \"$1\" = status ] && echo 'svc is running' && exit 0\nexit 99",
+    );
+    let stopped = script(dir.path(), "stopped", "echo 'svc is not running'\nexit 3");
+    let got = bounded(init::run(&InitTarget::Script(running.clone()), &loc, &opts)).await;
+    assert_eq!(got.state, State::Ok, "{got:?}");
+    assert_eq!(got.output, format!("{running} status: running (exit 0)"));
+    assert_eq!(got.long_output, "svc is running");
+    let got = bounded(init::run(&InitTarget::Script(stopped.clone()), &loc, &opts)).await;
+    assert_eq!(got.state, State::Critical);
+    assert_eq!(
+        got.output,
+        format!("{stopped} status: not running (exit 3)")
+    );
+
+    let missing = dir.path().join("missing").to_string_lossy().into_owned();
+    let got = bounded(init::run(&InitTarget::Script(missing.clone()), &loc, &opts)).await;
+    assert_eq!(got.state, State::Unknown);
+    assert_eq!(
+        got.output,
+        format!("init script {missing} not found on 127.0.0.1")
+    );
+    assert!(got.long_output.contains(&missing), "{got:?}");
+
+    let got = bounded(plugin::run_at(
+        &loc,
+        &words(&["/nonexistent/check_x", "-w", "1"]),
+        &opts,
+    ))
+    .await;
+    assert_eq!(got.state, State::Unknown);
+    assert_eq!(
+        got.output,
+        "plugin /nonexistent/check_x not found on 127.0.0.1"
+    );
+
+    let got = bounded(init::run(
+        &InitTarget::Unit("laxmon-no-such-unit.service".into()),
+        &loc,
+        &opts,
+    ))
+    .await;
+    assert!(
+        matches!(got.state, State::Critical | State::Unknown),
+        "{got:?}"
+    );
+
+    // A remote command that outlives the timeout: UNKNOWN, naming the hop.
+    let got = bounded(plugin::run_at(
+        &loc,
+        &words(&["/bin/sleep", "5"]),
+        &RunOptions::new(Duration::from_secs(1)),
+    ))
+    .await;
+    assert_eq!(
+        got,
+        CheckOutput::unknown("plugin (via ssh to 127.0.0.1) timed out after 1s")
+    );
+}
+
+#[tokio::test]
+async fn unreachable_hosts_are_unknown_within_the_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = SshOptions::new(dir.path().join("c"));
+    opts.connect_timeout = Duration::from_secs(2);
+    let closed = free_port();
+    opts.extra_args = words(&[
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+    ]);
+    let run = RunOptions::new(Duration::from_secs(20));
+    let argv = words(&[&format!("{PLUGINS}/check_dummy"), "0"]);
+
+    // Nothing listens: ssh itself fails (exit 255).
+    let loc = Location::Ssh {
+        destination: format!("ssh://root@127.0.0.1:{closed}"),
+        options: opts.clone(),
+    };
+    let got = bounded(plugin::run_at(&loc, &argv, &run)).await;
+    assert_eq!(got.state, State::Unknown);
+    assert!(
+        got.output.starts_with("ssh to 127.0.0.1 failed: "),
+        "{got:?}"
+    );
+    assert!(got.output.contains("Connection refused"), "{got:?}");
+
+    // Accepts and never speaks: ssh's ConnectTimeout covers the banner.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let loc = Location::Ssh {
+        destination: format!("ssh://root@127.0.0.1:{silent_port}"),
+        options: opts.clone(),
+    };
+    let got = bounded(plugin::run_at(&loc, &argv, &run)).await;
+    assert_eq!(got.state, State::Unknown);
+    assert!(
+        got.output.starts_with("ssh to 127.0.0.1 failed: "),
+        "{got:?}"
+    );
+    assert!(got.output.contains("timed out"), "{got:?}");
+
+    // Same with a connect timeout longer than the run's: our timeout wins.
+    let mut slow = opts.clone();
+    slow.connect_timeout = Duration::from_secs(300);
+    let loc = Location::Ssh {
+        destination: format!("ssh://root@127.0.0.1:{silent_port}"),
+        options: slow,
+    };
+    let got = bounded(plugin::run_at(
+        &loc,
+        &argv,
+        &RunOptions::new(Duration::from_secs(2)),
+    ))
+    .await;
+    assert_eq!(
+        got,
+        CheckOutput::unknown("plugin (via ssh to 127.0.0.1) timed out after 2s")
+    );
+    holder.abort();
+
+    // A destination ssh could read as an option is refused before anything runs.
+    let loc = Location::Ssh {
+        destination: "-oProxyCommand=touch /tmp/laxmon-pwned".into(),
+        options: opts,
+    };
+    let got = bounded(plugin::run_at(&loc, &argv, &run)).await;
+    assert_eq!(got.state, State::Unknown);
+    assert!(got.output.starts_with("invalid ssh destination"), "{got:?}");
+    assert!(!Path::new("/tmp/laxmon-pwned").exists());
+}
