@@ -53,7 +53,7 @@ static NEXT_ECHO: AtomicU32 = AtomicU32::new(0);
 pub enum PingError {
     /// The kernel refused an ICMP socket.
     #[error(
-        "cannot open an ICMP socket for {family} ping: {source}. laxmon needs CAP_NET_RAW \
+        "cannot open an ICMP socket for {family} ping ({reason}): laxmon needs CAP_NET_RAW \
          (run as root, or in its systemd unit `AmbientCapabilities=CAP_NET_RAW`, or \
          `setcap cap_net_raw+ep` on the binary), or unprivileged ICMP allowed for its group \
          (`sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`, which covers IPv6 too)"
@@ -61,7 +61,10 @@ pub enum PingError {
     Socket {
         /// `IPv4` or `IPv6`.
         family: &'static str,
-        /// What the kernel said.
+        /// What the kernel said, in a few words.
+        reason: String,
+        /// The error itself.
+        #[source]
         source: io::Error,
     },
     /// Sockets were asked for outside a tokio runtime.
@@ -212,7 +215,11 @@ fn open_client(kind: ICMP, recv_buffer: usize) -> Result<Client, PingError> {
         return Err(PingError::NoRuntime);
     }
     let config = Config::builder().kind(kind).build();
-    let client = Client::new(&config).map_err(|source| PingError::Socket { family, source })?;
+    let client = Client::new(&config).map_err(|source| PingError::Socket {
+        family,
+        reason: socket_error_reason(&source),
+        source,
+    })?;
     let socket = client.get_socket();
     let fd = socket.get_native_sock();
     if let Err(err) = set_recv_buffer(fd, recv_buffer) {
@@ -289,6 +296,15 @@ fn source_of(packet: &IcmpPacket) -> IpAddr {
     match packet {
         IcmpPacket::V4(p) => IpAddr::V4(p.get_source()),
         IcmpPacket::V6(p) => IpAddr::V6(p.get_source()),
+    }
+}
+
+/// surge-ping wraps a refused socket in a multi-line hint of its own; keep
+/// only what the kernel said, our message says what to grant.
+fn socket_error_reason(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => io_text(err).lines().next().unwrap_or_default().to_string(),
     }
 }
 
