@@ -8,6 +8,9 @@
 use serde::Serialize;
 use std::fmt;
 
+pub mod ping;
+pub mod port;
+
 /// A check's state, as Nagios defines it; the numeric value is the exit code.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
