@@ -33,3 +33,17 @@ async fn each_test_gets_its_own_empty_database() {
     let missing = cb.query_one("SELECT count(*) FROM t", &[]).await;
     assert!(missing.is_err(), "database b must not see a's table");
 }
+
+#[test]
+fn replaces_the_database_in_urls() {
+    use support::pg::with_database;
+    assert_eq!(
+        with_database("postgres://u@h:1/postgres", "x"),
+        "postgres://u@h:1/x"
+    );
+    assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
+    assert_eq!(
+        with_database("postgres://u@h/db?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
+}

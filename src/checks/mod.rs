@@ -1,15 +1,12 @@
 //! Check kinds and the result every check produces.
 //!
 //! One file per kind (`port`, `ping`, `init`, `plugin`, `ssh`); this module
-//! holds the types they share and [`run`], which dispatches one configured
+//! holds the types they share, and [`Runner`] dispatches one configured
 //! check to its kind. Checks never touch the store or the state machine: they
 //! return a [`CheckOutput`] and the caller decides what it means.
 
 use serde::Serialize;
 use std::fmt;
-
-pub mod ping;
-pub mod port;
 
 /// A check's state, as Nagios defines it; the numeric value is the exit code.
 #[derive(
@@ -132,7 +129,9 @@ impl CheckOutput {
 }
 
 pub mod init;
+pub mod ping;
 pub mod plugin;
+pub mod port;
 mod runner;
 pub mod ssh;
 

@@ -1,0 +1,176 @@
+//! `laxmon check`: runs checks once, prints them as a table or as the JSON
+//! the spec pins, and exits with the worst state.
+
+mod support;
+
+use serde_json::Value;
+use support::bin::{laxmon, stderr, stdout, write_file};
+
+const DUMMY: &str = "/usr/lib/nagios/plugins/check_dummy";
+
+fn config(dir: &std::path::Path, checks: &str) -> String {
+    write_file(
+        dir,
+        "laxmon.yaml",
+        &format!("storage: sqlite:{}/db\nchecks:\n{checks}", dir.display()),
+    )
+}
+
+fn dummy(name: &str, code: u8, text: &str) -> String {
+    format!(
+        "  - name: {name}\n    kind: plugin\n    command: [\"{DUMMY}\", \"{code}\", \"{text}\"]\n"
+    )
+}
+
+#[test]
+fn json_output_matches_the_spec() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = write_file(
+        dir.path(),
+        "plugin.sh",
+        "#!/bin/sh\necho 'DISK WARNING - free space: / 3326 MB (8% inode=95%);| /=36223MB;37000;38500;0;39556'\necho 'second line'\necho \"third | 'a b'=1s;~:2;@3:4\"\nexit 1\n",
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let cfg = config(
+        dir.path(),
+        &format!("  - name: san1-disk\n    kind: plugin\n    command: [\"{script}\"]\n"),
+    );
+    let out = laxmon(&["check", "--config", &cfg, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("stdout is one JSON array");
+    let items = v.as_array().expect("array");
+    assert_eq!(items.len(), 1);
+    let r = &items[0];
+    let keys: Vec<&str> = r
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(keys.len(), 7, "{keys:?}");
+    assert_eq!(r["name"], "san1-disk");
+    assert_eq!(r["kind"], "plugin");
+    assert_eq!(r["state"], "WARNING");
+    assert_eq!(
+        r["output"],
+        "DISK WARNING - free space: / 3326 MB (8% inode=95%);"
+    );
+    assert_eq!(r["long_output"], "second line\nthird");
+    let p = r["perfdata"].as_array().expect("perfdata array");
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0]["label"], "/");
+    assert_eq!(p[0]["value"].as_f64(), Some(36223.0));
+    assert_eq!(p[0]["uom"], "MB");
+    assert_eq!(p[0]["warn"], "37000");
+    assert_eq!(p[0]["crit"], "38500");
+    assert_eq!(p[0]["min"].as_f64(), Some(0.0));
+    assert_eq!(p[0]["max"].as_f64(), Some(39556.0));
+    assert_eq!(p[1]["label"], "a b");
+    assert_eq!(p[1]["uom"], "s");
+    assert_eq!(p[1]["warn"], "~:2");
+    assert_eq!(p[1]["crit"], "@3:4");
+    assert!(p[1]["min"].is_null() && p[1]["max"].is_null());
+    assert!(r["duration_ms"].as_f64().expect("duration") >= 0.0);
+}
+
+#[test]
+fn exit_status_is_the_worst_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(
+        dir.path(),
+        &[
+            dummy("ok", 0, "fine"),
+            dummy("warn", 1, "hmm"),
+            dummy("unknown", 3, "what"),
+            dummy("crit", 2, "bad"),
+        ]
+        .concat(),
+    );
+    let cases: [(&[&str], i32); 5] = [
+        (&["ok"], 0),
+        (&["ok", "warn"], 1),
+        (&["ok", "unknown"], 3),
+        (&["warn", "unknown", "crit"], 2),
+        (&[], 2),
+    ];
+    for (names, code) in cases {
+        let mut args = vec!["check", "--config", &cfg];
+        args.extend_from_slice(names);
+        let out = laxmon(&args);
+        assert_eq!(out.status.code(), Some(code), "{names:?}: {}", stdout(&out));
+    }
+}
+
+#[test]
+fn table_output_names_every_check_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(
+        dir.path(),
+        &[dummy("first", 0, "one"), dummy("second", 2, "two")].concat(),
+    );
+    let out = laxmon(&["check", "--config", &cfg]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("first ") && lines[0].contains("OK") && lines[0].ends_with("OK: one"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("second")
+            && lines[1].contains("CRITICAL")
+            && lines[1].ends_with("CRITICAL: two"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_check_name_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), &dummy("ok", 0, "fine"));
+    let out = laxmon(&["check", "--config", &cfg, "nope"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stderr(&out).contains("no check named \"nope\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bad_config_exits_64_with_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_file(
+        dir.path(),
+        "laxmon.yaml",
+        "checks:\n  - name: x\n    kind: plugin\n    command: x\n    interval: 5\n",
+    );
+    let out = laxmon(&["check", "--config", &cfg, "--json"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(stdout(&out).is_empty());
+    assert!(
+        stderr(&out).starts_with(&format!("{cfg}:5:15: interval")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn checks_run_concurrently() {
+    // Three plugins that each wait for the other two to have started: only a
+    // concurrent run lets all three see the others' marker files.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let mut checks = String::new();
+    for i in 0..3 {
+        let script = format!(
+            "touch {d}/started.{i}; for n in $(seq 1 100); do [ $(ls {d}/started.* | wc -l) -eq 3 ] && {{ echo OK - saw all; exit 0; }}; sleep 0.1; done; echo CRITICAL - alone; exit 2"
+        );
+        checks.push_str(&format!("  - name: c{i}\n    kind: plugin\n    command: [\"sh\", \"-c\", {script:?}]\n    timeout: 30s\n"));
+    }
+    let cfg = config(dir.path(), &checks);
+    let out = laxmon(&["check", "--config", &cfg]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}

@@ -1,0 +1,182 @@
+//! `laxmon run`: the scheduler runs checks on time, SOFT problems become
+//! HARD after max_attempts, and SIGTERM stops the daemon cleanly with the
+//! runs in flight finished and logged.
+
+mod support;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use support::bin::write_file;
+
+/// The daemon with its JSON log lines arriving on a channel.
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Daemon {
+    fn start(config: &str) -> Daemon {
+        let mut child = Command::new(support::bin::laxmon_path())
+            .args([
+                "run",
+                "--config",
+                config,
+                "--log-format",
+                "json",
+                "--log-level",
+                "debug",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start laxmon run");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Daemon { child, lines }
+    }
+
+    /// Waits (bounded) for a log line satisfying `pred`, returning it.
+    fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(v) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                if pred(&v) {
+                    return v;
+                }
+            }
+        }
+        panic!("no log line for: {what}");
+    }
+
+    fn terminate(&mut self) -> i32 {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "laxmon did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+#[test]
+fn soft_then_hard_then_recovery_and_clean_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display().to_string();
+    std::fs::write(dir.path().join("code"), "0").expect("write code");
+    let plugin = write_file(
+        dir.path(),
+        "flip.sh",
+        "#!/bin/sh\ncode=$(cat \"$(dirname \"$0\")/code\")\necho \"FLIP state $code\"\nexit $code\n",
+    );
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let cfg = write_file(
+        dir.path(),
+        "laxmon.yaml",
+        &format!(
+            "storage: sqlite:{d}/db\nchecks:\n  - name: flip\n    kind: plugin\n    command: [\"{plugin}\"]\n    interval: 300ms\n    retry_interval: 200ms\n    max_attempts: 3\n"
+        ),
+    );
+    let mut daemon = Daemon::start(&cfg);
+    daemon.wait_for("first OK result", |v| {
+        field(v, "check") == "flip" && field(v, "state") == "OK"
+    });
+    std::fs::write(dir.path().join("code"), "2").expect("write code");
+    let soft = daemon.wait_for("SOFT CRITICAL", |v| {
+        field(v, "state_type") == "SOFT" && field(v, "state") == "CRITICAL"
+    });
+    assert_eq!(soft["attempt"], 1, "{soft}");
+    let hard = daemon.wait_for("HARD CRITICAL", |v| {
+        field(v, "message") == "HARD state change"
+    });
+    assert_eq!(field(&hard, "state"), "CRITICAL");
+    assert_eq!(hard["attempt"], 3, "{hard}");
+    assert_eq!(field(&hard, "output"), "FLIP state 2");
+    std::fs::write(dir.path().join("code"), "0").expect("write code");
+    let rec = daemon.wait_for("recovery", |v| {
+        field(v, "message") == "state change" && field(v, "state") == "OK"
+    });
+    assert_eq!(field(&rec, "previous"), "CRITICAL");
+    assert_eq!(daemon.terminate(), 0);
+    let mut saw_stop = false;
+    while let Ok(v) = daemon.lines.recv_timeout(Duration::from_secs(5)) {
+        saw_stop |= field(&v, "message") == "laxmon stopped";
+    }
+    assert!(saw_stop, "no 'laxmon stopped' line");
+}
+
+#[test]
+fn sigterm_waits_for_runs_in_flight_and_leaves_nothing_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display().to_string();
+    // A plugin that takes 1.5 s and leaves a pid file while it runs.
+    let plugin = write_file(
+        dir.path(),
+        "slow.sh",
+        "#!/bin/sh\necho $$ > \"$(dirname \"$0\")/pid\"\nsleep 1.5\necho 'SLOW OK - done'\n",
+    );
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let cfg = write_file(
+        dir.path(),
+        "laxmon.yaml",
+        &format!("storage: sqlite:{d}/db\nchecks:\n  - name: slow\n    kind: plugin\n    command: [\"{plugin}\"]\n    interval: 1m\n    timeout: 10s\n"),
+    );
+    let mut daemon = Daemon::start(&cfg);
+    daemon.wait_for("started", |v| field(v, "message") == "laxmon started");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir.path().join("pid").exists() {
+        assert!(Instant::now() < deadline, "plugin never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid: i32 = std::fs::read_to_string(dir.path().join("pid"))
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid number");
+    assert_eq!(daemon.terminate(), 0);
+    let mut result_logged = false;
+    while let Ok(v) = daemon.lines.recv_timeout(Duration::from_secs(5)) {
+        result_logged |= field(&v, "check") == "slow" && field(&v, "state") == "OK";
+    }
+    assert!(
+        result_logged,
+        "the run in flight at SIGTERM was not finished and logged"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "plugin {pid} still running"
+    );
+}
