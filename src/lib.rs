@@ -4,3 +4,4 @@
 //! see ARCHITECTURE.md for the map and the invariants.
 
 pub mod checks;
+pub mod cluster;
