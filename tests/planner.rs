@@ -5,7 +5,7 @@
 
 use laxmon::cluster::{
     plan, plan_command, plan_with, score, Action, Cluster, Host, HostState, Plan, PlanScore,
-    Strategy, Vm,
+    PlannerKind, Strategy, Vm,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -48,7 +48,7 @@ fn spec_examples_give_the_expected_plans() {
         let cluster = Cluster::load(&fixture(&format!("{name}.yaml")), &failed).expect("valid");
         let plan = plan(&cluster, &failed);
         validate_plan(&cluster, &failed, &plan);
-        assert_eq!(plan.planner, laxmon::cluster::PlannerKind::Exact);
+        assert_eq!(plan.planner, PlannerKind::Exact);
         for vm in &plan.down {
             assert!(!plan.reasons[vm].is_empty());
         }
@@ -337,7 +337,7 @@ fn generate(rng: &mut Rng, max_hosts: u64, max_vms: u64) -> (Cluster, Vec<String
         });
     }
     cluster
-        .validate(&[failed.clone()])
+        .validate(std::slice::from_ref(&failed))
         .expect("generated cluster is valid");
     (cluster, vec![failed])
 }
@@ -537,9 +537,14 @@ fn exact_planner_matches_exhaustive_search_on_generated_clusters() {
     let mut with_actions = 0;
     let mut with_stops = 0;
     let mut with_migrations = 0;
-    for case in 0..600 {
-        let (cluster, failed) = generate(&mut rng, 4, 7);
+    for case in 0..1000 {
+        let (cluster, failed) = generate(&mut rng, 4, 8);
         let p = plan_with(&cluster, &failed, Strategy::Exact);
+        assert_eq!(
+            p.planner,
+            PlannerKind::Exact,
+            "case {case}: search finished"
+        );
         validate_plan(&cluster, &failed, &p);
         let want = exhaustive_best(&cluster, &failed);
         let got = score(&cluster, &p);
@@ -559,7 +564,7 @@ fn exact_planner_matches_exhaustive_search_on_generated_clusters() {
         with_stops += usize::from(p.stops() > 0);
         with_migrations += usize::from(p.migrations() > 0);
     }
-    println!("600 cases: {with_actions} with actions, {with_stops} with stops, {with_migrations} with migrations");
+    println!("1000 cases: {with_actions} with actions, {with_stops} with stops, {with_migrations} with migrations");
     assert!(
         with_stops > 20 && with_migrations > 10,
         "the generator exercises preemption and migration"

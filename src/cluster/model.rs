@@ -612,6 +612,12 @@ impl Plan {
                 );
             }
         }
-        out
+        let mut trimmed: String = out
+            .lines()
+            .map(str::trim_end)
+            .collect::<Vec<_>>()
+            .join("\n");
+        trimmed.push('\n');
+        trimmed
     }
 }

@@ -12,9 +12,9 @@
 //! * **Exact** (at most [`EXACT_MAX_VMS`] planned VMs and
 //!   [`EXACT_MAX_HOSTS`] up hosts): depth-first branch and bound over final
 //!   placements, VMs in descending priority. The incumbent starts as the
-//!   heuristic's plan. A branch is cut when even running every remaining VM
-//!   (and, at the current priority level, only as many as fit in the memory
-//!   left, smallest first) cannot beat the incumbent under rule 2, or when it
+//!   heuristic's plan. A branch is cut when even running as many of the
+//!   remaining VMs as could fit in the memory left (smallest first, level by
+//!   level) cannot beat the incumbent under rule 2, or when it
 //!   ties on rule 2 but already has more stops / migrations (rule 4). Rule 3
 //!   is checked exactly as VMs are fixed: because VMs go in descending
 //!   priority, every displaced VM that could justify a stop is decided first.
@@ -410,8 +410,10 @@ impl<'a> Problem<'a> {
                 on_host[*h].push(r);
             }
         }
-        let mut best: Option<((i64, usize, u64), usize, Vec<usize>)> = None;
-        for h in 0..self.hosts.len() {
+        // (cost, host, victims); cost = (top victim priority, victims, memory freed beyond need).
+        type Choice = ((i64, usize, u64), usize, Vec<usize>);
+        let mut best: Option<Choice> = None;
+        for (h, here) in on_host.iter().enumerate() {
             if !self.may_run(d, h) || self.vms[d].mem > self.hosts[h].cap {
                 continue;
             }
@@ -421,7 +423,7 @@ impl<'a> Problem<'a> {
             let mut victims: Vec<usize> = Vec::new();
             let mut feasible = true;
             if let Some(g) = dv.group {
-                for &r in &on_host[h] {
+                for &r in here {
                     if self.vms[r].group == Some(g) {
                         if victim_ok(r) {
                             victims.push(r);
@@ -436,7 +438,7 @@ impl<'a> Problem<'a> {
             }
             let mut free = self.hosts[h].cap - sim.used[h]
                 + victims.iter().map(|&r| self.vms[r].mem).sum::<u64>();
-            let mut pool: Vec<usize> = on_host[h]
+            let mut pool: Vec<usize> = here
                 .iter()
                 .copied()
                 .filter(|&r| victim_ok(r) && !victims.contains(&r))
@@ -492,12 +494,12 @@ impl<'a> Problem<'a> {
                     .unwrap_or(0)
             })
             .collect();
-        // remaining[i][l]: VMs of level l at positions >= i.
-        let mut remaining = vec![vec![0u32; levels.len()]; order.len() + 1];
-        for i in (0..order.len()).rev() {
-            remaining[i] = remaining[i + 1].clone();
-            remaining[i][level_of[i]] += 1;
-        }
+        let runnable: Vec<bool> = (0..self.vms.len())
+            .map(|v| {
+                (0..self.hosts.len())
+                    .any(|h| self.may_run(v, h) && self.hosts[h].cap >= self.vms[v].mem)
+            })
+            .collect();
         let mut pending = vec![0u64; self.hosts.len()];
         for vm in &self.vms {
             if let Some(c) = vm.cur {
@@ -510,7 +512,7 @@ impl<'a> Problem<'a> {
             p: self,
             order,
             level_of,
-            remaining,
+            runnable,
             levels: levels.clone(),
             assign: vec![None; self.vms.len()],
             used: vec![0; self.hosts.len()],
@@ -903,7 +905,8 @@ struct Search<'p, 'a> {
     p: &'p Problem<'a>,
     order: Vec<usize>,
     level_of: Vec<usize>,
-    remaining: Vec<Vec<u32>>,
+    /// Whether each VM fits on at least one allowed up host at all.
+    runnable: Vec<bool>,
     levels: Vec<i64>,
     assign: Vec<Option<usize>>,
     /// Memory of decided VMs per host.
@@ -996,20 +999,13 @@ impl Search<'_, '_> {
     }
 
     /// Whether the subtree at position `i` can still match or beat the incumbent.
+    ///
+    /// Upper bound, level by level from the top: decided VMs, plus as many
+    /// undecided VMs of the level (those that fit on some allowed up host) as
+    /// fit, smallest first, in the memory left after the smallest VMs of the
+    /// levels above. If a completion matches the bound on a level it uses at
+    /// least that memory, so the bound stays valid lexicographically.
     fn promising(&self, i: usize) -> bool {
-        let mut ub: Vec<u32> = self
-            .counts
-            .iter()
-            .zip(&self.remaining[i])
-            .map(|(c, r)| c + r)
-            .collect();
-        // At the current level, only as many more VMs as fit in the memory left.
-        let level = self.level_of[i];
-        let mut mems: Vec<u64> = (i..self.order.len())
-            .take_while(|&j| self.level_of[j] == level)
-            .map(|j| self.p.vms[self.order[j]].mem)
-            .collect();
-        mems.sort_unstable();
         let mut free: u64 = self
             .p
             .hosts
@@ -1018,22 +1014,29 @@ impl Search<'_, '_> {
             .filter(|(h, _)| h.up)
             .map(|(h, u)| h.cap.saturating_sub(*u))
             .sum();
-        let mut fit = 0u32;
-        for m in mems {
-            if m > free {
-                break;
+        for (l, best) in self.best_score.0.iter().enumerate() {
+            let mut bound = self.counts[l];
+            if l >= self.level_of[i] {
+                let mut mems: Vec<u64> = (i..self.order.len())
+                    .filter(|&j| self.level_of[j] == l && self.runnable[self.order[j]])
+                    .map(|j| self.p.vms[self.order[j]].mem)
+                    .collect();
+                mems.sort_unstable();
+                for m in mems {
+                    if m > free {
+                        break;
+                    }
+                    free -= m;
+                    bound += 1;
+                }
             }
-            free -= m;
-            fit += 1;
-        }
-        ub[level] = self.counts[level] + fit;
-        match ub.cmp(&self.best_score.0) {
-            std::cmp::Ordering::Less => false,
-            std::cmp::Ordering::Greater => true,
-            std::cmp::Ordering::Equal => {
-                (Reverse(self.stops), Reverse(self.migs)) >= (self.best_score.1, self.best_score.2)
+            match bound.cmp(best) {
+                std::cmp::Ordering::Less => return false,
+                std::cmp::Ordering::Greater => return true,
+                std::cmp::Ordering::Equal => {}
             }
         }
+        (Reverse(self.stops), Reverse(self.migs)) >= (self.best_score.1, self.best_score.2)
     }
 
     fn leaf(&mut self) {
@@ -1066,5 +1069,76 @@ impl Search<'_, '_> {
         };
         self.best_score = score;
         self.best_balance = balance;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::model::{Host, Vm};
+
+    fn host(name: &str, memory_mb: u64) -> Host {
+        Host {
+            name: name.into(),
+            memory_mb,
+            reserve_mb: 0,
+            state: HostState::Up,
+        }
+    }
+
+    fn vm(name: &str, host: &str, memory_mb: u64) -> Vm {
+        Vm {
+            name: name.into(),
+            host: Some(host.into()),
+            memory_mb,
+            priority: 0,
+            allowed_hosts: None,
+            anti_affinity: None,
+        }
+    }
+
+    fn assign(p: &Problem<'_>, to: &[(&str, &str)]) -> Vec<Option<usize>> {
+        let idx = |n: &str| p.hosts.iter().position(|h| h.name == n).expect("host");
+        p.vms
+            .iter()
+            .map(|v| {
+                to.iter()
+                    .find(|(n, _)| *n == v.name)
+                    .map(|(_, h)| idx(h))
+                    .or(v.cur)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sequencing_finds_the_order_a_greedy_pass_misses() {
+        // Moving v to b first would block both w->b and y->c.
+        let c = Cluster {
+            hosts: vec![host("a", 4096), host("b", 8192), host("c", 4096)],
+            vms: vec![vm("v", "a", 4096), vm("y", "b", 4096), vm("w", "c", 4096)],
+        };
+        let p = Problem::new(&c, &[]);
+        let target = assign(&p, &[("v", "b"), ("w", "b"), ("y", "c")]);
+        let acts = p.sequence(&target, None).expect("an order exists");
+        let names: Vec<&str> = acts
+            .iter()
+            .map(|a| match a {
+                Act::Migrate(v, _) => p.vms[*v].name,
+                _ => "?",
+            })
+            .collect();
+        assert_eq!(names, ["w", "y", "v"]);
+    }
+
+    #[test]
+    fn a_swap_between_full_hosts_cannot_be_sequenced() {
+        let c = Cluster {
+            hosts: vec![host("a", 4096), host("b", 4096)],
+            vms: vec![vm("x", "a", 4096), vm("y", "b", 4096)],
+        };
+        let p = Problem::new(&c, &[]);
+        assert!(p
+            .sequence(&assign(&p, &[("x", "b"), ("y", "a")]), None)
+            .is_none());
     }
 }
