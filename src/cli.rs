@@ -75,6 +75,21 @@ enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Plan where VMs run after cluster servers fail (offline; nothing is changed).
+    #[command(
+        after_help = "Examples:\n  laxmon plan --cluster cluster.yaml --fail cs2\n  laxmon plan --cluster cluster.yaml --fail cs2 --fail cs3 --json\n\nThe file lists hosts (name, memory_mb, reserve_mb, state) and VMs (name, host, memory_mb,\npriority, allowed_hosts, anti_affinity). Exit 0 when a plan was made, 2 for bad input."
+    )]
+    Plan {
+        /// Cluster description (YAML).
+        #[arg(long, value_name = "FILE")]
+        cluster: PathBuf,
+        /// Mark a host as failed (repeatable), in addition to hosts whose state is `down`.
+        #[arg(long = "fail", value_name = "HOST")]
+        fail: Vec<String>,
+        /// Print exactly one JSON object: actions, placement, down, reasons.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +112,11 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCommand::Check) => config_check(&cli.global.config),
         Command::Check { names, json } => check(&cli.global.config, &names, json),
         Command::Run => run(&cli.global.config),
+        Command::Plan {
+            cluster,
+            fail,
+            json,
+        } => crate::cluster::run_plan_command(&cluster, &fail, json).clamp(0, 255) as u8,
     };
     ExitCode::from(code)
 }
