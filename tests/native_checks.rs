@@ -141,8 +141,9 @@ async fn port_with_the_expected_reply_is_ok() {
     assert_eq!(out.state, State::Ok, "{out:?}");
     assert!(out.output.starts_with("TCP OK - "), "{}", out.output);
     assert!(
-        out.output
-            .ends_with(&format!(" second response time on 127.0.0.1 port {port} [HTTP/1.0 200 OK]")),
+        out.output.ends_with(&format!(
+            " second response time on 127.0.0.1 port {port} [HTTP/1.0 200 OK]"
+        )),
         "{}",
         out.output
     );
@@ -182,7 +183,11 @@ async fn port_connect_only_with_thresholds_is_ok() {
     check.crit = Some(Duration::from_secs(9));
     let out = bounded("port check", port::run(&check)).await;
     assert_eq!(out.state, State::Ok, "{out:?}");
-    assert!(out.output.ends_with(&format!("on 127.0.0.1 port {port}")), "{}", out.output);
+    assert!(
+        out.output.ends_with(&format!("on 127.0.0.1 port {port}")),
+        "{}",
+        out.output
+    );
     let time = perf(&out, "time");
     assert_eq!(time.warn.as_deref(), Some("5.000000"));
     assert_eq!(time.crit.as_deref(), Some("9.000000"));
@@ -196,7 +201,12 @@ async fn port_on_ipv6_loopback_is_ok() {
     check.expect = Some("SSH-2.0".to_string());
     let out = bounded("port check", port::run(&check)).await;
     assert_eq!(out.state, State::Ok, "{out:?}");
-    assert!(out.output.contains(&format!("on ::1 port {port} [SSH-2.0-test]")), "{}", out.output);
+    assert!(
+        out.output
+            .contains(&format!("on ::1 port {port} [SSH-2.0-test]")),
+        "{}",
+        out.output
+    );
 }
 
 #[tokio::test]
@@ -205,7 +215,11 @@ async fn port_by_name_is_resolved() {
     let port = listener.local_addr().expect("addr").port();
     let out = bounded("port check", port::run(&PortCheck::new("localhost", port))).await;
     assert_eq!(out.state, State::Ok, "{out:?}");
-    assert!(out.output.contains(&format!("on localhost port {port}")), "{}", out.output);
+    assert!(
+        out.output.contains(&format!("on localhost port {port}")),
+        "{}",
+        out.output
+    );
 }
 
 #[tokio::test]
@@ -249,7 +263,9 @@ async fn unanswered_syn_times_out_connecting() {
     // In the namespace, `lo` gets a queue of length zero: every packet,
     // the SYN included, is dropped, so connect() hangs until the deadline.
     let ns = Netns::new("syn");
-    ns.exec(&["tc", "qdisc", "add", "dev", "lo", "root", "pfifo", "limit", "0"]);
+    ns.exec(&[
+        "tc", "qdisc", "add", "dev", "lo", "root", "pfifo", "limit", "0",
+    ]);
     let out = bounded(
         "port check in namespace",
         ns.run(|| async {
@@ -278,8 +294,9 @@ async fn unresolvable_name_is_critical() {
     .await;
     assert_eq!(out.state, State::Critical, "{out:?}");
     assert!(
-        out.output
-            .starts_with("TCP CRITICAL - Invalid hostname, address or socket: no-such-host.invalid"),
+        out.output.starts_with(
+            "TCP CRITICAL - Invalid hostname, address or socket: no-such-host.invalid"
+        ),
         "{}",
         out.output
     );
@@ -315,7 +332,10 @@ fn assert_ping_ok(out: &CheckOutput) {
     assert_eq!(rta.min, Some(0.0));
     let pl = perf(out, "pl");
     assert_eq!((pl.value, pl.uom.as_str()), (0.0, "%"));
-    assert_eq!((pl.warn.as_deref(), pl.crit.as_deref()), (Some("20"), Some("60")));
+    assert_eq!(
+        (pl.warn.as_deref(), pl.crit.as_deref()),
+        (Some("20"), Some("60"))
+    );
     assert_eq!(pl.min, Some(0.0));
 }
 
@@ -374,8 +394,8 @@ async fn throttled_link_gives_partial_loss() {
     // sent 20 ms apart are dropped (the send fails with ENOBUFS).
     let ns = Netns::new("tbf");
     ns.exec(&[
-        "tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "8kbit", "burst", "300",
-        "limit", "100",
+        "tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "8kbit", "burst", "300", "limit",
+        "100",
     ]);
     let out = bounded(
         "ping in namespace",
@@ -398,7 +418,10 @@ async fn throttled_link_gives_partial_loss() {
     let pl = perf(&out, "pl").value;
     assert!(pl > 0.0 && pl < 100.0, "{out:?}");
     assert_eq!(out.state, State::Warning, "{out:?}");
-    assert!(out.output.starts_with("PING WARNING - Packet loss = "), "{out:?}");
+    assert!(
+        out.output.starts_with("PING WARNING - Packet loss = "),
+        "{out:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,7 +439,12 @@ async fn a_thousand_concurrent_pings_share_one_pinger_without_collisions() {
     }
     let outputs = bounded("1000 pings", tasks.join_all()).await;
     let failed: Vec<_> = outputs.iter().filter(|o| o.state != State::Ok).collect();
-    assert!(failed.is_empty(), "{} of 1000 failed, e.g. {:?}", failed.len(), failed.first());
+    assert!(
+        failed.is_empty(),
+        "{} of 1000 failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
     assert!(outputs.iter().all(|o| perf(o, "pl").value == 0.0));
 }
 
@@ -449,9 +477,15 @@ fn drop_cap_net_raw() {
     // SAFETY: capget/capset with a v3 header and two data structs, as the
     // kernel ABI requires; pid 0 is the calling thread only.
     unsafe {
-        assert_eq!(libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()), 0);
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()),
+            0
+        );
         data[0].effective &= !(1 << CAP_NET_RAW);
-        assert_eq!(libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()), 0);
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()),
+            0
+        );
     }
 }
 
@@ -475,7 +509,12 @@ fn pinger_without_icmp_permission_says_what_to_grant() {
     }
     let err = result.expect_err("ICMP sockets must be refused without CAP_NET_RAW");
     let text = err.to_string();
-    for needle in ["CAP_NET_RAW", "AmbientCapabilities=CAP_NET_RAW", "ping_group_range", "IPv4"] {
+    for needle in [
+        "CAP_NET_RAW",
+        "AmbientCapabilities=CAP_NET_RAW",
+        "ping_group_range",
+        "IPv4",
+    ] {
         assert!(text.contains(needle), "{needle:?} missing from: {text}");
     }
 }

@@ -12,7 +12,9 @@ pub mod ping;
 pub mod port;
 
 /// A check's state, as Nagios defines it; the numeric value is the exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum State {
     /// Everything fine (exit 0).

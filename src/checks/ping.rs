@@ -19,9 +19,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use surge_ping::{
-    Client, Config, IcmpPacket, PingIdentifier, PingSequence, SurgeError, ICMP,
-};
+use surge_ping::{Client, Config, IcmpPacket, PingIdentifier, PingSequence, SurgeError, ICMP};
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::{sleep, sleep_until, timeout_at, Instant};
 
@@ -458,14 +456,16 @@ fn evaluate(check: &PingCheck, sent: u32, rtts: &[Duration], error: Option<&str>
     let received = u32::try_from(rtts.len()).unwrap_or(u32::MAX).min(sent);
     let loss = (sent - received) * 100 / sent;
     let reached = |t: &PingThresholds, rta_ms: f64| {
-        t.loss.is_some_and(|l| loss >= u32::from(l))
-            || t.rta.is_some_and(|r| rta_ms >= ms(r))
+        t.loss.is_some_and(|l| loss >= u32::from(l)) || t.rta.is_some_and(|r| rta_ms >= ms(r))
     };
 
     let mut perfdata = Vec::new();
     let (state, output) = if received == 0 {
         let why = error.map(|e| format!(" ({e})")).unwrap_or_default();
-        (State::Critical, format!("PING CRITICAL - Packet loss = 100%{why}"))
+        (
+            State::Critical,
+            format!("PING CRITICAL - Packet loss = 100%{why}"),
+        )
     } else {
         let rta_ms = rtts.iter().map(|d| ms(*d)).sum::<f64>() / f64::from(received);
         let state = if reached(&check.crit, rta_ms) {
@@ -537,13 +537,22 @@ mod tests {
         assert_eq!(out.state, State::Ok);
         assert_eq!(out.output, "PING OK - Packet loss = 0%, RTA = 0.05 ms");
         let rta = &out.perfdata[0];
-        assert_eq!((rta.label.as_str(), rta.value, rta.uom.as_str()), ("rta", 0.05, "ms"));
+        assert_eq!(
+            (rta.label.as_str(), rta.value, rta.uom.as_str()),
+            ("rta", 0.05, "ms")
+        );
         assert_eq!(rta.warn.as_deref(), Some("100.000000"));
         assert_eq!(rta.crit.as_deref(), Some("500.000000"));
         assert_eq!((rta.min, rta.max), (Some(0.0), None));
         let pl = &out.perfdata[1];
-        assert_eq!((pl.label.as_str(), pl.value, pl.uom.as_str()), ("pl", 0.0, "%"));
-        assert_eq!((pl.warn.as_deref(), pl.crit.as_deref()), (Some("20"), Some("60")));
+        assert_eq!(
+            (pl.label.as_str(), pl.value, pl.uom.as_str()),
+            ("pl", 0.0, "%")
+        );
+        assert_eq!(
+            (pl.warn.as_deref(), pl.crit.as_deref()),
+            (Some("20"), Some("60"))
+        );
         assert_eq!((pl.min, pl.max), (Some(0.0), None));
     }
 
@@ -551,13 +560,48 @@ mod tests {
     fn thresholds_are_reached_at_or_above() {
         let ms = Duration::from_millis;
         let cases: &[(u32, &[Duration], State, &str)] = &[
-            (5, &[ms(99); 5], State::Ok, "PING OK - Packet loss = 0%, RTA = 99.00 ms"),
-            (5, &[ms(100); 5], State::Warning, "PING WARNING - Packet loss = 0%, RTA = 100.00 ms"),
-            (5, &[ms(500); 5], State::Critical, "PING CRITICAL - Packet loss = 0%, RTA = 500.00 ms"),
-            (5, &[ms(1); 4], State::Warning, "PING WARNING - Packet loss = 20%, RTA = 1.00 ms"),
-            (5, &[ms(1); 2], State::Critical, "PING CRITICAL - Packet loss = 60%, RTA = 1.00 ms"),
-            (3, &[ms(1); 2], State::Warning, "PING WARNING - Packet loss = 33%, RTA = 1.00 ms"),
-            (5, &[], State::Critical, "PING CRITICAL - Packet loss = 100%"),
+            (
+                5,
+                &[ms(99); 5],
+                State::Ok,
+                "PING OK - Packet loss = 0%, RTA = 99.00 ms",
+            ),
+            (
+                5,
+                &[ms(100); 5],
+                State::Warning,
+                "PING WARNING - Packet loss = 0%, RTA = 100.00 ms",
+            ),
+            (
+                5,
+                &[ms(500); 5],
+                State::Critical,
+                "PING CRITICAL - Packet loss = 0%, RTA = 500.00 ms",
+            ),
+            (
+                5,
+                &[ms(1); 4],
+                State::Warning,
+                "PING WARNING - Packet loss = 20%, RTA = 1.00 ms",
+            ),
+            (
+                5,
+                &[ms(1); 2],
+                State::Critical,
+                "PING CRITICAL - Packet loss = 60%, RTA = 1.00 ms",
+            ),
+            (
+                3,
+                &[ms(1); 2],
+                State::Warning,
+                "PING WARNING - Packet loss = 33%, RTA = 1.00 ms",
+            ),
+            (
+                5,
+                &[],
+                State::Critical,
+                "PING CRITICAL - Packet loss = 100%",
+            ),
         ];
         for (sent, rtts, state, output) in cases {
             let out = evaluate(&check(), *sent, rtts, None);
@@ -573,7 +617,10 @@ mod tests {
             "PING CRITICAL - Packet loss = 100% (sendto: Network is unreachable)"
         );
         assert_eq!(out.perfdata.len(), 1);
-        assert_eq!((out.perfdata[0].label.as_str(), out.perfdata[0].value), ("pl", 100.0));
+        assert_eq!(
+            (out.perfdata[0].label.as_str(), out.perfdata[0].value),
+            ("pl", 100.0)
+        );
     }
 
     #[test]
@@ -582,7 +629,10 @@ mod tests {
         assert_eq!(evaluate(&c, 5, &[us(900_000); 1], None).state, State::Ok);
         assert_eq!(evaluate(&c, 5, &[], None).state, State::Critical);
         let out = evaluate(&c, 5, &[us(50)], None);
-        assert_eq!((out.perfdata[0].warn.clone(), out.perfdata[1].crit.clone()), (None, None));
+        assert_eq!(
+            (out.perfdata[0].warn.clone(), out.perfdata[1].crit.clone()),
+            (None, None)
+        );
     }
 
     #[test]

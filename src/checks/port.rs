@@ -143,7 +143,10 @@ pub async fn run(check: &PortCheck) -> CheckOutput {
             Ok(Err(err)) => {
                 return CheckOutput::new(
                     State::Critical,
-                    format!("TCP CRITICAL - Error receiving from host: {}", io_text(&err)),
+                    format!(
+                        "TCP CRITICAL - Error receiving from host: {}",
+                        io_text(&err)
+                    ),
                 )
             }
             Ok(Ok(Reply::Matched(reply))) => quoted = format!(" [{}]", quote(&reply)),
@@ -342,7 +345,10 @@ mod tests {
 
     #[test]
     fn quotes_first_line_and_escapes_controls() {
-        assert_eq!(quote(b"HTTP/1.0 200 OK\r\nServer: x\r\n"), "HTTP/1.0 200 OK");
+        assert_eq!(
+            quote(b"HTTP/1.0 200 OK\r\nServer: x\r\n"),
+            "HTTP/1.0 200 OK"
+        );
         assert_eq!(quote(b"a\x07b|c"), "a\\x07b\\x7cc");
         assert_eq!(quote(&[b'x'; 500]).len(), QUOTE_LIMIT);
     }
