@@ -96,6 +96,7 @@ struct RawConfig {
     checks: Vec<RawCheck>,
     storage: StorageConfig,
     engine: Engine,
+    clusters: Vec<super::clusters::RawCluster>,
 }
 
 struct RawHost {
@@ -396,7 +397,7 @@ pub(super) fn string_list(file: &Path, key: &str, node: &Node, errors: &mut Erro
     }
 }
 
-fn seq<'a>(file: &Path, key: &str, node: &'a Node, errors: &mut Errors) -> &'a [Node] {
+pub(super) fn seq<'a>(file: &Path, key: &str, node: &'a Node, errors: &mut Errors) -> &'a [Node] {
     match &node.value {
         Value::Seq(items) => items,
         Value::Null => &[],
@@ -414,9 +415,9 @@ fn seq<'a>(file: &Path, key: &str, node: &'a Node, errors: &mut Errors) -> &'a [
 // ---- sections ----
 
 const MAIN_KEYS: &[&str] = &[
-    "include", "defaults", "hosts", "checks", "storage", "engine",
+    "include", "defaults", "hosts", "checks", "storage", "engine", "clusters",
 ];
-const INCLUDED_KEYS: &[&str] = &["hosts", "checks"];
+const INCLUDED_KEYS: &[&str] = &["hosts", "checks", "clusters"];
 
 fn decode_main(file: &Path, root: &Node, raw: &mut RawConfig, errors: &mut Errors) {
     if root.value == Value::Null {
@@ -483,6 +484,13 @@ fn decode_lists(file: &Path, map: &mut MapView, raw: &mut RawConfig, errors: &mu
         for c in seq(file, "checks", node, errors) {
             if let Some(check) = decode_check(file, c, errors) {
                 raw.checks.push(check);
+            }
+        }
+    }
+    if let Some(node) = map.take("clusters") {
+        for c in seq(file, "clusters", node, errors) {
+            if let Some(cluster) = super::clusters::decode_cluster(file, c, errors) {
+                raw.clusters.push(cluster);
             }
         }
     }
@@ -1305,13 +1313,16 @@ fn finish(path: &Path, files: Vec<PathBuf>, raw: RawConfig, errors: &mut Errors)
             }
         }
     }
+    let hosts: Vec<Host> = raw.hosts.into_iter().map(|h| h.host).collect();
+    let clusters = super::clusters::resolve(raw.clusters, &hosts, &checks, &raw.engine.ssh, errors);
     Config {
         path: path.to_path_buf(),
         files,
-        hosts: raw.hosts.into_iter().map(|h| h.host).collect(),
+        hosts,
         checks,
         storage: raw.storage,
         engine: raw.engine,
+        clusters,
     }
 }
 

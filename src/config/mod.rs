@@ -6,6 +6,7 @@
 //! `shared/spec/checks.md`. Nothing here runs a check or opens a socket:
 //! a loaded `Config` is plain data.
 
+pub mod clusters;
 mod decode;
 pub mod duration;
 pub mod yaml;
@@ -14,6 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use clusters::{ClusterConfig, CommandTemplates, DriverConfig, ServerConfig, VmConfig};
 pub use decode::load;
 
 /// The default configuration file when neither `--config` nor `LAXMON_CONFIG` is given.
@@ -37,12 +39,19 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Engine limits and SSH settings.
     pub engine: Engine,
+    /// Clusters whose VMs laxmon reorganises when a server fails.
+    pub clusters: Vec<ClusterConfig>,
 }
 
 impl Config {
     /// The host entry of this name, if any (`local` has none).
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The cluster of this name, if any.
+    pub fn cluster(&self, name: &str) -> Option<&ClusterConfig> {
+        self.clusters.iter().find(|c| c.name == name)
     }
 
     /// The check of this name, if any.
