@@ -7,6 +7,7 @@
 //! planner never does I/O, never reads the clock, and gives the same plan
 //! byte for byte for the same input. Only [`plan_command`] reads a file.
 
+pub mod drivers;
 pub mod model;
 pub mod planner;
 
