@@ -90,6 +90,117 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reorganise a cluster by hand, or look at where its VMs run.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Drive the simulated cluster of the demo (the `sim` driver's state file).
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Fence a failed server and bring its VMs back on the others (what the clusterreorg action does).
+    #[command(
+        after_help = "Examples:\n  laxmon cluster reorg --config config/laxmon.yaml --cluster demo --failed cs2 --dry-run\n  laxmon cluster reorg --config config/laxmon.yaml --cluster demo --failed cs2\n\nRefuses unless the server's fence command succeeds, or (allow_unfenced) its alive check\nsays CRITICAL now. Rerunning after an interruption resumes the stored plan.\nExit status: 0 done, 1 refused or steps failed, 64 bad configuration."
+    )]
+    Reorg {
+        /// The cluster's name.
+        #[arg(long, value_name = "NAME")]
+        cluster: String,
+        /// The server that failed.
+        #[arg(long, value_name = "SERVER")]
+        failed: String,
+        /// Plan and report only; nothing is fenced, stopped, moved or started.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restart the VMs a reorganisation stopped, once their server is back (restart_on_return).
+    #[command(
+        after_help = "Example:\n  laxmon cluster restore --config config/laxmon.yaml --cluster demo --server cs2"
+    )]
+    Restore {
+        /// The cluster's name.
+        #[arg(long, value_name = "NAME")]
+        cluster: String,
+        /// The server that returned.
+        #[arg(long, value_name = "SERVER")]
+        server: String,
+        /// Plan and report only.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask every server which VMs run there (live placement).
+    #[command(
+        after_help = "Example:\n  laxmon cluster status --config config/laxmon.yaml --cluster demo\n\nExit status: 0 when every server answered, 1 otherwise."
+    )]
+    Status {
+        /// The cluster's name.
+        #[arg(long, value_name = "NAME")]
+        cluster: String,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SimCommand {
+    /// Crash a simulated server (its VMs die), or with --partition cut it off while its VMs run on.
+    #[command(after_help = "Example:\n  laxmon sim fail cs2 --state var/sim-cluster.json")]
+    Fail {
+        /// The server.
+        server: String,
+        /// The state file.
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+        /// Unreachable, but its VMs keep running (what fencing is for).
+        #[arg(long)]
+        partition: bool,
+    },
+    /// Bring a simulated server back up.
+    #[command(after_help = "Example:\n  laxmon sim revive cs2 --state var/sim-cluster.json")]
+    Revive {
+        /// The server.
+        server: String,
+        /// The state file.
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+    },
+    /// Nagios plugin: exit 0 when the simulated server is up, 2 when it is not.
+    #[command(after_help = "Example:\n  laxmon sim alive cs1 --state var/sim-cluster.json")]
+    Alive {
+        /// The server.
+        server: String,
+        /// The state file.
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+    },
+    /// Fence (power off) a simulated server: the sim's fence command.
+    #[command(after_help = "Example:\n  laxmon sim fence cs2 --state var/sim-cluster.json")]
+    Fence {
+        /// The server.
+        server: String,
+        /// The state file.
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+    },
+    /// Print the simulated cluster: servers, where VMs run, (with --json) the history.
+    #[command(after_help = "Example:\n  laxmon sim show --state var/sim-cluster.json")]
+    Show {
+        /// The state file.
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+        /// The whole state as JSON, history included.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +228,8 @@ pub fn main() -> ExitCode {
             fail,
             json,
         } => crate::cluster::run_plan_command(&cluster, &fail, json).clamp(0, 255) as u8,
+        Command::Cluster(c) => cluster(&cli.global.config, c),
+        Command::Sim(c) => sim(c),
     };
     ExitCode::from(code)
 }
@@ -188,5 +301,49 @@ fn run(path: &Path) -> u8 {
             eprintln!("laxmon: {e:#}");
             1
         }
+    }
+}
+
+fn cluster(path: &Path, command: ClusterCommand) -> u8 {
+    use crate::cluster::commands;
+    let cfg = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match command {
+        ClusterCommand::Reorg {
+            cluster,
+            failed,
+            dry_run,
+            json,
+        } => rt.block_on(commands::reorg(&cfg, &cluster, &failed, dry_run, json)),
+        ClusterCommand::Restore {
+            cluster,
+            server,
+            dry_run,
+            json,
+        } => rt.block_on(commands::restore(&cfg, &cluster, &server, dry_run, json)),
+        ClusterCommand::Status { cluster, json } => {
+            rt.block_on(commands::status(&cfg, &cluster, json))
+        }
+    }
+}
+
+fn sim(command: SimCommand) -> u8 {
+    use crate::cluster::commands::{self, SimOp};
+    match command {
+        SimCommand::Fail {
+            server,
+            state,
+            partition,
+        } => commands::sim(SimOp::Fail { partition }, &server, &state),
+        SimCommand::Revive { server, state } => commands::sim(SimOp::Revive, &server, &state),
+        SimCommand::Alive { server, state } => commands::sim(SimOp::Alive, &server, &state),
+        SimCommand::Fence { server, state } => commands::sim(SimOp::Fence, &server, &state),
+        SimCommand::Show { state, json } => commands::sim_show(&state, json),
     }
 }

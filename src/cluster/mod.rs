@@ -6,11 +6,19 @@
 //! `spec/clusterreorg.md`. Nothing in this module executes a plan: the
 //! planner never does I/O, never reads the clock, and gives the same plan
 //! byte for byte for the same input. Only [`plan_command`] reads a file.
+//!
+//! Carrying a plan out is [`executor`]'s job, through a hypervisor
+//! [`drivers::Driver`], with progress in a [`journal`]: it fences the failed
+//! server first and never starts a VM while any server may still run it.
 
+pub mod commands;
 pub mod drivers;
+pub mod executor;
+pub mod journal;
 pub mod model;
 pub mod planner;
 
+pub use executor::{reorganise, restore, ReorgError, ReorgOptions, ReorgReport};
 pub use model::{
     Action, Cluster, Host, HostState, Plan, PlanInputError, PlanScore, PlannerKind, Vm,
 };

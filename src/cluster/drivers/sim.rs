@@ -299,7 +299,8 @@ fn with_state<T>(
     let mut text = String::new();
     file.read_to_string(&mut text)
         .map_err(|e| err(format!("cannot read: {e}")))?;
-    let mut state = if text.trim().is_empty() {
+    let fresh = text.trim().is_empty();
+    let mut state = if fresh {
         match init {
             Some(c) => SimState::from_config(c),
             None => return Err(err("empty: run `laxmon cluster status` to create it".into())),
@@ -309,7 +310,7 @@ fn with_state<T>(
     };
     let before = state.clone();
     let out = f(&mut state);
-    if state != before {
+    if fresh || state != before {
         let mut json = serde_json::to_string_pretty(&state).map_err(|e| err(e.to_string()))?;
         json.push('\n');
         file.set_len(0).map_err(|e| err(e.to_string()))?;
