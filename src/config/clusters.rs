@@ -233,7 +233,21 @@ fn argv(file: &Path, key: &str, node: &Node, errors: &mut Errors) -> Option<Vec<
                 return None;
             }
         },
-        Value::Seq(_) => string_list(file, key, node, errors),
+        Value::Seq(items) => {
+            // YAML 1.1 reads `off`, `on`, `yes`, `no` as booleans.
+            if let Some(b) = items.iter().find(|n| matches!(n.value, Value::Bool(_))) {
+                errors.at(
+                    file,
+                    b.pos,
+                    format!(
+                        "{key}: the word {} was read as a boolean: quote it, e.g. \"off\"",
+                        b.value.describe()
+                    ),
+                );
+                return None;
+            }
+            string_list(file, key, node, errors)
+        }
         other => {
             errors.at(
                 file,
