@@ -102,7 +102,7 @@ enum Command {
 enum ClusterCommand {
     /// Fence a failed server and bring its VMs back on the others (what the clusterreorg action does).
     #[command(
-        after_help = "Examples:\n  laxmon cluster reorg --config config/laxmon.yaml --cluster demo --failed cs2 --dry-run\n  laxmon cluster reorg --config config/laxmon.yaml --cluster demo --failed cs2\n\nRefuses unless the server's fence command succeeds, or (allow_unfenced) its alive check\nsays CRITICAL now. Rerunning after an interruption resumes the stored plan.\nExit status: 0 done, 1 refused or steps failed, 64 bad configuration."
+        after_help = "Examples:\n  laxmon cluster reorg --config config/laxmon.yaml --cluster demo --failed cs2 --dry-run\n  laxmon cluster reorg --config config/laxmon.yaml --cluster demo --failed cs2\n\nRefuses unless the server's fence command succeeds, or (allow_unfenced) its alive check\nsays CRITICAL now. Rerunning after an interruption resumes the stored plan.\nExit status: 0 done, 1 refused or a step failed (see the report), 64 bad configuration."
     )]
     Reorg {
         /// The cluster's name.

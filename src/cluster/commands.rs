@@ -87,12 +87,7 @@ fn finish(result: Result<ReorgReport, executor::ReorgError>, json: bool) -> u8 {
             } else {
                 print!("{}", render(&report));
             }
-            let last = report.rounds.saturating_sub(1);
-            let failed_last = report
-                .steps
-                .iter()
-                .any(|s| s.round == last && s.outcome == StepOutcome::Failed);
-            if failed_last {
+            if report.steps_failed > 0 {
                 EXIT_FAILED
             } else {
                 0

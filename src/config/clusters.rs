@@ -722,19 +722,16 @@ pub(super) fn resolve(
                 ok = false;
             }
             if let Some((alive, pos)) = &s.alive {
-                match checks.iter().find(|k| &k.name == alive) {
-                    None => {
-                        errors.at(
-                            file,
-                            *pos,
-                            format!(
-                                "{what}: server {:?} names alive check {alive:?}, which is not a defined check",
-                                s.host
-                            ),
-                        );
-                        ok = false;
-                    }
-                    Some(_) => {}
+                if !checks.iter().any(|k| &k.name == alive) {
+                    errors.at(
+                        file,
+                        *pos,
+                        format!(
+                            "{what}: server {:?} names alive check {alive:?}, which is not a defined check",
+                            s.host
+                        ),
+                    );
+                    ok = false;
                 }
             }
             if s.fence.is_none() && s.alive.is_none() && c.allow_unfenced {
