@@ -174,3 +174,36 @@ fn checks_run_concurrently() {
     let out = laxmon(&["check", "--config", &cfg]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
+
+#[test]
+fn external_processes_respect_max_processes() {
+    // Six plugins, at most two at once: each records how many run beside it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let mut checks = String::new();
+    for i in 0..6 {
+        let script = format!(
+            "touch {d}/run.{i}; ls {d}/run.* | wc -l >> {d}/seen; sleep 0.3; rm {d}/run.{i}; echo OK - {i}"
+        );
+        checks.push_str(&format!(
+            "  - name: c{i}\n    kind: plugin\n    command: [\"sh\", \"-c\", {script:?}]\n"
+        ));
+    }
+    let cfg = write_file(
+        dir.path(),
+        "laxmon.yaml",
+        &format!("storage: sqlite:{d}/db\nengine:\n  max_processes: 2\nchecks:\n{checks}"),
+    );
+    let out = laxmon(&["check", "--config", &cfg]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let seen = std::fs::read_to_string(dir.path().join("seen")).expect("seen");
+    let counts: Vec<u32> = seen
+        .lines()
+        .map(|l| l.trim().parse().expect("count"))
+        .collect();
+    assert_eq!(counts.len(), 6);
+    assert!(
+        counts.iter().all(|&c| c <= 2),
+        "more than 2 at once: {counts:?}"
+    );
+}
