@@ -136,7 +136,7 @@ pub fn log_result(r: &CheckResult) {
     } else if t.is_state_change() || t.is_hard_change() || t.flap_change.is_some() {
         tracing::info!(check = %r.check, host = %r.host, state = %cur.state, state_type = %cur.state_type, attempt = cur.attempt, previous = %t.previous.state, flapping = t.flapping, unreachable = t.unreachable, output = %r.output.output, "state change");
     } else {
-        tracing::debug!(check = %r.check, state = %cur.state, state_type = %cur.state_type, attempt = cur.attempt, duration_ms = r.duration.as_secs_f64() * 1000.0, lateness_ms = r.lateness().as_secs_f64() * 1000.0, "result");
+        tracing::debug!(check = %r.check, state = %cur.state, state_type = %cur.state_type, attempt = cur.attempt, unreachable = t.unreachable, duration_ms = r.duration.as_secs_f64() * 1000.0, lateness_ms = r.lateness().as_secs_f64() * 1000.0, "result");
     }
 }
 
