@@ -197,9 +197,13 @@ fn checks_of_an_unreachable_host_raise_no_problem_of_their_own() {
         ),
     );
     let mut daemon = Daemon::start(&cfg);
-    let hard = daemon.wait_for("host check HARD", |v| field(v, "message") == "HARD state change");
+    let hard = daemon.wait_for("host check HARD", |v| {
+        field(v, "message") == "HARD state change"
+    });
     assert_eq!(field(&hard, "check"), "h-alive", "{hard}");
-    let first = daemon.wait_for("service result", |v| field(v, "check") == "h-service" && field(v, "state") == "CRITICAL");
+    let first = daemon.wait_for("service result", |v| {
+        field(v, "check") == "h-service" && field(v, "state") == "CRITICAL"
+    });
     assert_eq!(first["unreachable"], true, "{first}");
     // Several more results of the service: none becomes a HARD problem.
     let mut results = 0;
