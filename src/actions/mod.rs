@@ -1,0 +1,1 @@
+//! Actions and notifications: the I/O half of alarms.
