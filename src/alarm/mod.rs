@@ -7,4 +7,6 @@
 //! delivery retries. Everything here is pure: time is passed in, nothing
 //! reads a clock, sends a packet or runs a process; `crate::actions` does the I/O.
 
+pub mod facts;
+pub mod template;
 pub mod window;

@@ -321,11 +321,9 @@ fn parse_field(
         }
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => {
-                let step: u32 = s
-                    .parse()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("{field} field {text:?}: step {s:?} must be a whole number above 0"))?;
+                let step: u32 = s.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    format!("{field} field {text:?}: step {s:?} must be a whole number above 0")
+                })?;
                 (r, step)
             }
             None => (item, 1),
@@ -396,7 +394,10 @@ mod tests {
             ("0 8 * *", "has 4 fields"),
             ("61 8 * * *", "minute field \"61\": 61 is out of range 0-59"),
             ("0 24 * * *", "hour field"),
-            ("0 8 * * 8", "day-of-week field \"8\": 8 is out of range 0-7"),
+            (
+                "0 8 * * 8",
+                "day-of-week field \"8\": 8 is out of range 0-7",
+            ),
             ("0 8 * * funday", "\"funday\" is not a number or a name"),
             ("0 8 * foo *", "month field"),
             ("0 8 5-1 * *", "runs backwards"),
@@ -480,7 +481,7 @@ mod tests {
         // Fall back night: 22:00 CEST (20:00 UTC) to 08:00 CET (07:00 UTC), 11h.
         assert!(night.contains(utc("2026-10-25T06:30:00Z"))); // 07:30 CET
         assert!(!night.contains(utc("2026-10-25T07:00:00Z"))); // 08:00 CET
-        // Spring forward night: 22:00 CET (21:00 UTC) to 08:00 CEST (06:00 UTC), 9h.
+                                                               // Spring forward night: 22:00 CET (21:00 UTC) to 08:00 CEST (06:00 UTC), 9h.
         assert!(night.contains(utc("2026-03-29T05:30:00Z"))); // 07:30 CEST
         assert!(!night.contains(utc("2026-03-29T06:00:00Z"))); // 08:00 CEST
     }
