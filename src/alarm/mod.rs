@@ -8,5 +8,9 @@
 //! reads a clock, sends a packet or runs a process; `crate::actions` does the I/O.
 
 pub mod facts;
+pub mod lifecycle;
+pub mod rules;
 pub mod template;
+#[cfg(test)]
+mod tests;
 pub mod window;
