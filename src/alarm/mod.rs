@@ -8,8 +8,11 @@
 //! reads a clock, sends a packet or runs a process; `crate::actions` does the I/O.
 
 pub mod facts;
+pub mod group;
 pub mod lifecycle;
+pub mod outbox;
 pub mod rules;
+pub mod store;
 pub mod template;
 #[cfg(test)]
 mod tests;
