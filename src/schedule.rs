@@ -104,7 +104,7 @@ mod tests {
         let starts: Vec<Duration> = (0..4)
             .map(|i| Slot::spread(t0, i, 4, 60 * S, 10 * S).planned - t0)
             .collect();
-        assert_eq!(starts, vec![0 * S, 15 * S, 30 * S, 45 * S]);
+        assert_eq!(starts, vec![Duration::ZERO, 15 * S, 30 * S, 45 * S]);
     }
 
     #[test]

@@ -43,12 +43,18 @@ fn a_full_alarm_config_passes() {
 #[test]
 fn crontab_weekday_out_of_range() {
     let yaml = format!("{BASE}windows:\n  - name: w\n    cron: \"0 8 * * 8\"\n    duration: 1h\n");
-    assert_error(&yaml, 10, 11, &["window \"w\".cron", "day-of-week", "8", "0-7"]);
+    assert_error(
+        &yaml,
+        10,
+        11,
+        &["window \"w\".cron", "day-of-week", "8", "0-7"],
+    );
 }
 
 #[test]
 fn crontab_with_seconds_field_is_rejected() {
-    let yaml = format!("{BASE}windows:\n  - name: w\n    cron: \"0 0 8 * * *\"\n    duration: 1h\n");
+    let yaml =
+        format!("{BASE}windows:\n  - name: w\n    cron: \"0 0 8 * * *\"\n    duration: 1h\n");
     assert_error(&yaml, 10, 11, &["6 fields", "5 crontab fields"]);
 }
 
@@ -60,19 +66,24 @@ fn unknown_timezone() {
 
 #[test]
 fn rule_names_unknown_contact() {
-    let yaml = format!("{BASE}rules:\n  - name: r\n    match: {{checks: [web]}}\n    notify: [alice, bbo]\n");
+    let yaml = format!(
+        "{BASE}rules:\n  - name: r\n    match: {{checks: [web]}}\n    notify: [alice, bbo]\n"
+    );
     assert_error(&yaml, 11, 21, &["notify", "contact \"bbo\"", "not defined"]);
 }
 
 #[test]
 fn rule_matches_unknown_check() {
-    let yaml = format!("{BASE}rules:\n  - name: r\n    match: {{checks: [wbe]}}\n    notify: [alice]\n");
+    let yaml =
+        format!("{BASE}rules:\n  - name: r\n    match: {{checks: [wbe]}}\n    notify: [alice]\n");
     assert_error(&yaml, 10, 22, &["match.checks", "\"wbe\"", "not defined"]);
 }
 
 #[test]
 fn bad_glob() {
-    let yaml = format!("{BASE}rules:\n  - name: r\n    match: {{checks: [\"web[\"]}}\n    notify: [alice]\n");
+    let yaml = format!(
+        "{BASE}rules:\n  - name: r\n    match: {{checks: [\"web[\"]}}\n    notify: [alice]\n"
+    );
     assert_error(&yaml, 10, 22, &["match.checks", "web[", "not a valid glob"]);
 }
 
@@ -85,19 +96,34 @@ fn repeat_without_unit() {
 #[test]
 fn escalation_levels_out_of_order() {
     let yaml = format!("{BASE}rules:\n  - name: r\n    match: {{checks: [web]}}\n    notify: [alice]\n    escalate:\n      - {{after: 30m, notify: [alice]}}\n      - {{after: 10m, notify: [alice]}}\n");
-    assert_error(&yaml, 14, 9, &["escalate levels must come in order", "10m", "30m"]);
+    assert_error(
+        &yaml,
+        14,
+        9,
+        &["escalate levels must come in order", "10m", "30m"],
+    );
 }
 
 #[test]
 fn missing_script() {
     let yaml = format!("{BASE}rules:\n  - name: r\n    match: {{checks: [web]}}\n    actions:\n      - script: fix-itt\n");
-    assert_error(&yaml, 12, 17, &["script \"fix-itt\"", "does not exist", "alarm-scripts"]);
+    assert_error(
+        &yaml,
+        12,
+        17,
+        &["script \"fix-itt\"", "does not exist", "alarm-scripts"],
+    );
 }
 
 #[test]
 fn two_action_kinds_in_one_entry() {
     let yaml = format!("{BASE}rules:\n  - name: r\n    match: {{checks: [web]}}\n    actions:\n      - script: fix-it\n        restart-service: apache2\n");
-    assert_error(&yaml, 13, 26, &["restart-service", "script", "write two actions"]);
+    assert_error(
+        &yaml,
+        13,
+        26,
+        &["restart-service", "script", "write two actions"],
+    );
 }
 
 #[test]
@@ -108,7 +134,8 @@ fn restart_limit_that_cannot_trigger() {
 
 #[test]
 fn smtp_tls_mode_and_sender() {
-    let yaml = "notifiers:\n  - name: m\n    kind: smtp\n    host: x\n    tls: ssl\n    from: nobody\n";
+    let yaml =
+        "notifiers:\n  - name: m\n    kind: smtp\n    host: x\n    tls: ssl\n    from: nobody\n";
     assert_error(yaml, 5, 10, &["tls \"ssl\"", "none, starttls, tls"]);
     assert_error(yaml, 6, 11, &["from \"nobody\"", "mail address"]);
 }
@@ -122,14 +149,24 @@ fn sms_template_with_unknown_key() {
 #[test]
 fn contact_via_unknown_notifier_and_on_call_window() {
     let yaml = format!("{BASE}    via: [mail, pager]\n    on_call: {{mail: nights}}\n");
-    assert_error(&yaml, 8, 17, &["via names notifier \"pager\"", "not defined"]);
+    assert_error(
+        &yaml,
+        8,
+        17,
+        &["via names notifier \"pager\"", "not defined"],
+    );
     assert_error(&yaml, 9, 21, &["window \"nights\"", "not defined"]);
 }
 
 #[test]
 fn unknown_rule_key_suggests() {
     let yaml = format!("{BASE}rules:\n  - name: r\n    match: {{checks: [web]}}\n    notify: [alice]\n    repaet: 1h\n");
-    assert_error(&yaml, 12, 5, &["unknown key \"repaet\"", "did you mean \"repeat\""]);
+    assert_error(
+        &yaml,
+        12,
+        5,
+        &["unknown key \"repaet\"", "did you mean \"repeat\""],
+    );
 }
 
 #[test]

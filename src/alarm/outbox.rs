@@ -223,17 +223,23 @@ impl Outbox {
     /// Hands out every due item, one [`Delivery`] per recipient and
     /// notifier; they stay in flight until reported back.
     pub fn due(&mut self, now: DateTime<Utc>) -> Vec<Delivery> {
-        let mut groups: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+        let mut groups: BTreeMap<(String, String, String, String), Vec<String>> = BTreeMap::new();
         for i in self.items.values() {
             if i.is_pending() && i.next_attempt <= now && !self.in_flight.contains_key(&i.key) {
+                // Without a group window every item is its own message.
+                let alone = if self.group_window.is_zero() {
+                    i.key.clone()
+                } else {
+                    String::new()
+                };
                 groups
-                    .entry((i.notifier.clone(), i.to.clone(), i.contact.clone()))
+                    .entry((i.notifier.clone(), i.to.clone(), i.contact.clone(), alone))
                     .or_default()
                     .push(i.key.clone());
             }
         }
         let mut out = Vec::new();
-        for ((notifier, to, contact), mut keys) in groups {
+        for ((notifier, to, contact, _), mut keys) in groups {
             keys.sort_by_key(|k| self.items.get(k).map(|i| (i.created, i.key.clone())));
             let items: Vec<&OutboxItem> = keys.iter().filter_map(|k| self.items.get(k)).collect();
             let parts: Vec<(&str, &str)> = items

@@ -166,7 +166,8 @@ fn alarm_opens_on_hard_problem_only_and_runs_actions_at_once() {
 fn delay_repeat_escalation_and_recovery() {
     let mut s = Sim::new(SIMPLE, 1);
     s.feed(State::Critical); // opens at t0
-    let table: &[(i64, Vec<(String, String, NotificationType)>)] = &[
+    type Sent = Vec<(String, String, NotificationType)>;
+    let table: &[(i64, Sent)] = &[
         (4, vec![]),                            // t0+4m: before `after`
         (1, vec![n("alice", "mail", PROBLEM)]), // t0+5m: first page (day: mail only)
         (10, vec![]),                           // t0+15m

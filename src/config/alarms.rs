@@ -648,10 +648,15 @@ fn decode_named_window(ctx: &mut Ctx, node: &Node, errors: &mut Errors) {
     keys.extend_from_slice(WINDOW_KEYS);
     map.finish(&what, &keys, errors);
     if let (Some(wname), Some(w)) = (wname, w) {
-        if ctx.windows.contains_key(&wname) {
-            errors.at(file, node.pos, format!("duplicate window name {wname:?}"));
-        } else {
-            ctx.windows.insert(wname, w);
+        match ctx.windows.entry(wname) {
+            std::collections::btree_map::Entry::Occupied(e) => errors.at(
+                file,
+                node.pos,
+                format!("duplicate window name {:?}", e.key()),
+            ),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(w);
+            }
         }
     }
 }

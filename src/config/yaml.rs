@@ -92,8 +92,8 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         // serde-saphyr prefixes "error: line L column C: "; we print our own position.
         let message = match first.find(": ") {
             Some(_) if first.starts_with("error: line ") => first
-                .splitn(2, "column ")
-                .nth(1)
+                .split_once("column ")
+                .map(|x| x.1)
                 .and_then(|rest| rest.split_once(": "))
                 .map(|(_, msg)| msg.to_string())
                 .unwrap_or_else(|| first.to_string()),
