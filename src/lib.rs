@@ -3,6 +3,8 @@
 //! Data flows config -> schedule -> check -> state -> store -> alarm -> action;
 //! see ARCHITECTURE.md for the map and the invariants.
 
+pub mod actions;
+pub mod alarm;
 pub mod checks;
 pub mod cli;
 pub mod cluster;

@@ -96,6 +96,7 @@ struct RawConfig {
     checks: Vec<RawCheck>,
     storage: StorageConfig,
     engine: Engine,
+    alarms: super::alarms::RawAlarms,
 }
 
 struct RawHost {
@@ -396,7 +397,7 @@ pub(super) fn string_list(file: &Path, key: &str, node: &Node, errors: &mut Erro
     }
 }
 
-fn seq<'a>(file: &Path, key: &str, node: &'a Node, errors: &mut Errors) -> &'a [Node] {
+pub(super) fn seq<'a>(file: &Path, key: &str, node: &'a Node, errors: &mut Errors) -> &'a [Node] {
     match &node.value {
         Value::Seq(items) => items,
         Value::Null => &[],
@@ -414,7 +415,18 @@ fn seq<'a>(file: &Path, key: &str, node: &'a Node, errors: &mut Errors) -> &'a [
 // ---- sections ----
 
 const MAIN_KEYS: &[&str] = &[
-    "include", "defaults", "hosts", "checks", "storage", "engine",
+    "include",
+    "defaults",
+    "hosts",
+    "checks",
+    "storage",
+    "engine",
+    "alarms",
+    "windows",
+    "contacts",
+    "notifiers",
+    "rules",
+    "maintenance",
 ];
 const INCLUDED_KEYS: &[&str] = &["hosts", "checks"];
 
@@ -446,6 +458,7 @@ fn decode_main(file: &Path, root: &Node, raw: &mut RawConfig, errors: &mut Error
         decode_engine(file, node, &mut raw.engine, errors);
     }
     decode_lists(file, &mut map, raw, errors);
+    super::alarms::decode_top(file, &mut map, &mut raw.alarms, errors);
     map.finish("the configuration", MAIN_KEYS, errors);
 }
 
@@ -1305,13 +1318,16 @@ fn finish(path: &Path, files: Vec<PathBuf>, raw: RawConfig, errors: &mut Errors)
             }
         }
     }
+    let hosts: Vec<Host> = raw.hosts.into_iter().map(|h| h.host).collect();
+    let alarms = super::alarms::finish(raw.alarms, &checks, &hosts, errors);
     Config {
         path: path.to_path_buf(),
         files,
-        hosts: raw.hosts.into_iter().map(|h| h.host).collect(),
+        hosts,
         checks,
         storage: raw.storage,
         engine: raw.engine,
+        alarms,
     }
 }
 

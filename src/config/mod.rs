@@ -6,6 +6,7 @@
 //! `shared/spec/checks.md`. Nothing here runs a check or opens a socket:
 //! a loaded `Config` is plain data.
 
+pub mod alarms;
 mod decode;
 pub mod duration;
 pub mod yaml;
@@ -37,6 +38,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Engine limits and SSH settings.
     pub engine: Engine,
+    /// Contacts, notifiers, rules and maintenance windows.
+    pub alarms: alarms::AlarmConfig,
 }
 
 impl Config {
