@@ -10,4 +10,5 @@ pub mod daemon;
 pub mod logging;
 pub mod plugin_output;
 pub mod schedule;
+pub mod stack;
 pub mod state;
