@@ -162,6 +162,18 @@ pub fn evaluate(
     let multi = bonds.len() > 1;
     let mut summary = Vec::new();
     for (name, r) in bonds {
+        let label = |what: &str| {
+            if multi {
+                format!("{name}_{what}")
+            } else {
+                what.to_string()
+            }
+        };
+        if !matches!(r, Ok(Some(_))) {
+            // Nothing measured, but keep the series: no slave is known to be up.
+            let none = Thresholds::default();
+            f.perf(perf(label("slaves_up"), 0.0, "", &none, Some(0.0), None));
+        }
         let bond = match r {
             Err(e) => {
                 let state = if e.contains("No such file") {
@@ -275,13 +287,6 @@ pub fn evaluate(
                     .unwrap_or_default()
             ));
         }
-        let label = |what: &str| {
-            if multi {
-                format!("{name}_{what}")
-            } else {
-                what.to_string()
-            }
-        };
         f.perf(perf(
             label("slaves_up"),
             up as f64,

@@ -47,6 +47,7 @@ pub fn parse_addresses(text: &str) -> Vec<Address> {
                     .iter()
                     .skip(i + 2)
                     .take_while(|x| **x != "\\" && **x != "valid_lft")
+                    .map(|x| x.trim_end_matches('\\'))
                     .last()
                     .filter(|l| l.starts_with(iface.as_str()) && l.contains(':'))
                     .map(|l| l.to_string());

@@ -13,7 +13,7 @@ use crate::checks::{CheckOutput, State};
 /// One DRBD resource as seen from one node.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Resource {
-    /// Resource name (DRBD 9) or minor number (`/proc/drbd` of DRBD 8).
+    /// Resource name (DRBD 9), or `drbdN` for minor N (`/proc/drbd` of DRBD 8).
     pub name: String,
     /// This node's role: `Primary`, `Secondary`, `Unknown` or `Unconfigured`.
     pub role: String,
@@ -229,7 +229,7 @@ const REPLICATING: &[&str] = &[
     "Behind",
 ];
 
-/// Parses DRBD 8 `/proc/drbd`; resources are named by minor number.
+/// Parses DRBD 8 `/proc/drbd`; resources are named `drbdN` by minor number.
 pub fn parse_proc(text: &str) -> DrbdStatus {
     let mut resources: Vec<Resource> = Vec::new();
     for line in text.lines() {
@@ -244,7 +244,7 @@ pub fn parse_proc(text: &str) -> DrbdStatus {
                 let disks = get(&kv, "ds").unwrap_or("");
                 let (disk, peer_disk) = disks.split_once('/').unwrap_or((disks, "DUnknown"));
                 let mut res = Resource {
-                    name: minor.to_string(),
+                    name: format!("drbd{minor}"),
                     role: if cs == "Unconfigured" {
                         "Unconfigured".into()
                     } else {
@@ -319,7 +319,7 @@ pub struct DrbdCheck {
     pub servers: Vec<(String, Origin)>,
     /// Read `/proc/drbd` (DRBD 8) instead of running `drbdsetup status`.
     pub proc_drbd: bool,
-    /// Resources to check (names, or minor numbers for `/proc/drbd`); empty: all.
+    /// Resources to check (names; `drbdN` or `N` for minors of `/proc/drbd`); empty: all.
     pub resources: Vec<String>,
     /// Thresholds on out-of-sync bytes per resource.
     pub oos: Thresholds,
@@ -372,6 +372,11 @@ impl DrbdCheck {
     }
 }
 
+/// The local node receives the resync (`SyncTarget`, `PausedSyncT`, `VerifyT`, ...).
+fn is_target_side(replication: &str) -> bool {
+    replication == "SyncTarget" || replication.ends_with('T')
+}
+
 fn is_syncing(replication: &str) -> bool {
     REPLICATING.contains(&replication) && replication != "Ahead" && replication != "Behind"
 }
@@ -400,6 +405,17 @@ fn peer_disk_state(disk: &str, sync_source: bool) -> State {
 pub fn evaluate(servers: &[(String, Result<DrbdStatus, String>)], opts: &DrbdCheck) -> CheckOutput {
     let mut f = Findings::new("DRBD");
     let multi = servers.len() > 1;
+    let wanted: Vec<String> = opts
+        .resources
+        .iter()
+        .map(|r| {
+            if !r.is_empty() && r.chars().all(|c| c.is_ascii_digit()) {
+                format!("drbd{r}")
+            } else {
+                r.clone()
+            }
+        })
+        .collect();
     let mut summary = Vec::new();
     // resource name -> servers where it is Primary, and whether all were connected
     let mut primaries: Vec<(String, Vec<String>, bool)> = Vec::new();
@@ -422,14 +438,21 @@ pub fn evaluate(servers: &[(String, Result<DrbdStatus, String>)], opts: &DrbdChe
         let selected: Vec<&Resource> = status
             .resources
             .iter()
-            .filter(|r| opts.resources.is_empty() || opts.resources.contains(&r.name))
+            .filter(|r| wanted.is_empty() || wanted.contains(&r.name))
             .collect();
-        for wanted in &opts.resources {
-            if !status.resources.iter().any(|r| &r.name == wanted) {
-                f.problem(State::Critical, format!("{at}{wanted}: not configured"));
+        for name in &wanted {
+            if !status.resources.iter().any(|r| &r.name == name) {
+                f.problem(State::Critical, format!("{at}{name}: not configured"));
+                let label = if multi {
+                    format!("{server}_{name}_sync")
+                } else {
+                    format!("{name}_sync")
+                };
+                let none = Thresholds::default();
+                f.perf(perf(label, 0.0, "%", &none, Some(0.0), Some(100.0)));
             }
         }
-        if opts.resources.is_empty() && selected.is_empty() {
+        if wanted.is_empty() && selected.is_empty() {
             f.problem(State::Critical, format!("{at}no DRBD resources"));
         }
         for res in selected {
@@ -450,7 +473,7 @@ pub fn evaluate(servers: &[(String, Result<DrbdStatus, String>)], opts: &DrbdChe
                 .peers
                 .iter()
                 .flat_map(|p| &p.volumes)
-                .any(|v| is_syncing(&v.replication) && v.replication.ends_with('T'));
+                .any(|v| is_syncing(&v.replication) && is_target_side(&v.replication));
             for v in &res.volumes {
                 let s = local_disk_state(&v.disk, sync_target);
                 f.problem(s, format!("{name}: disk {}", v.disk));
@@ -479,7 +502,7 @@ pub fn evaluate(servers: &[(String, Result<DrbdStatus, String>)], opts: &DrbdChe
                 }
                 for v in &peer.volumes {
                     oos = oos.saturating_add(v.out_of_sync.unwrap_or(0));
-                    let source = is_syncing(&v.replication) && !v.replication.ends_with('T');
+                    let source = is_syncing(&v.replication) && !is_target_side(&v.replication);
                     let ps = peer_disk_state(&v.peer_disk, source);
                     f.problem(
                         ps,

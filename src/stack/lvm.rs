@@ -213,9 +213,18 @@ impl VgCheck {
 pub fn evaluate_vgs(vgs: &[Vg], opts: &VgCheck) -> CheckOutput {
     let mut f = Findings::new("LVM-VG");
     let mut summary = Vec::new();
+    let label = |vg: &str| {
+        if opts.vgs.len() == 1 {
+            "free".to_string()
+        } else {
+            format!("{vg}_free")
+        }
+    };
     for wanted in &opts.vgs {
         if !vgs.iter().any(|v| &v.name == wanted) {
             f.problem(State::Critical, format!("VG {wanted} not found"));
+            let none = Thresholds::default();
+            f.perf(perf(label(wanted), 0.0, "B", &none, Some(0.0), None));
         }
     }
     let selected: Vec<&Vg> = vgs
@@ -224,6 +233,14 @@ pub fn evaluate_vgs(vgs: &[Vg], opts: &VgCheck) -> CheckOutput {
         .collect();
     if selected.is_empty() && opts.vgs.is_empty() {
         f.problem(State::Critical, "no volume groups");
+        f.perf(perf(
+            "vgs",
+            0.0,
+            "",
+            &Thresholds::default(),
+            Some(0.0),
+            None,
+        ));
     }
     for vg in selected {
         let size = vg.size as f64;
@@ -249,12 +266,7 @@ pub fn evaluate_vgs(vgs: &[Vg], opts: &VgCheck) -> CheckOutput {
         f.problem(th.state(free), text.clone());
         f.detail(format!("{text}: {} of {} bytes free", vg.free, vg.size));
         summary.push(text);
-        let label = if opts.vgs.len() == 1 {
-            "free".to_string()
-        } else {
-            format!("{}_free", vg.name)
-        };
-        f.perf(perf(label, free, "B", &th, Some(0.0), Some(size)));
+        f.perf(perf(label(&vg.name), free, "B", &th, Some(0.0), Some(size)));
     }
     f.finish(summary.join(", "))
 }
