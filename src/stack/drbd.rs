@@ -519,7 +519,7 @@ pub fn evaluate(servers: &[(String, Result<DrbdStatus, String>)], opts: &DrbdChe
                         f.problem(State::Warning, format!("{name}: {}", v.replication));
                     }
                     detail.push_str(&format!(
-                        "; peer {} {} role {} peer-disk {} replication {}",
+                        "; {} {} role {} peer-disk {} replication {}",
                         peer.name, peer.connection, peer.role, v.peer_disk, v.replication
                     ));
                     if let Some(d) = v.done {

@@ -146,36 +146,41 @@ pub fn parse_lvs(text: &str) -> Result<Vec<Lv>, LineError> {
     Ok(out)
 }
 
-fn vgs_source(origin: &Origin, vgs: &[String]) -> Source {
-    let mut argv = vec![
-        "vgs",
-        "--noheadings",
-        "--units",
-        "b",
-        "--nosuffix",
-        "--separator",
-        ":",
-        "-o",
-        "vg_name,vg_size,vg_free",
-    ];
-    argv.extend(vgs.iter().map(String::as_str));
-    Source::command(origin.clone(), &argv)
+/// `vgs` for every VG: naming a VG that does not exist would make vgs fail
+/// (UNKNOWN) where a missing VG is CRITICAL; the evaluators filter instead.
+fn vgs_source(origin: &Origin) -> Source {
+    Source::command(
+        origin.clone(),
+        &[
+            "vgs",
+            "--noheadings",
+            "--units",
+            "b",
+            "--nosuffix",
+            "--separator",
+            ":",
+            "-o",
+            "vg_name,vg_size,vg_free",
+        ],
+    )
 }
 
-fn lvs_source(origin: &Origin, vg: Option<&str>) -> Source {
-    let mut argv = vec![
-        "lvs",
-        "--noheadings",
-        "--units",
-        "b",
-        "--nosuffix",
-        "--separator",
-        ":",
-        "-o",
-        "lv_name,vg_name,lv_attr,lv_size,data_percent,origin",
-    ];
-    argv.extend(vg);
-    Source::command(origin.clone(), &argv)
+/// `lvs` for every LV (see [`vgs_source`] for why no VG is named).
+fn lvs_source(origin: &Origin) -> Source {
+    Source::command(
+        origin.clone(),
+        &[
+            "lvs",
+            "--noheadings",
+            "--units",
+            "b",
+            "--nosuffix",
+            "--separator",
+            ":",
+            "-o",
+            "lv_name,vg_name,lv_attr,lv_size,data_percent,origin",
+        ],
+    )
 }
 
 /// Options of the VG free-space check.
@@ -194,7 +199,7 @@ pub struct VgCheck {
 impl VgCheck {
     /// The source of the `vgs` text.
     pub fn source(&self) -> Source {
-        vgs_source(&self.origin, &self.vgs)
+        vgs_source(&self.origin)
     }
 
     /// Gathers and evaluates.
@@ -289,7 +294,7 @@ pub struct VmCheck {
 impl VmCheck {
     /// The source of the `lvs` text.
     pub fn source(&self) -> Source {
-        lvs_source(&self.origin, Some(&self.vg))
+        lvs_source(&self.origin)
     }
 
     /// Gathers and evaluates.
@@ -375,7 +380,7 @@ pub struct SnapshotCheck {
 impl SnapshotCheck {
     /// The source of the `lvs` text.
     pub fn source(&self) -> Source {
-        lvs_source(&self.origin, self.vg.as_deref())
+        lvs_source(&self.origin)
     }
 
     /// Gathers and evaluates.

@@ -158,7 +158,7 @@ pub enum GatherError {
         source: std::io::Error,
     },
     /// The command ran and failed.
-    #[error("{what} exited with {}: {}", code.map(|c| c.to_string()).unwrap_or_else(|| "a signal".into()), first_line(stderr))]
+    #[error("{what} exited with {}: {}", code.map(|c| c.to_string()).unwrap_or_else(|| "a signal".into()), last_line(stderr))]
     Failed {
         /// The command and where it ran.
         what: String,
@@ -174,8 +174,9 @@ pub enum GatherError {
     Lost(String),
 }
 
-fn first_line(s: &str) -> String {
-    let line = s.lines().map(str::trim).find(|l| !l.is_empty());
+/// The last non-empty line: tools end with their summary ("Failed to modprobe drbd").
+fn last_line(s: &str) -> String {
+    let line = s.lines().map(str::trim).rfind(|l| !l.is_empty());
     line.unwrap_or("(no message)").to_string()
 }
 
@@ -192,26 +193,30 @@ pub async fn gather(source: &Source) -> Result<String, GatherError> {
             }),
         (Origin::Local, Fetch::Command(argv)) => run(argv, &source.to_string()).await,
         (Origin::Ssh { dest, port }, fetch) => {
-            let remote = match fetch {
-                Fetch::File(p) => shell_words::join(["cat", &p.to_string_lossy()]),
-                Fetch::Command(argv) => {
-                    format!("env LC_ALL=C {}", shell_words::join(argv))
-                }
-            };
-            let mut argv: Vec<String> = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            if let Some(p) = port {
-                argv.push("-p".into());
-                argv.push(p.to_string());
-            }
-            argv.push(dest.clone());
-            argv.push("--".into());
-            argv.push(remote);
-            run(&argv, &source.to_string()).await
+            run(&ssh_argv(dest, *port, fetch), &source.to_string()).await
         }
     }
+}
+
+/// The `ssh` command line that runs `fetch` on `dest`: the remote shell gets
+/// one quoted command string, run with `LC_ALL=C`.
+pub fn ssh_argv(dest: &str, port: Option<u16>, fetch: &Fetch) -> Vec<String> {
+    let remote = match fetch {
+        Fetch::File(p) => shell_words::join(["cat", &p.to_string_lossy()]),
+        Fetch::Command(argv) => format!("env LC_ALL=C {}", shell_words::join(argv)),
+    };
+    let mut argv: Vec<String> = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if let Some(p) = port {
+        argv.push("-p".into());
+        argv.push(p.to_string());
+    }
+    argv.push(dest.to_string());
+    argv.push("--".into());
+    argv.push(remote);
+    argv
 }
 
 async fn run(argv: &[String], what: &str) -> Result<String, GatherError> {
@@ -273,6 +278,36 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(Origin::parse(s).ok(), *want, "{s}");
         }
+    }
+
+    #[test]
+    fn ssh_command_lines() {
+        let f = Fetch::Command(vec![
+            "lvs".into(),
+            "--separator".into(),
+            ":".into(),
+            "my vg".into(),
+        ]);
+        assert_eq!(
+            ssh_argv("root@san1", Some(2222), &f),
+            [
+                "ssh",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=5",
+                "-p",
+                "2222",
+                "root@san1",
+                "--",
+                "env LC_ALL=C lvs --separator : 'my vg'"
+            ]
+        );
+        let f = Fetch::File("/proc/net/bonding/bond0".into());
+        assert_eq!(
+            ssh_argv("cs1", None, &f).last().map(String::as_str),
+            Some("cat /proc/net/bonding/bond0")
+        );
     }
 
     #[tokio::test]
