@@ -13,4 +13,5 @@ pub mod daemon;
 pub mod logging;
 pub mod plugin_output;
 pub mod schedule;
+pub mod stack;
 pub mod state;

@@ -17,6 +17,13 @@ have ssh || need="$need openssh-client"
 have ip || need="$need iproute2"
 have ps || need="$need procps"
 python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need="$need python3-aiosmtpd"
+# The cluster-stack tools (tests/stack_tools.rs): LVM on a loop device, a
+# userspace iSCSI target, iscsiadm, virsh's test driver, drbdsetup.
+have vgcreate || need="$need lvm2"
+have tgtd || need="$need tgt"
+have iscsiadm || need="$need open-iscsi"
+have virsh || need="$need libvirt-clients"
+have drbdsetup || need="$need drbd-utils"
 if [ -n "$need" ]; then
     echo "tests/run.sh: installing:$need" >&2
     SUDO=""
