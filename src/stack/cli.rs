@@ -315,7 +315,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
         _ => args,
     };
     let Some((plugin, rest)) = args.split_first() else {
-        return Err(UsageError(format!("no plugin named\n{}", usage(""))));
+        return Err(UsageError(format!("name a plugin\n{}", usage(""))));
     };
     let plugin = plugin.as_str();
     if plugin == "--help" || plugin == "-h" || plugin == "help" {
