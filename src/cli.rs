@@ -75,6 +75,20 @@ enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run a cluster-stack check as a Nagios plugin (drbd, iscsi-target, iscsi-session,
+    /// lvm-vg, lvm-vm, lvm-snapshot, domains, bonding, cluster-ip).
+    #[command(
+        after_help = "Examples:\n  laxmon plugin lvm-vg -H root@san1 --vg system -w 20% -c 10%\n  laxmon plugin domains --expect deb1,win3 --server cs1=root@cs1 --server cs2=root@cs2\n  laxmon plugin drbd --help\n\nPrints one Nagios status line with perfdata and exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN,\nso Nagios and Icinga can run it too."
+    )]
+    Plugin {
+        /// The plugin's name and its options.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "NAME [OPTIONS]"
+        )]
+        args: Vec<String>,
+    },
     /// Plan where VMs run after cluster servers fail (offline; nothing is changed).
     #[command(
         after_help = "Examples:\n  laxmon plan --cluster cluster.yaml --fail cs2\n  laxmon plan --cluster cluster.yaml --fail cs2 --fail cs3 --json\n\nThe file lists hosts (name, memory_mb, reserve_mb, state) and VMs (name, host, memory_mb,\npriority, allowed_hosts, anti_affinity). Exit 0 when a plan was made, 2 for bad input."
@@ -223,6 +237,7 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCommand::Check) => config_check(&cli.global.config),
         Command::Check { names, json } => check(&cli.global.config, &names, json),
         Command::Run => run(&cli.global.config),
+        Command::Plugin { args } => crate::stack::cli::plugin_main(args).clamp(0, 255) as u8,
         Command::Plan {
             cluster,
             fail,

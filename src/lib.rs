@@ -3,6 +3,8 @@
 //! Data flows config -> schedule -> check -> state -> store -> alarm -> action;
 //! see ARCHITECTURE.md for the map and the invariants.
 
+pub mod actions;
+pub mod alarm;
 pub mod checks;
 pub mod cli;
 pub mod cluster;
@@ -11,4 +13,5 @@ pub mod daemon;
 pub mod logging;
 pub mod plugin_output;
 pub mod schedule;
+pub mod stack;
 pub mod state;

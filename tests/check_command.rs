@@ -174,3 +174,72 @@ fn checks_run_concurrently() {
     let out = laxmon(&["check", "--config", &cfg]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
+
+#[test]
+fn external_processes_respect_max_processes() {
+    // Six plugins, at most two at once: each records how many run beside it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let mut checks = String::new();
+    for i in 0..6 {
+        let script = format!(
+            "touch {d}/run.{i}; ls {d}/run.* | wc -l >> {d}/seen; sleep 0.3; rm {d}/run.{i}; echo OK - {i}"
+        );
+        checks.push_str(&format!(
+            "  - name: c{i}\n    kind: plugin\n    command: [\"sh\", \"-c\", {script:?}]\n"
+        ));
+    }
+    let cfg = write_file(
+        dir.path(),
+        "laxmon.yaml",
+        &format!("storage: sqlite:{d}/db\nengine:\n  max_processes: 2\nchecks:\n{checks}"),
+    );
+    let out = laxmon(&["check", "--config", &cfg]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let seen = std::fs::read_to_string(dir.path().join("seen")).expect("seen");
+    let counts: Vec<u32> = seen
+        .lines()
+        .map(|l| l.trim().parse().expect("count"))
+        .collect();
+    assert_eq!(counts.len(), 6);
+    assert!(
+        counts.iter().all(|&c| c <= 2),
+        "more than 2 at once: {counts:?}"
+    );
+}
+
+#[test]
+fn remote_checks_run_over_ssh_as_configured() {
+    let sshd = support::sshd::Sshd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let opts: Vec<String> = sshd
+        .client_args()
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect();
+    let init = write_file(
+        dir.path(),
+        "initscript",
+        "#!/bin/sh\n[ \"$1\" = status ] && exit 3\nexit 4\n",
+    );
+    std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let cfg = write_file(
+        dir.path(),
+        "laxmon.yaml",
+        &format!(
+            "storage: sqlite:{d}/db\nengine:\n  ssh:\n    control_dir: {control}\n    options: [{opts}]\nhosts:\n  - name: cs1\n    address: 127.0.0.1\n    ssh: root@127.0.0.1\nchecks:\n  - name: remote-dummy\n    kind: plugin\n    host: cs1\n    command: \"{DUMMY} 1 'remote $HOSTNAME$ $HOSTADDRESS$'\"\n  - name: remote-init\n    kind: init\n    host: cs1\n    script: {init}\n",
+            control = sshd.control_dir().display(),
+            opts = opts.join(", ")
+        ),
+    );
+    let out = laxmon(&["check", "--config", &cfg, "--json"]);
+    let v: Value =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    assert_eq!(v[0]["state"], "WARNING", "{v}");
+    assert_eq!(v[0]["output"], "WARNING: remote cs1 127.0.0.1", "{v}");
+    assert_eq!(v[1]["state"], "CRITICAL", "{v}");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(sshd.logins() >= 1, "{}", sshd.log());
+}

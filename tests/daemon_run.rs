@@ -180,3 +180,38 @@ fn sigterm_waits_for_runs_in_flight_and_leaves_nothing_running() {
         "plugin {pid} still running"
     );
 }
+
+#[test]
+fn checks_of_an_unreachable_host_raise_no_problem_of_their_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display().to_string();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let cfg = write_file(
+        dir.path(),
+        "laxmon.yaml",
+        &format!(
+            "storage: sqlite:{d}/db\nhosts:\n  - name: h\n    address: 127.0.0.1\n    host_check: h-alive\nchecks:\n  - name: h-alive\n    kind: port\n    host: h\n    port: {closed}\n    max_attempts: 1\n    interval: 400ms\n  - name: h-service\n    kind: port\n    host: h\n    port: {closed}\n    max_attempts: 1\n    interval: 400ms\n"
+        ),
+    );
+    let mut daemon = Daemon::start(&cfg);
+    let hard = daemon.wait_for("host check HARD", |v| {
+        field(v, "message") == "HARD state change"
+    });
+    assert_eq!(field(&hard, "check"), "h-alive", "{hard}");
+    let first = daemon.wait_for("service result", |v| {
+        field(v, "check") == "h-service" && field(v, "state") == "CRITICAL"
+    });
+    assert_eq!(first["unreachable"], true, "{first}");
+    // Several more results of the service: none becomes a HARD problem.
+    let mut results = 0;
+    while results < 4 {
+        let v = daemon.wait_for("more service results", |v| field(v, "check") == "h-service");
+        assert_ne!(field(&v, "message"), "HARD state change", "{v}");
+        assert_eq!(v["unreachable"], true, "{v}");
+        results += 1;
+    }
+    assert_eq!(daemon.terminate(), 0);
+}

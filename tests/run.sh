@@ -16,7 +16,14 @@ have /usr/sbin/sshd || need="$need openssh-server"
 have ssh || need="$need openssh-client"
 have ip || need="$need iproute2"
 have ps || need="$need procps"
-python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need="$need python3-aiosmtpd"
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need="$need python3 python3-aiosmtpd"
+# The cluster-stack tools (tests/stack_tools.rs): LVM on a loop device, a
+# userspace iSCSI target, iscsiadm, virsh's test driver, drbdsetup.
+have vgcreate || need="$need lvm2"
+have tgtd || need="$need tgt"
+have iscsiadm || need="$need open-iscsi"
+have virsh || need="$need libvirt-clients"
+have drbdsetup || need="$need drbd-utils"
 if [ -n "$need" ]; then
     echo "tests/run.sh: installing:$need" >&2
     SUDO=""
@@ -27,4 +34,4 @@ if [ -n "$need" ]; then
     # Debian starts a PostgreSQL and an sshd on install; the tests run their own.
 fi
 
-exec cargo test --release --all-targets "$@"
+exec cargo test --release --lib --bins --tests "$@"

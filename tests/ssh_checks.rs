@@ -4,15 +4,17 @@
 //! client keys; dropping the fixture stops the ControlMaster (`ssh -O exit`)
 //! and sshd.
 
+mod support;
+
 use laxmon::checks::init::{self, InitTarget};
 use laxmon::checks::plugin::{self, End, RunOptions};
 use laxmon::checks::ssh::{self, Location, SshOptions};
 use laxmon::checks::{CheckOutput, State};
 use std::future::Future;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::Duration;
+use support::sshd::Sshd;
 
 const PLUGINS: &str = "/usr/lib/nagios/plugins";
 
@@ -38,135 +40,9 @@ fn script(dir: &Path, name: &str, body: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// A private sshd on loopback plus the client options that reach it.
-struct Sshd {
-    dir: tempfile::TempDir,
-    port: u16,
-    sshd: Child,
-}
-
-impl Sshd {
-    async fn start() -> Sshd {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        for key in ["host_key", "client_key"] {
-            let ok = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(d.join(key))
-                .status()
-                .expect("ssh-keygen");
-            assert!(ok.success());
-        }
-        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys"))
-            .expect("authorized_keys");
-        // sshd's privilege separation directory.
-        std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
-        let port = free_port();
-        let config = format!(
-            "ListenAddress 127.0.0.1\nPort {port}\nHostKey {dir}/host_key\n\
-             AuthorizedKeysFile {dir}/authorized_keys\nPidFile {dir}/sshd.pid\n\
-             UsePAM no\nStrictModes no\nPermitRootLogin yes\nPasswordAuthentication no\n",
-            dir = d.display()
-        );
-        std::fs::write(d.join("sshd_config"), config).expect("sshd_config");
-        let log = std::fs::File::create(d.join("sshd.log")).expect("log");
-        let sshd = Command::new("/usr/sbin/sshd")
-            .arg("-D")
-            .arg("-e")
-            .arg("-f")
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start sshd");
-        let me = Sshd { dir, port, sshd };
-        for _ in 0..200 {
-            if me.log().contains("Server listening on") {
-                return me;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("sshd did not start: {}", me.log());
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
-    }
-
-    fn control_dir(&self) -> PathBuf {
-        self.dir.path().join("c")
-    }
-
-    /// Client options: our key, no known_hosts, the sshd's port.
-    fn options(&self) -> SshOptions {
-        let mut o = SshOptions::new(self.control_dir());
-        o.connect_timeout = Duration::from_secs(5);
-        o.extra_args = self.client_args();
-        o
-    }
-
-    fn client_args(&self) -> Vec<String> {
-        words(&[
-            "-i",
-            &self.dir.path().join("client_key").to_string_lossy(),
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-p",
-            &self.port.to_string(),
-        ])
-    }
-
-    fn location(&self) -> Location {
-        Location::Ssh {
-            destination: "root@127.0.0.1".into(),
-            options: self.options(),
-        }
-    }
-
-    /// `ssh -O CMD` against the master for our destination; true on success.
-    fn control(&self, cmd: &str) -> bool {
-        Command::new("ssh")
-            .arg("-o")
-            .arg(format!("ControlPath={}/%C", self.control_dir().display()))
-            .args(self.client_args())
-            .args(["-O", cmd, "root@127.0.0.1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    fn control_sockets(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.control_dir())
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
-                    .map(|e| e.path())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn logins(&self) -> usize {
-        self.log().matches("Accepted publickey").count()
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        self.control("exit");
-        let _ = self.sshd.kill();
-        let _ = self.sshd.wait();
-    }
-}
-
 #[tokio::test]
 async fn remote_plugin_gives_state_and_perfdata_and_reuses_the_master() {
-    let sshd = Sshd::start().await;
+    let sshd = Sshd::start();
     let loc = sshd.location();
     let opts = RunOptions::new(Duration::from_secs(30));
 
@@ -234,7 +110,7 @@ async fn remote_plugin_gives_state_and_perfdata_and_reuses_the_master() {
 
 #[tokio::test]
 async fn remote_init_scripts_and_missing_programs() {
-    let sshd = Sshd::start().await;
+    let sshd = Sshd::start();
     let loc = sshd.location();
     let opts = RunOptions::new(Duration::from_secs(30));
     let dir = tempfile::tempdir().expect("tempdir");

@@ -51,6 +51,14 @@ impl ClusterConfig {
         self.servers.iter().find(|s| s.name == name)
     }
 
+    /// The server whose `alive` check this is: the failed server when that
+    /// check goes HARD CRITICAL.
+    pub fn server_alive_by(&self, check: &str) -> Option<&ServerConfig> {
+        self.servers
+            .iter()
+            .find(|s| s.alive.as_deref() == Some(check))
+    }
+
     /// The VM of this name, if configured.
     pub fn vm(&self, name: &str) -> Option<&VmConfig> {
         self.vms.iter().find(|v| v.name == name)

@@ -96,6 +96,7 @@ struct RawConfig {
     checks: Vec<RawCheck>,
     storage: StorageConfig,
     engine: Engine,
+    alarms: super::alarms::RawAlarms,
     clusters: Vec<super::clusters::RawCluster>,
 }
 
@@ -415,7 +416,19 @@ pub(super) fn seq<'a>(file: &Path, key: &str, node: &'a Node, errors: &mut Error
 // ---- sections ----
 
 const MAIN_KEYS: &[&str] = &[
-    "include", "defaults", "hosts", "checks", "storage", "engine", "clusters",
+    "include",
+    "defaults",
+    "hosts",
+    "checks",
+    "storage",
+    "engine",
+    "alarms",
+    "windows",
+    "contacts",
+    "notifiers",
+    "rules",
+    "maintenance",
+    "clusters",
 ];
 const INCLUDED_KEYS: &[&str] = &["hosts", "checks", "clusters"];
 
@@ -447,6 +460,7 @@ fn decode_main(file: &Path, root: &Node, raw: &mut RawConfig, errors: &mut Error
         decode_engine(file, node, &mut raw.engine, errors);
     }
     decode_lists(file, &mut map, raw, errors);
+    super::alarms::decode_top(file, &mut map, &mut raw.alarms, errors);
     map.finish("the configuration", MAIN_KEYS, errors);
 }
 
@@ -1314,6 +1328,7 @@ fn finish(path: &Path, files: Vec<PathBuf>, raw: RawConfig, errors: &mut Errors)
         }
     }
     let hosts: Vec<Host> = raw.hosts.into_iter().map(|h| h.host).collect();
+    let alarms = super::alarms::finish(raw.alarms, &checks, &hosts, errors);
     let clusters = super::clusters::resolve(raw.clusters, &hosts, &checks, &raw.engine.ssh, errors);
     Config {
         path: path.to_path_buf(),
@@ -1322,6 +1337,7 @@ fn finish(path: &Path, files: Vec<PathBuf>, raw: RawConfig, errors: &mut Errors)
         checks,
         storage: raw.storage,
         engine: raw.engine,
+        alarms,
         clusters,
     }
 }

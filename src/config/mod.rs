@@ -6,6 +6,7 @@
 //! `shared/spec/checks.md`. Nothing here runs a check or opens a socket:
 //! a loaded `Config` is plain data.
 
+pub mod alarms;
 pub mod clusters;
 mod decode;
 pub mod duration;
@@ -39,6 +40,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Engine limits and SSH settings.
     pub engine: Engine,
+    /// Contacts, notifiers, rules and maintenance windows.
+    pub alarms: alarms::AlarmConfig,
     /// Clusters whose VMs laxmon reorganises when a server fails.
     pub clusters: Vec<ClusterConfig>,
 }

@@ -90,15 +90,12 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         let full = e.to_string();
         let first = full.lines().next().unwrap_or("invalid YAML").trim();
         // serde-saphyr prefixes "error: line L column C: "; we print our own position.
-        let message = match first.find(": ") {
-            Some(_) if first.starts_with("error: line ") => first
-                .split_once("column ")
-                .map(|x| x.1)
-                .and_then(|rest| rest.split_once(": "))
-                .map(|(_, msg)| msg.to_string())
-                .unwrap_or_else(|| first.to_string()),
-            _ => first.trim_start_matches("error: ").to_string(),
-        };
+        let message = first
+            .strip_prefix("error: line ")
+            .and_then(|rest| rest.split_once("column "))
+            .and_then(|(_, rest)| rest.split_once(": "))
+            .map(|(_, msg)| msg.to_string())
+            .unwrap_or_else(|| first.trim_start_matches("error: ").to_string());
         SyntaxError { pos, message }
     })
 }

@@ -6,3 +6,4 @@
 
 pub mod bin;
 pub mod pg;
+pub mod sshd;

@@ -7,18 +7,18 @@
 //! the scheduler stops planning, waits for the runs in flight (each ends
 //! within its timeout) and hands every result to the sink before returning.
 
+mod scheduler;
+
+pub use scheduler::Scheduler;
+
 use crate::checks::{CheckOutput, Runner, State};
 use crate::config::{Check, Config};
-use crate::schedule::{Cadence, Slot};
-use crate::state::{CheckState, IntervalKind, Policy, Reachability, Status, Transition};
+use crate::state::{Status, Transition};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 /// One finished run of a check, with the state it led to.
 #[derive(Debug, Clone)]
@@ -52,35 +52,6 @@ impl CheckResult {
     /// The state after this result.
     pub fn status(&self) -> Status {
         self.transition.current
-    }
-}
-
-/// A run that finished, on its way back to the scheduler.
-struct Finished {
-    index: usize,
-    planned: Instant,
-    run: crate::checks::Run,
-}
-
-/// Converts monotonic instants to wall-clock times against one fixed pair.
-#[derive(Clone, Copy)]
-struct Clock {
-    instant: Instant,
-    wall: DateTime<Utc>,
-}
-
-impl Clock {
-    fn now() -> Clock {
-        Clock {
-            instant: Instant::now(),
-            wall: Utc::now(),
-        }
-    }
-
-    fn wall(&self, at: Instant) -> DateTime<Utc> {
-        let d = chrono::Duration::from_std(at.saturating_duration_since(self.instant))
-            .unwrap_or_default();
-        self.wall + d
     }
 }
 
@@ -136,163 +107,7 @@ pub fn log_result(r: &CheckResult) {
     } else if t.is_state_change() || t.is_hard_change() || t.flap_change.is_some() {
         tracing::info!(check = %r.check, host = %r.host, state = %cur.state, state_type = %cur.state_type, attempt = cur.attempt, previous = %t.previous.state, flapping = t.flapping, unreachable = t.unreachable, output = %r.output.output, "state change");
     } else {
-        tracing::debug!(check = %r.check, state = %cur.state, state_type = %cur.state_type, attempt = cur.attempt, duration_ms = r.duration.as_secs_f64() * 1000.0, lateness_ms = r.lateness().as_secs_f64() * 1000.0, "result");
-    }
-}
-
-/// The scheduler: owns every check's timing and state.
-pub struct Scheduler {
-    checks: Vec<Arc<Check>>,
-    slots: Vec<Slot>,
-    states: Vec<CheckState>,
-    /// For each check, the index of its host's host check, if any (and not itself).
-    host_check: Vec<Option<usize>>,
-    runner: Arc<Runner>,
-    clock: Clock,
-}
-
-impl Scheduler {
-    /// Builds the scheduler for `config`; `resumed` holds states saved by an
-    /// earlier run, by check name (missing checks start fresh).
-    pub fn new(config: &Config, runner: Runner, resumed: Vec<(String, CheckState)>) -> Scheduler {
-        let clock = Clock::now();
-        let n = config.checks.len();
-        let checks: Vec<Arc<Check>> = config.checks.iter().cloned().map(Arc::new).collect();
-        let slots = checks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Slot::spread(clock.instant, i, n, c.interval, c.retry_interval))
-            .collect();
-        let states = checks
-            .iter()
-            .map(|c| {
-                resumed
-                    .iter()
-                    .find(|(name, _)| *name == c.name)
-                    .map(|(_, s)| s.clone())
-                    .unwrap_or_default()
-            })
-            .collect();
-        let host_check = checks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let hc = config.host(&c.host)?.host_check.as_deref()?;
-                let j = checks.iter().position(|x| x.name == hc)?;
-                (j != i).then_some(j)
-            })
-            .collect();
-        Scheduler {
-            checks,
-            slots,
-            states,
-            host_check,
-            runner: Arc::new(runner),
-            clock,
-        }
-    }
-
-    /// Runs until `shutdown` resolves, sending every result to `results`; then
-    /// waits for the runs in flight and sends their results too.
-    pub async fn run(
-        mut self,
-        results: mpsc::UnboundedSender<CheckResult>,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) {
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
-        let mut due: BinaryHeap<Reverse<(Instant, usize)>> = self
-            .slots
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Reverse((s.planned, i)))
-            .collect();
-        let mut in_flight = 0usize;
-        tokio::pin!(shutdown);
-        loop {
-            let next_due = due.peek().map(|Reverse((t, _))| *t);
-            tokio::select! {
-                biased;
-                _ = &mut shutdown => break,
-                Some(done) = done_rx.recv() => {
-                    in_flight -= 1;
-                    let i = done.index;
-                    let result = self.finish(done);
-                    let cadence = match result.transition.next_interval {
-                        IntervalKind::Retry => Cadence::Retry,
-                        IntervalKind::Normal => Cadence::Normal,
-                    };
-                    let next = self.slots[i].next(cadence, Instant::now());
-                    due.push(Reverse((next, i)));
-                    let _ = results.send(result);
-                }
-                _ = sleep_until_opt(next_due) => {
-                    let now = Instant::now();
-                    while let Some(&Reverse((t, i))) = due.peek() {
-                        if t > now {
-                            break;
-                        }
-                        due.pop();
-                        in_flight += 1;
-                        self.spawn_run(i, t, done_tx.clone());
-                    }
-                }
-            }
-        }
-        tracing::info!(in_flight, "waiting for running checks to finish");
-        while in_flight > 0 {
-            match done_rx.recv().await {
-                Some(done) => {
-                    in_flight -= 1;
-                    let result = self.finish(done);
-                    let _ = results.send(result);
-                }
-                None => break,
-            }
-        }
-    }
-
-    fn spawn_run(&self, index: usize, planned: Instant, done: mpsc::UnboundedSender<Finished>) {
-        let check = Arc::clone(&self.checks[index]);
-        let runner = Arc::clone(&self.runner);
-        tokio::spawn(async move {
-            let run = runner.run(&check).await;
-            let _ = done.send(Finished {
-                index,
-                planned,
-                run,
-            });
-        });
-    }
-
-    fn finish(&mut self, done: Finished) -> CheckResult {
-        let check = &self.checks[done.index];
-        let reach = Reachability::from_host_check(self.host_check[done.index].map(|j| {
-            let s = &self.states[j];
-            (s.state(), s.state_type())
-        }));
-        let policy = Policy {
-            max_attempts: check.max_attempts,
-            ..Policy::default()
-        };
-        let transition =
-            self.states[done.index].apply(done.run.output.state, &policy, reach, done.run.started);
-        CheckResult {
-            check: check.name.clone(),
-            host: check.host.clone(),
-            kind: check.kind_name(),
-            output: done.run.output,
-            planned: self.clock.wall(done.planned),
-            started: done.run.started,
-            duration: done.run.duration,
-            transition,
-        }
-    }
-}
-
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
+        tracing::debug!(check = %r.check, state = %cur.state, state_type = %cur.state_type, attempt = cur.attempt, unreachable = t.unreachable, duration_ms = r.duration.as_secs_f64() * 1000.0, lateness_ms = r.lateness().as_secs_f64() * 1000.0, "result");
     }
 }
 

@@ -1,0 +1,177 @@
+//! Sends outbox deliveries through their notifiers: mail (SMTP), SMS (any
+//! HTTP gateway), popups (ntfy) and webhooks; and [`deliver_due`], the
+//! loop body that ties the outbox, the store and the senders together.
+//!
+//! Senders never decide whom to tell or when (the lifecycle and the outbox
+//! do) and never retry on their own (the outbox does, with backoff).
+
+pub mod mail;
+pub mod ntfy;
+pub mod sms;
+pub mod webhook;
+
+use crate::alarm::lifecycle::Notification;
+use crate::alarm::outbox::{Delivery, Outbox, OutboxItem};
+use crate::alarm::store::NotificationStore;
+use crate::config::alarms::{AlarmConfig, NotifierKind};
+use chrono::{DateTime, Utc};
+use std::path::{Path, PathBuf};
+
+/// Why a delivery failed; the outbox retries it.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The delivery names a notifier the configuration no longer has.
+    #[error("notifier {0:?} is not configured")]
+    UnknownNotifier(String),
+    /// A secret file could not be read.
+    #[error("cannot read {path}: {error}")]
+    Secret {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        error: std::io::Error,
+    },
+    /// A mail could not be built or sent.
+    #[error("mail via {notifier} to {to}: {error}")]
+    Mail {
+        /// The notifier.
+        notifier: String,
+        /// The recipient.
+        to: String,
+        /// What went wrong.
+        error: String,
+    },
+    /// An HTTP request failed before a response.
+    #[error("{notifier}: request to {url} failed: {error}")]
+    Http {
+        /// The notifier.
+        notifier: String,
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        error: String,
+    },
+    /// The server answered, but not with success.
+    #[error("{notifier}: {url} answered {status}{detail}")]
+    Rejected {
+        /// The notifier.
+        notifier: String,
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// What in the answer was wrong.
+        detail: String,
+    },
+}
+
+/// The first line of a secret file.
+pub fn read_secret(path: &Path) -> Result<String, NotifyError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().next().unwrap_or("").trim_end().to_string())
+        .map_err(|error| NotifyError::Secret {
+            path: path.to_path_buf(),
+            error,
+        })
+}
+
+/// All configured notifiers, ready to send.
+#[derive(Debug, Clone)]
+pub struct Notifiers {
+    config: AlarmConfig,
+    http: reqwest::Client,
+}
+
+impl Notifiers {
+    /// Prepares the senders (one shared HTTP client; each request sets its own timeout).
+    pub fn new(config: &AlarmConfig) -> Result<Notifiers, NotifyError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(60))
+            .user_agent(concat!("laxmon/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| NotifyError::Http {
+                notifier: "http client".into(),
+                url: String::new(),
+                error: e.to_string(),
+            })?;
+        Ok(Notifiers {
+            config: config.clone(),
+            http,
+        })
+    }
+
+    /// Sends one delivery through its notifier.
+    pub async fn send(&self, d: &Delivery) -> Result<(), NotifyError> {
+        let n = self
+            .config
+            .notifier(&d.notifier)
+            .ok_or_else(|| NotifyError::UnknownNotifier(d.notifier.clone()))?;
+        match &n.kind {
+            NotifierKind::Smtp(cfg) => mail::send(&n.name, cfg, d).await,
+            NotifierKind::Sms(cfg) => sms::send(&self.http, &n.name, cfg, d).await,
+            NotifierKind::Ntfy(cfg) => ntfy::send(&self.http, &n.name, cfg, d).await,
+            NotifierKind::Webhook(cfg) => webhook::send(&self.http, &n.name, cfg, d).await,
+        }
+    }
+}
+
+/// Renders a lifecycle notification and queues it in the outbox and the
+/// store; `Ok(false)` when its key was queued before (or it has no address).
+pub async fn enqueue<S: NotificationStore>(
+    outbox: &mut Outbox,
+    store: &S,
+    config: &AlarmConfig,
+    n: &Notification,
+    now: DateTime<Utc>,
+) -> Result<bool, S::Error> {
+    let Some(item) = OutboxItem::render(n, config, now) else {
+        tracing::warn!(contact = %n.contact, notifier = %n.notifier, "no address for this contact and notifier; notification dropped");
+        return Ok(false);
+    };
+    let Some(item) = outbox.enqueue(item, now) else {
+        return Ok(false);
+    };
+    store.enqueue(&item).await
+}
+
+/// What one [`deliver_due`] pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Messages sent.
+    pub sent: usize,
+    /// Messages that failed (and will be retried or were given up).
+    pub failed: usize,
+}
+
+/// Sends everything due, reports each outcome to the outbox and the store.
+pub async fn deliver_due<S: NotificationStore>(
+    outbox: &mut Outbox,
+    store: &S,
+    notifiers: &Notifiers,
+    now: DateTime<Utc>,
+) -> Result<DeliveryReport, S::Error> {
+    let mut report = DeliveryReport::default();
+    for d in outbox.due(now) {
+        match notifiers.send(&d).await {
+            Ok(()) => {
+                report.sent += 1;
+                for item in outbox.delivered(&d.keys, now) {
+                    store.mark_sent(&item.key, now).await?;
+                }
+            }
+            Err(e) => {
+                report.failed += 1;
+                let error = e.to_string();
+                tracing::warn!(notifier = %d.notifier, contact = %d.contact, error = %error, "delivery failed");
+                for item in outbox.failed(&d.keys, &error, now) {
+                    let next = item.is_pending().then_some(item.next_attempt);
+                    store
+                        .mark_failed(&item.key, item.attempts, &error, next)
+                        .await?;
+                }
+            }
+        }
+    }
+    Ok(report)
+}

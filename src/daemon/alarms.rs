@@ -1,0 +1,222 @@
+//! The alarm stage: feeds every check result to the alarm lifecycle, carries
+//! out the effects (persist alarms, queue notifications, run actions),
+//! delivers the outbox, and applies acknowledgements given with `laxmon ack`.
+//!
+//! One task owns the lifecycle and the outbox; actions run as tasks of
+//! their own and report back, so a slow restart never holds up alarms.
+//! Persistence goes through the store; a failed write is logged and retried
+//! with the next snapshot, never allowed to stop alarms or notifications.
+
+use super::CheckResult;
+use crate::actions::notify::{self, Notifiers};
+use crate::alarm::lifecycle::{Alarms, Effect};
+use crate::alarm::outbox::Outbox;
+use crate::alarm::store::{ActionRun, AlarmStore, NotificationStore};
+use crate::config::alarms::Action;
+use crate::config::Config;
+use crate::store::Store;
+use chrono::Utc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// How often acknowledgements written by `laxmon ack` are looked for.
+const ACK_POLL: Duration = Duration::from_secs(2);
+/// The longest the stage sleeps without looking at timers.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// How long shutdown waits for running actions.
+const ACTION_GRACE: Duration = Duration::from_secs(60);
+
+/// The alarm stage and everything it owns.
+pub struct AlarmStage {
+    config: Arc<Config>,
+    store: Store,
+    alarms: Alarms,
+    outbox: Outbox,
+    notifiers: Notifiers,
+    actions: JoinSet<ActionRun>,
+    /// Handles `clusterreorg` and `restart-vm` actions.
+    cluster_actions: Option<mpsc::UnboundedSender<crate::alarm::lifecycle::ActionRequest>>,
+}
+
+impl AlarmStage {
+    /// Restores the lifecycle and the outbox from the store.
+    pub async fn restore(config: Arc<Config>, store: Store) -> anyhow::Result<AlarmStage> {
+        let snapshot = store
+            .load_snapshot()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load the alarm state: {e}"))?;
+        let alarms = Alarms::restore(&config, snapshot.unwrap_or_default());
+        let mut outbox = Outbox::new(&config.alarms);
+        let pending = store
+            .pending()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load the notification outbox: {e}"))?;
+        if !pending.is_empty() {
+            tracing::info!(pending = pending.len(), "resuming notifications from the outbox");
+        }
+        outbox.restore(pending);
+        let notifiers = Notifiers::new(&config.alarms)?;
+        Ok(AlarmStage {
+            config,
+            store,
+            alarms,
+            outbox,
+            notifiers,
+            actions: JoinSet::new(),
+            cluster_actions: None,
+        })
+    }
+
+    /// Sends `clusterreorg` and `restart-vm` requests to this channel.
+    pub fn with_cluster_actions(mut self, tx: mpsc::UnboundedSender<crate::alarm::lifecycle::ActionRequest>) -> Self {
+        self.cluster_actions = Some(tx);
+        self
+    }
+
+    /// Runs until `results` closes, then finishes running actions and one
+    /// last delivery round.
+    pub async fn run(mut self, mut results: mpsc::UnboundedReceiver<CheckResult>) {
+        let mut ack_poll = tokio::time::interval(ACK_POLL);
+        ack_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let wake = self.next_wake();
+            tokio::select! {
+                r = results.recv() => match r {
+                    Some(result) => {
+                        let effects = self.alarms.observe(&result, Utc::now());
+                        self.handle(effects).await;
+                        self.deliver().await;
+                    }
+                    None => break,
+                },
+                Some(done) = self.actions.join_next(), if !self.actions.is_empty() => {
+                    match done {
+                        Ok(run) => self.record_run(run).await,
+                        Err(e) => tracing::error!(error = %e, "action task failed"),
+                    }
+                }
+                _ = tokio::time::sleep(wake) => {
+                    let effects = self.alarms.tick(Utc::now());
+                    self.handle(effects).await;
+                    self.deliver().await;
+                }
+                _ = ack_poll.tick() => self.apply_acks().await,
+            }
+        }
+        let deadline = tokio::time::sleep(ACTION_GRACE);
+        tokio::pin!(deadline);
+        while !self.actions.is_empty() {
+            tokio::select! {
+                Some(done) = self.actions.join_next() => {
+                    if let Ok(run) = done {
+                        self.record_run(run).await;
+                    }
+                }
+                _ = &mut deadline => {
+                    tracing::warn!(running = self.actions.len(), "actions still running at shutdown; abandoning them");
+                    self.actions.abort_all();
+                    break;
+                }
+            }
+        }
+        self.deliver().await;
+        self.save_snapshot().await;
+    }
+
+    fn next_wake(&self) -> Duration {
+        let now = Utc::now();
+        [self.alarms.next_due(), self.outbox.next_due()]
+            .into_iter()
+            .flatten()
+            .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO))
+            .min()
+            .unwrap_or(MAX_SLEEP)
+            .min(MAX_SLEEP)
+    }
+
+    async fn handle(&mut self, effects: Vec<Effect>) {
+        let mut changed = false;
+        for effect in effects {
+            match effect {
+                Effect::Alarm(id) => {
+                    changed = true;
+                    if let Some(alarm) = self.alarms.alarm(id) {
+                        if let Err(e) = self.store.save_alarm(alarm).await {
+                            tracing::error!(alarm = id, error = %e, "cannot store alarm");
+                        }
+                    }
+                }
+                Effect::Notify(n) => {
+                    let r = notify::enqueue(&mut self.outbox, &self.store, &self.config.alarms, &n, Utc::now()).await;
+                    if let Err(e) = r {
+                        tracing::error!(key = %n.key, error = %e, "cannot store notification; it stays queued in memory");
+                    }
+                }
+                Effect::Run(req) => {
+                    tracing::info!(alarm = req.alarm_id, check = %req.check, action = req.action.kind(), "running action");
+                    match &req.action {
+                        Action::ClusterReorg { .. } | Action::RestartVm { .. } => match &self.cluster_actions {
+                            Some(tx) => {
+                                let _ = tx.send(req);
+                            }
+                            None => tracing::error!(action = req.action.kind(), "no cluster is configured to carry out this action"),
+                        },
+                        _ => {
+                            let config = Arc::clone(&self.config);
+                            self.actions.spawn(async move { crate::actions::restart::run(&req, &config).await });
+                        }
+                    }
+                }
+            }
+        }
+        if changed {
+            self.save_snapshot().await;
+        }
+    }
+
+    async fn record_run(&mut self, run: ActionRun) {
+        tracing::info!(alarm = run.alarm_id, action = %run.action, exit_code = ?run.exit_code, timed_out = run.timed_out, duration_ms = run.duration.as_secs_f64() * 1000.0, "action finished");
+        if let Err(e) = self.store.save_action_run(&run).await {
+            tracing::error!(error = %e, "cannot store action run");
+        }
+    }
+
+    async fn deliver(&mut self) {
+        match notify::deliver_due(&mut self.outbox, &self.store, &self.notifiers, Utc::now()).await {
+            Ok(r) if r.sent + r.failed > 0 => tracing::debug!(sent = r.sent, failed = r.failed, "delivered notifications"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot record a delivery in the store"),
+        }
+    }
+
+    async fn apply_acks(&mut self) {
+        let requested = match self.store.requested_acks().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read acknowledgements");
+                return;
+            }
+        };
+        for ack in requested {
+            let pending = self.alarms.alarm(ack.alarm_id).is_some_and(|a| a.is_open() && a.ack.is_none());
+            if !pending {
+                continue;
+            }
+            match self.alarms.acknowledge(ack.alarm_id, &ack.by, &ack.comment, ack.at) {
+                Ok(effects) => {
+                    tracing::info!(alarm = ack.alarm_id, by = %ack.by, "alarm acknowledged");
+                    self.handle(effects).await;
+                }
+                Err(e) => tracing::warn!(alarm = ack.alarm_id, error = %e, "acknowledgement not applied"),
+            }
+        }
+    }
+
+    async fn save_snapshot(&mut self) {
+        if let Err(e) = self.store.save_snapshot(&self.alarms.snapshot()).await {
+            tracing::error!(error = %e, "cannot store the alarm state");
+        }
+    }
+}

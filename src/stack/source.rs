@@ -1,0 +1,343 @@
+//! Where a stack check gets its raw text: a file or a command, run locally,
+//! over SSH, or replaced by a captured file.
+//!
+//! This is the only I/O of the stack checks. [`gather`] runs without a
+//! shell (locally), in a process group of its own, killed when dropped;
+//! over SSH it runs the system `ssh` with `BatchMode` and a connect timeout.
+//! It never parses what it fetched and never retries. It is deliberately
+//! small so the ControlMaster-aware SSH runner of `checks::ssh` can replace
+//! it after the merge.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+/// Where the text comes from: this machine, an SSH destination, or a capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Read the file or run the command on this machine.
+    Local,
+    /// Read the file or run the command on `dest` over SSH (`user@host`).
+    Ssh {
+        /// `user@host` or `host`.
+        dest: String,
+        /// TCP port, when not the default.
+        port: Option<u16>,
+    },
+    /// Ignore the fetch and read this file instead (captured output, tests).
+    Captured(PathBuf),
+}
+
+impl Origin {
+    /// Parses `local`, `ssh://[user@]host[:port]`, `[user@]host` (SSH) or `file:PATH`.
+    pub fn parse(s: &str) -> Result<Origin, GatherError> {
+        let s = s.trim();
+        let bad = || GatherError::BadOrigin(s.to_string());
+        if s.is_empty() {
+            return Err(bad());
+        }
+        if s == "local" {
+            return Ok(Origin::Local);
+        }
+        if let Some(path) = s.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err(bad());
+            }
+            return Ok(Origin::Captured(PathBuf::from(path)));
+        }
+        let rest = s.strip_prefix("ssh://").unwrap_or(s);
+        let rest = rest.trim_end_matches('/');
+        if rest.is_empty() || rest.contains(char::is_whitespace) || rest.starts_with('-') {
+            return Err(bad());
+        }
+        // `user@host:port`; an IPv6 literal goes in brackets: `[fe80::1]:22`.
+        let (dest, port) = match rest.rsplit_once(':') {
+            Some((d, p)) if !d.ends_with(':') && (!d.contains(':') || d.ends_with(']')) => {
+                let port: u16 = p.parse().map_err(|_| bad())?;
+                (d.to_string(), Some(port))
+            }
+            _ => (rest.to_string(), None),
+        };
+        let dest = dest.replace(['[', ']'], "");
+        Ok(Origin::Ssh { dest, port })
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Local => f.write_str("local"),
+            Origin::Ssh { dest, port: None } => write!(f, "ssh://{dest}"),
+            Origin::Ssh {
+                dest,
+                port: Some(p),
+            } => write!(f, "ssh://{dest}:{p}"),
+            Origin::Captured(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+/// What to fetch: a file's content or a command's standard output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetch {
+    /// A file such as `/proc/drbd` (`cat` over SSH).
+    File(PathBuf),
+    /// A program and its arguments, run with `LC_ALL=C`.
+    Command(Vec<String>),
+}
+
+impl fmt::Display for Fetch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fetch::File(p) => write!(f, "{}", p.display()),
+            Fetch::Command(argv) => f.write_str(&shell_words::join(argv)),
+        }
+    }
+}
+
+/// One piece of raw text to gather: what, and from where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Where it is fetched.
+    pub origin: Origin,
+    /// What is fetched.
+    pub fetch: Fetch,
+}
+
+impl Source {
+    /// A source for `fetch` at `origin`.
+    pub fn new(origin: Origin, fetch: Fetch) -> Source {
+        Source { origin, fetch }
+    }
+
+    /// A command given as words.
+    pub fn command(origin: Origin, argv: &[&str]) -> Source {
+        Source::new(
+            origin,
+            Fetch::Command(argv.iter().map(|s| s.to_string()).collect()),
+        )
+    }
+
+    /// A file.
+    pub fn file(origin: Origin, path: impl Into<PathBuf>) -> Source {
+        Source::new(origin, Fetch::File(path.into()))
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Origin::Captured(p) => write!(f, "{}", p.display()),
+            other => write!(f, "`{}` on {other}", self.fetch),
+        }
+    }
+}
+
+/// Why raw text could not be gathered.
+#[derive(Debug, thiserror::Error)]
+pub enum GatherError {
+    /// The origin string is not `local`, `ssh://...`, `user@host` or `file:PATH`.
+    #[error(
+        "{0:?} is not a source: use local, ssh://[user@]host[:port], [user@]host or file:PATH"
+    )]
+    BadOrigin(String),
+    /// A local file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A program could not be started.
+    #[error("cannot run {program}: {source} (is it installed and in PATH?)")]
+    Spawn {
+        /// The program (`ssh` for remote sources).
+        program: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The command ran and failed.
+    #[error("{what} exited with {}: {}", code.map(|c| c.to_string()).unwrap_or_else(|| "a signal".into()), last_line(stderr))]
+    Failed {
+        /// The command and where it ran.
+        what: String,
+        /// Exit code; `None` when killed by a signal. SSH itself fails with 255.
+        code: Option<i32>,
+        /// Its standard output (some tools report on stdout and still fail).
+        stdout: String,
+        /// Its standard error.
+        stderr: String,
+    },
+    /// A concurrent gather vanished (a bug; reported rather than panicking).
+    #[error("gathering from {0} did not finish")]
+    Lost(String),
+}
+
+/// The last non-empty line: tools end with their summary ("Failed to modprobe drbd").
+fn last_line(s: &str) -> String {
+    let line = s.lines().map(str::trim).rfind(|l| !l.is_empty());
+    line.unwrap_or("(no message)").to_string()
+}
+
+/// Fetches the raw text of `source`. Local commands run without a shell;
+/// SSH runs `ssh -o BatchMode=yes -o ConnectTimeout=5 [-p PORT] DEST -- CMD`.
+pub async fn gather(source: &Source) -> Result<String, GatherError> {
+    match (&source.origin, &source.fetch) {
+        (Origin::Captured(path), _) | (Origin::Local, Fetch::File(path)) => tokio::fs::read(path)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| GatherError::Read {
+                path: path.clone(),
+                source: e,
+            }),
+        (Origin::Local, Fetch::Command(argv)) => run(argv, &source.to_string()).await,
+        (Origin::Ssh { dest, port }, fetch) => {
+            run(&ssh_argv(dest, *port, fetch), &source.to_string()).await
+        }
+    }
+}
+
+/// The `ssh` command line that runs `fetch` on `dest`: the remote shell gets
+/// one quoted command string, run with `LC_ALL=C`.
+pub fn ssh_argv(dest: &str, port: Option<u16>, fetch: &Fetch) -> Vec<String> {
+    let remote = match fetch {
+        Fetch::File(p) => shell_words::join(["cat", &p.to_string_lossy()]),
+        Fetch::Command(argv) => format!("env LC_ALL=C {}", shell_words::join(argv)),
+    };
+    let mut argv: Vec<String> = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if let Some(p) = port {
+        argv.push("-p".into());
+        argv.push(p.to_string());
+    }
+    argv.push(dest.to_string());
+    argv.push("--".into());
+    argv.push(remote);
+    argv
+}
+
+async fn run(argv: &[String], what: &str) -> Result<String, GatherError> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(GatherError::Spawn {
+            program: String::new(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"),
+        });
+    };
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| GatherError::Spawn {
+            program: program.clone(),
+            source: e,
+        })?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        return Ok(stdout);
+    }
+    Err(GatherError::Failed {
+        what: what.to_string(),
+        code: out.status.code(),
+        stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let ssh = |d: &str, p: Option<u16>| Origin::Ssh {
+            dest: d.to_string(),
+            port: p,
+        };
+        let cases: &[(&str, Option<Origin>)] = &[
+            ("local", Some(Origin::Local)),
+            ("ssh://root@cs1", Some(ssh("root@cs1", None))),
+            ("ssh://root@cs1:2222", Some(ssh("root@cs1", Some(2222)))),
+            ("root@192.168.30.11", Some(ssh("root@192.168.30.11", None))),
+            ("ssh://[fe80::1]:22", Some(ssh("fe80::1", Some(22)))),
+            ("fe80::1", Some(ssh("fe80::1", None))),
+            ("file:/tmp/x", Some(Origin::Captured("/tmp/x".into()))),
+            ("", None),
+            ("file:", None),
+            ("ssh://cs1:notaport", None),
+            ("-oProxyCommand=x", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(Origin::parse(s).ok(), *want, "{s}");
+        }
+    }
+
+    #[test]
+    fn ssh_command_lines() {
+        let f = Fetch::Command(vec![
+            "lvs".into(),
+            "--separator".into(),
+            ":".into(),
+            "my vg".into(),
+        ]);
+        assert_eq!(
+            ssh_argv("root@san1", Some(2222), &f),
+            [
+                "ssh",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=5",
+                "-p",
+                "2222",
+                "root@san1",
+                "--",
+                "env LC_ALL=C lvs --separator : 'my vg'"
+            ]
+        );
+        let f = Fetch::File("/proc/net/bonding/bond0".into());
+        assert_eq!(
+            ssh_argv("cs1", None, &f).last().map(String::as_str),
+            Some("cat /proc/net/bonding/bond0")
+        );
+    }
+
+    #[tokio::test]
+    async fn local_command_and_file() {
+        let src = Source::command(Origin::Local, &["sh", "-c", "echo hello"]);
+        assert_eq!(gather(&src).await.unwrap(), "hello\n");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x");
+        std::fs::write(&f, "content").unwrap();
+        let src = Source::file(Origin::Local, &f);
+        assert_eq!(gather(&src).await.unwrap(), "content");
+        let captured = Source::command(Origin::Captured(f.clone()), &["false"]);
+        assert_eq!(gather(&captured).await.unwrap(), "content");
+    }
+
+    #[tokio::test]
+    async fn failures_say_what_failed() {
+        let src = Source::command(Origin::Local, &["sh", "-c", "echo oops >&2; exit 21"]);
+        let err = gather(&src).await.unwrap_err();
+        assert!(matches!(err, GatherError::Failed { code: Some(21), .. }));
+        assert!(err.to_string().contains("exited with 21: oops"), "{err}");
+        let src = Source::command(Origin::Local, &["/nonexistent/laxmon-tool"]);
+        assert!(matches!(
+            gather(&src).await.unwrap_err(),
+            GatherError::Spawn { .. }
+        ));
+        let src = Source::file(Origin::Local, "/nonexistent/laxmon-file");
+        assert!(matches!(
+            gather(&src).await.unwrap_err(),
+            GatherError::Read { .. }
+        ));
+    }
+}

@@ -1,0 +1,574 @@
+//! Alarms end to end against real servers on loopback: an SMTP server
+//! (Debian's python3-aiosmtpd), an HTTP server standing in for the SMS
+//! gateway, ntfy and a webhook, and a real alarm script. Results go
+//! through the real state machine and alarm lifecycle into the outbox and
+//! out through the real senders.
+
+use chrono::{DateTime, Duration, Utc};
+use laxmon::actions::notify::{deliver_due, enqueue, Notifiers};
+use laxmon::alarm::lifecycle::{Alarms, Effect};
+use laxmon::alarm::outbox::Outbox;
+use laxmon::alarm::store::MemoryStore;
+use laxmon::checks::{CheckOutput, State};
+use laxmon::config::Config;
+use laxmon::daemon::CheckResult;
+use laxmon::state::{CheckState, Policy, Reachability};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+// ---- a tiny HTTP server that records every request ----
+
+#[derive(Debug, Clone)]
+struct Request {
+    method: String,
+    path: String,
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Request>>>);
+
+impl Recorder {
+    fn all(&self) -> Vec<Request> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+/// Serves on `listener`, answering every request with `status` and `reply`.
+fn serve(listener: TcpListener, status: u16, reply: &'static str) -> Recorder {
+    let rec = Recorder::default();
+    let out = rec.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let rec = rec.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                let mut lines = head.lines();
+                let first = lines.next().unwrap_or("");
+                let mut parts = first.split_whitespace();
+                let method = parts.next().unwrap_or("").to_string();
+                let path = parts.next().unwrap_or("").to_string();
+                let headers: HashMap<String, String> = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                    .collect();
+                let len: usize = headers
+                    .get("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+                rec.0.lock().expect("lock").push(Request {
+                    method,
+                    path,
+                    headers,
+                    body,
+                });
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+// ---- an SMTP sink: aiosmtpd writing each message to a JSON file ----
+
+const SMTP_SINK: &str = r#"
+import json, os, sys
+from aiosmtpd.controller import Controller
+port, out = int(sys.argv[1]), sys.argv[2]
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        n = len([f for f in os.listdir(out) if f.endswith('.json')])
+        tmp = os.path.join(out, '.tmp')
+        with open(tmp, 'w') as f:
+            json.dump({'from': envelope.mail_from, 'to': envelope.rcpt_tos,
+                       'data': envelope.content.decode('utf-8', 'replace')}, f)
+        os.rename(tmp, os.path.join(out, '%04d.json' % n))
+        return '250 OK'
+c = Controller(Sink(), hostname='127.0.0.1', port=port)
+c.start()
+print('ready', flush=True)
+sys.stdin.read()
+c.stop()
+"#;
+
+struct SmtpSink {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    fn start() -> SmtpSink {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        // Debian's python3-aiosmtpd lives with the system Python, not a pyenv one.
+        let python = if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        let mut child = Command::new(python)
+            .args(["-c", SMTP_SINK, &port.to_string()])
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with aiosmtpd (Debian: python3-aiosmtpd)");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("ready line");
+        assert_eq!(line.trim(), "ready", "aiosmtpd did not start");
+        SmtpSink { child, port, dir }
+    }
+
+    fn messages(&self) -> Vec<serde_json::Value> {
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
+            .expect("read dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json")
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- config, results and the pipeline ----
+
+fn load(dir: &Path, yaml: &str) -> Config {
+    let path = dir.join("laxmon.yaml");
+    std::fs::write(&path, yaml).expect("write config");
+    laxmon::config::load(&path).unwrap_or_else(|e| panic!("config:\n{e}"))
+}
+
+/// Feeds results through the state machine and the lifecycle.
+struct Pipeline {
+    states: HashMap<String, CheckState>,
+    alarms: Alarms,
+    config: Config,
+    outbox: Outbox,
+    store: MemoryStore,
+    notifiers: Notifiers,
+    now: DateTime<Utc>,
+    runs: Vec<laxmon::alarm::lifecycle::ActionRequest>,
+}
+
+impl Pipeline {
+    fn new(config: Config) -> Pipeline {
+        Pipeline {
+            states: HashMap::new(),
+            alarms: Alarms::new(&config),
+            outbox: Outbox::new(&config.alarms),
+            store: MemoryStore::default(),
+            notifiers: Notifiers::new(&config.alarms).expect("notifiers"),
+            config,
+            now: "2026-12-01T10:00:00Z".parse().expect("time"),
+            runs: Vec::new(),
+        }
+    }
+
+    async fn result(&mut self, check: &str, state: State, output: &str) {
+        let c = self.config.check(check).expect("check").clone();
+        let policy = Policy {
+            max_attempts: c.max_attempts,
+            ..Policy::default()
+        };
+        let t = self.states.entry(check.to_string()).or_default().apply(
+            state,
+            &policy,
+            Reachability::Reachable,
+            self.now,
+        );
+        let r = CheckResult {
+            check: check.into(),
+            host: c.host.clone(),
+            kind: c.kind_name(),
+            output: CheckOutput::new(state, output),
+            planned: self.now,
+            started: self.now,
+            duration: std::time::Duration::ZERO,
+            transition: t,
+        };
+        let effects = self.alarms.observe(&r, self.now);
+        self.handle(effects).await;
+    }
+
+    async fn tick(&mut self) {
+        let effects = self.alarms.tick(self.now);
+        self.handle(effects).await;
+    }
+
+    async fn handle(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Notify(n) => {
+                    enqueue(
+                        &mut self.outbox,
+                        &self.store,
+                        &self.config.alarms,
+                        &n,
+                        self.now,
+                    )
+                    .await
+                    .expect("enqueue");
+                }
+                Effect::Run(r) => self.runs.push(r),
+                Effect::Alarm(_) => {}
+            }
+        }
+    }
+
+    async fn deliver(&mut self) -> laxmon::actions::notify::DeliveryReport {
+        deliver_due(&mut self.outbox, &self.store, &self.notifiers, self.now)
+            .await
+            .expect("deliver")
+    }
+
+    fn at(&mut self, seconds: i64) {
+        self.now += Duration::seconds(seconds);
+    }
+}
+
+fn checks_yaml(n: usize) -> String {
+    let mut s =
+        String::from("hosts:\n  - {name: cs1, address: 127.0.0.1, tags: [cluster]}\nchecks:\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "  - {{name: svc{i:02}, kind: port, host: cs1, port: 9, max_attempts: 1}}\n"
+        ));
+    }
+    s
+}
+
+#[tokio::test]
+async fn mail_arrives_with_subject_body_and_recipients() {
+    let smtp = SmtpSink::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "{}alarms: {{group_window: 0s}}\nnotifiers:\n  - name: mail\n    kind: smtp\n    host: 127.0.0.1\n    port: {}\n    tls: none\n    from: \"laxmon <laxmon@example.org>\"\n    subject: \"[laxmon] {{{{notification_type}}}} {{{{check}}}} is {{{{state}}}}\"\n    body: \"Output: {{{{output}}}}\\nAlarm: {{{{alarm_id}}}}\\n\"\ncontacts:\n  - {{name: alice, email: alice@example.org}}\n  - {{name: bob, email: bob@example.org}}\nrules:\n  - {{name: all, match: {{tags: [cluster]}}, notify: [alice, bob]}}\n",
+        checks_yaml(1),
+        smtp.port
+    );
+    let mut p = Pipeline::new(load(dir.path(), &yaml));
+    p.result("svc00", State::Critical, "connection refused")
+        .await;
+    let report = p.deliver().await;
+    assert_eq!(report.sent, 2, "{:?}", p.store.items());
+    p.at(60);
+    p.result("svc00", State::Ok, "port 9 open").await;
+    assert_eq!(p.deliver().await.sent, 2);
+
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 4, "{msgs:?}");
+    let mut to: Vec<String> = msgs
+        .iter()
+        .map(|m| m["to"][0].as_str().unwrap_or("").to_string())
+        .collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "alice@example.org",
+            "alice@example.org",
+            "bob@example.org",
+            "bob@example.org"
+        ]
+    );
+    for m in &msgs {
+        assert_eq!(m["from"], "laxmon@example.org");
+    }
+    let data: Vec<&str> = msgs
+        .iter()
+        .map(|m| m["data"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        data[0].contains("Subject: [laxmon] PROBLEM svc00 is CRITICAL"),
+        "{}",
+        data[0]
+    );
+    assert!(
+        data[0].contains("Output: connection refused"),
+        "{}",
+        data[0]
+    );
+    assert!(data[0].contains("Alarm: 1"), "{}", data[0]);
+    assert!(data[0].contains("Message-ID: <1-all-1-"), "{}", data[0]);
+    assert!(
+        data[2].contains("Subject: [laxmon] RECOVERY svc00 is OK"),
+        "{}",
+        data[2]
+    );
+}
+
+#[tokio::test]
+async fn sms_gateway_ntfy_and_webhook_get_the_right_requests() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let http = serve(listener, 201, "{\"status\": \"queued\"}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "{}alarms: {{group_window: 0s}}\nnotifiers:\n  - name: sms\n    kind: sms\n    url: http://127.0.0.1:{port}/2010-04-01/Accounts/AC1/Messages.json\n    headers: {{Authorization: \"Basic QUMxOnNlY3JldA==\", Content-Type: application/x-www-form-urlencoded}}\n    body: \"To={{{{to|url}}}}&From=%2B4900&Body={{{{message|url}}}}\"\n    success_status: [201]\n    body_must_contain: queued\n  - name: popup\n    kind: ntfy\n    server: http://127.0.0.1:{port}\n    topic: ops\n    priority: urgent\n    tags: [warning, skull]\n  - name: hook\n    kind: webhook\n    url: http://127.0.0.1:{port}/hook\ncontacts:\n  - {{name: alice, phone: \"+4917012345\", ntfy_topic: alice-screen}}\n  - {{name: chat, via: [hook]}}\nrules:\n  - {{name: all, match: {{checks: [\"*\"]}}, notify: [alice, chat]}}\n",
+        checks_yaml(1)
+    );
+    let mut p = Pipeline::new(load(dir.path(), &yaml));
+    p.result("svc00", State::Critical, "disk full").await;
+    let report = p.deliver().await;
+    assert_eq!(report.sent, 3, "{:?}", p.store.items());
+    let reqs = http.all();
+    assert_eq!(reqs.len(), 3);
+    let sms = reqs
+        .iter()
+        .find(|r| r.path.ends_with("Messages.json"))
+        .expect("sms request");
+    assert_eq!(sms.method, "POST");
+    assert_eq!(sms.headers["authorization"], "Basic QUMxOnNlY3JldA==");
+    assert_eq!(
+        sms.headers["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+    assert!(
+        sms.body.starts_with(
+            "To=%2B4917012345&From=%2B4900&Body=PROBLEM%20svc00%40cs1%20CRITICAL%3A%20disk%20full"
+        ),
+        "{}",
+        sms.body
+    );
+    let pop = reqs
+        .iter()
+        .find(|r| r.path == "/alice-screen")
+        .expect("ntfy request");
+    assert_eq!(pop.method, "POST");
+    assert_eq!(pop.headers["title"], "svc00 on cs1: CRITICAL");
+    assert_eq!(pop.headers["priority"], "5");
+    assert_eq!(pop.headers["tags"], "warning,skull");
+    assert_eq!(pop.body, "PROBLEM: disk full");
+    let hook = reqs
+        .iter()
+        .find(|r| r.path == "/hook")
+        .expect("webhook request");
+    let json: serde_json::Value = serde_json::from_str(&hook.body).expect("json body");
+    assert_eq!(json["facts"]["check"], "svc00");
+    assert_eq!(json["facts"]["state"], "CRITICAL");
+    assert_eq!(json["contact"], "chat");
+    assert!(!hook.headers["idempotency-key"].is_empty());
+}
+
+#[tokio::test]
+async fn gateway_answering_200_without_success_text_is_retried() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let http = serve(listener, 200, "ERROR: modem offline");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "{}alarms: {{group_window: 0s}}\nnotifiers:\n  - {{name: sms, kind: sms, url: \"http://127.0.0.1:{port}/send?to={{{{to|url}}}}&text={{{{message|url}}}}\", method: GET, body_must_contain: \"OK\"}}\ncontacts:\n  - {{name: alice, phone: \"+4917012345\"}}\nrules:\n  - {{name: all, match: {{checks: [\"*\"]}}, notify: [alice]}}\n",
+        checks_yaml(1)
+    );
+    let mut p = Pipeline::new(load(dir.path(), &yaml));
+    p.result("svc00", State::Critical, "down").await;
+    let report = p.deliver().await;
+    assert_eq!((report.sent, report.failed), (0, 1));
+    let item = &p.store.items()[0];
+    assert!(item.is_pending());
+    assert!(
+        item.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("lacks \"OK\""),
+        "{:?}",
+        item.last_error
+    );
+    let reqs = http.all();
+    assert_eq!(reqs[0].method, "GET");
+    assert!(
+        reqs[0]
+            .path
+            .starts_with("/send?to=%2B4917012345&text=PROBLEM"),
+        "{}",
+        reqs[0].path
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_down_for_a_while_gets_every_message_exactly_once() {
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "{}alarms:\n  group_window: 0s\n  delivery: {{first_retry: 10s, max_retry: 2m, give_up_after: 1d}}\nnotifiers:\n  - {{name: sms, kind: sms, url: \"http://127.0.0.1:{port}/sms\", body: \"{{{{to}}}}|{{{{message}}}}\", timeout: 2s}}\ncontacts:\n  - {{name: alice, phone: \"+491\"}}\n  - {{name: bob, phone: \"+492\"}}\nrules:\n  - {{name: all, match: {{checks: [\"*\"]}}, notify: [alice, bob]}}\n",
+        checks_yaml(5)
+    );
+    let mut p = Pipeline::new(load(dir.path(), &yaml));
+    for i in 0..5 {
+        p.result(&format!("svc{i:02}"), State::Critical, "down")
+            .await;
+    }
+    // Gateway down: every attempt fails, and the outbox backs off.
+    let mut failures = 0;
+    for _ in 0..6 {
+        let r = p.deliver().await;
+        assert_eq!(r.sent, 0);
+        failures += r.failed;
+        p.at(130);
+    }
+    assert!(failures >= 10, "{failures}");
+    // The same notifications offered again are refused by their keys.
+    p.tick().await;
+    assert_eq!(p.store.items().len(), 10);
+    // The gateway comes back on the same port.
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("rebind");
+    let http = serve(listener, 200, "OK");
+    let mut sent = 0;
+    for _ in 0..4 {
+        sent += p.deliver().await.sent;
+        p.at(130);
+        p.tick().await;
+    }
+    assert_eq!(sent, 10);
+    let mut bodies: Vec<String> = http.all().into_iter().map(|r| r.body).collect();
+    bodies.sort();
+    let unique = bodies.iter().collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(bodies.len(), 10, "{bodies:?}");
+    assert_eq!(unique.len(), 10, "no message twice: {bodies:?}");
+    assert!(p.store.items().iter().all(|i| !i.is_pending()));
+    // A restarted daemon resumes only what is pending: nothing.
+    let pending = laxmon::alarm::store::NotificationStore::pending(&p.store)
+        .await
+        .expect("pending");
+    assert!(pending.is_empty());
+}
+
+#[tokio::test]
+async fn an_alert_storm_is_one_message_per_contact_and_window() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let http = serve(listener, 200, "OK");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "{}alarms: {{group_window: 30s}}\nnotifiers:\n  - {{name: hook, kind: webhook, url: \"http://127.0.0.1:{port}/hook\"}}\n  - {{name: sms, kind: sms, url: \"http://127.0.0.1:{port}/sms\", body: \"{{{{message}}}}\"}}\ncontacts:\n  - {{name: alice, phone: \"+491\"}}\n  - {{name: chat, via: [hook]}}\nrules:\n  - {{name: all, match: {{tags: [cluster]}}, notify: [alice, chat]}}\n",
+        checks_yaml(40)
+    );
+    let mut p = Pipeline::new(load(dir.path(), &yaml));
+    for i in 0..40 {
+        p.result(&format!("svc{i:02}"), State::Critical, "cs1 is down")
+            .await;
+    }
+    assert_eq!(p.deliver().await.sent, 0, "held for the group window");
+    p.at(30);
+    assert_eq!(p.deliver().await.sent, 2);
+    let reqs = http.all();
+    assert_eq!(reqs.len(), 2);
+    let hook = reqs.iter().find(|r| r.path == "/hook").expect("hook");
+    let json: serde_json::Value = serde_json::from_str(&hook.body).expect("json");
+    assert_eq!(json["count"], 40);
+    let sms = reqs.iter().find(|r| r.path == "/sms").expect("sms");
+    assert!(sms.body.starts_with("40 alarms: "), "{}", sms.body);
+    assert!(sms.body.chars().count() <= 160);
+}
+
+#[tokio::test]
+async fn alarm_script_gets_the_nagios_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env_file = dir.path().join("env.txt");
+    let script = dir.path().join("alarm-scripts/handler");
+    std::fs::create_dir_all(script.parent().expect("parent")).expect("mkdir");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nenv > {}\necho \"args: $*\"\nexit 0\n",
+            env_file.display()
+        ),
+    )
+    .expect("write script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let yaml = format!(
+        "{}rules:\n  - name: heal\n    match: {{checks: [svc00]}}\n    actions:\n      - script: handler\n        args: [\"$SERVICESTATE$\", \"$SERVICESTATETYPE$\", \"$SERVICEATTEMPT$\", \"{{{{host}}}}\"]\n",
+        checks_yaml(1).replace("max_attempts: 1", "max_attempts: 2")
+    );
+    let config = load(dir.path(), &yaml);
+    let mut p = Pipeline::new(config.clone());
+    p.result("svc00", State::Critical, "connection refused")
+        .await;
+    assert!(p.runs.is_empty(), "SOFT: no alarm yet");
+    p.at(10);
+    p.result("svc00", State::Critical, "connection refused")
+        .await;
+    assert_eq!(p.runs.len(), 1);
+    let run = laxmon::actions::restart::run(&p.runs[0], &config).await;
+    assert_eq!(run.exit_code, Some(0), "{run:?}");
+    assert_eq!(run.output, "args: CRITICAL HARD 2 cs1");
+    let env = std::fs::read_to_string(&env_file).expect("env file");
+    for want in [
+        "NAGIOS_HOSTNAME=cs1",
+        "NAGIOS_HOSTADDRESS=127.0.0.1",
+        "NAGIOS_SERVICEDESC=svc00",
+        "NAGIOS_SERVICESTATE=CRITICAL",
+        "NAGIOS_SERVICESTATEID=2",
+        "NAGIOS_SERVICESTATETYPE=HARD",
+        "NAGIOS_SERVICEATTEMPT=2",
+        "NAGIOS_MAXSERVICEATTEMPTS=2",
+        "NAGIOS_SERVICEOUTPUT=connection refused",
+        "NAGIOS_LASTSERVICESTATE=CRITICAL",
+        "LAXMON_ALARM_ID=1",
+        "LAXMON_CHECK=svc00",
+        "LAXMON_RULE=",
+    ] {
+        if want.ends_with('=') && !env.contains(want) {
+            continue;
+        }
+        assert!(env.lines().any(|l| l == want), "{want} missing in:\n{env}");
+    }
+}

@@ -1,0 +1,303 @@
+//! `laxmon plugin NAME ...` as Nagios runs it: [`plugin_main`] and
+//! [`run_plugin`] called directly, with captured tool output (`file:`
+//! sources) and with the real `ip` tool. Each result must be one valid
+//! Nagios line (`SUBJECT STATE - text | perfdata`), long output after it,
+//! and the exit code of its state.
+
+use laxmon::checks::State;
+use laxmon::plugin_output;
+use laxmon::stack::cli::{plugin_main, run_plugin};
+
+fn fx(path: &str) -> String {
+    format!(
+        "file:{}/tests/fixtures/stack/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn args(words: &[&str]) -> Vec<String> {
+    words.iter().map(|s| s.to_string()).collect()
+}
+
+/// Runs the plugin and checks the Nagios output contract; returns the parsed output.
+fn run(words: &[&str], code: i32, says: &str) -> laxmon::checks::CheckOutput {
+    let (text, got) = run_plugin(args(words));
+    assert_eq!(got, code, "{words:?}: exit code of {text:?}");
+    let first = text.lines().next().unwrap_or("");
+    let state = State::from_code(code).expect("code 0..3");
+    assert!(
+        first.contains(&format!(" {state} - ")),
+        "{words:?}: first line {first:?}"
+    );
+    assert!(first.contains(says), "{words:?}: {first:?} lacks {says:?}");
+    assert!(first.contains(" | "), "{words:?}: no perfdata in {first:?}");
+    assert!(text.ends_with('\n'));
+    let parsed = plugin_output::parse(state, &text);
+    assert!(
+        !parsed.perfdata.is_empty(),
+        "{words:?}: perfdata of {text:?}"
+    );
+    parsed
+}
+
+#[test]
+fn plugins_on_captured_output() {
+    run(
+        &["drbd", "--source", &fx("drbd/drbd9-healthy.txt")],
+        0,
+        "DRBD OK - r0 Primary/Secondary Connected",
+    );
+    run(
+        &[
+            "drbd",
+            "--server",
+            &format!("san1={}", fx("drbd/proc-drbd8-splitbrain-san1.txt")),
+            "--server",
+            &format!("san2={}", fx("drbd/proc-drbd8-splitbrain-san2.txt")),
+        ],
+        2,
+        "split-brain: Primary on san1 and san2",
+    );
+    let p = run(
+        &[
+            "drbd",
+            "-H",
+            &fx("drbd/drbd9-verbose-oos.txt"),
+            "-w",
+            "512M",
+            "-c",
+            "2G",
+            "--resource",
+            "r0",
+        ],
+        1,
+        "out of sync",
+    );
+    assert_eq!(p.perfdata[0].warn.as_deref(), Some("536870912"));
+    run(
+        &[
+            "plugin",
+            "drbd",
+            "--source",
+            &fx("drbd/drbd9-syncsource.txt"),
+        ],
+        1,
+        "SyncSource 42.4% done",
+    );
+    run(
+        &[
+            "iscsi-target",
+            "--source",
+            &fx("iscsi/iet-volume-missing-lun.txt"),
+            "--vm",
+            "deb1,win3",
+            "--iqn-prefix",
+            "iqn.san1.klasse.kurs",
+        ],
+        2,
+        "win3: no LUN for /dev/system/win3-swap",
+    );
+    run(
+        &[
+            "iscsi-target",
+            "--tool",
+            "lio",
+            "--source",
+            &fx("iscsi/targetcli-ls.txt"),
+            "--target",
+            "iqn.san1.klasse.kurs:deb1",
+        ],
+        0,
+        "exported",
+    );
+    run(
+        &[
+            "iscsi-session",
+            "--source",
+            &fx("iscsi/iscsiadm-session-P3.txt"),
+            "--vm",
+            "deb1",
+            "--iqn-prefix",
+            "iqn.san1.klasse.kurs",
+            "--portal",
+            "192.168.30.10",
+        ],
+        0,
+        "2 sessions logged in",
+    );
+    let p = run(
+        &[
+            "lvm-vg",
+            "--source",
+            &fx("lvm/vgs-full.txt"),
+            "--vg",
+            "system",
+            "-w",
+            "20%",
+            "-c",
+            "10%",
+        ],
+        2,
+        "system 4.0 GiB free of 100.0 GiB (4%)",
+    );
+    assert_eq!(
+        p.perfdata[0].to_string(),
+        "free=4294967296B;21474836480:;10737418240:;0;107374182400"
+    );
+    run(
+        &[
+            "lvm-vm",
+            "--source",
+            &fx("lvm/lvs-missing-lv.txt"),
+            "--vg",
+            "system",
+            "--vm",
+            "deb1",
+        ],
+        2,
+        "system/deb1-swap missing",
+    );
+    run(
+        &["lvm-snapshot", "--source", &fx("lvm/lvs-snapshot-95.txt")],
+        2,
+        "deb1-snap 95.1% full",
+    );
+    run(
+        &[
+            "lvm-snapshot",
+            "--source",
+            &fx("lvm/lvs-snapshot-95.txt"),
+            "-w",
+            "96",
+            "-c",
+            "98",
+        ],
+        0,
+        "fullest system/deb1-snap 95.1%",
+    );
+    run(
+        &[
+            "domains",
+            "--expect",
+            "deb1,win3",
+            "--server",
+            &format!("cs1={}", fx("domains/xl-cs1.txt")),
+            "--server",
+            &format!("cs2={}", fx("domains/xl-cs2-dup.txt")),
+        ],
+        2,
+        "deb1 runs on cs1 and cs2 at once",
+    );
+    run(
+        &[
+            "domains",
+            "--tool",
+            "virsh",
+            "--expect",
+            "win3",
+            "--server",
+            &format!("cs1={}", fx("domains/virsh-cs1.txt")),
+        ],
+        2,
+        "win3 runs nowhere",
+    );
+    run(
+        &[
+            "domains",
+            "--tool",
+            "virsh",
+            "--expect",
+            "win3",
+            "--absent-warning",
+            "--server",
+            &format!("cs1={}", fx("domains/virsh-cs1.txt")),
+        ],
+        1,
+        "win3 runs nowhere",
+    );
+    let bond = fx("bonding/active-backup-one-down.txt");
+    // --bond names the bond; a captured source replaces the proc file.
+    run(
+        &["bonding", "-H", &bond],
+        1,
+        "bond0 1/2 slaves up (eth0 down)",
+    );
+    run(
+        &["bonding", "-H", &fx("bonding/active-backup-healthy.txt")],
+        0,
+        "bond0 2/2 slaves up, active eth0",
+    );
+    run(
+        &[
+            "cluster-ip",
+            "--ip",
+            "192.168.30.10",
+            "--server",
+            &format!("san1={}", fx("clusterip/ip-san1-holder.txt")),
+            "--server",
+            &format!("san2={}", fx("clusterip/ip-san2-holder.txt")),
+        ],
+        2,
+        "held by 2 servers at once",
+    );
+}
+
+#[test]
+fn usage_errors_are_unknown() {
+    let (text, code) = run_plugin(args(&["lvm-vg", "--frobnicate"]));
+    assert_eq!(code, 3);
+    assert!(
+        text.starts_with("STACK UNKNOWN - unknown option --frobnicate"),
+        "{text}"
+    );
+    let (text, code) = run_plugin(args(&["nosuch"]));
+    assert_eq!(code, 3);
+    assert!(text.contains("unknown plugin"), "{text}");
+    let (text, code) = run_plugin(args(&[]));
+    assert_eq!(code, 3);
+    assert!(text.contains("cluster-ip"), "lists the plugins: {text}");
+    let (text, code) = run_plugin(args(&["domains", "--help"]));
+    assert_eq!(code, 0);
+    assert!(text.contains("--expect VM[,VM]"), "{text}");
+}
+
+#[test]
+fn unreadable_source_is_unknown() {
+    let (text, code) = run_plugin(args(&[
+        "lvm-vg",
+        "--source",
+        "file:/nonexistent/laxmon-vgs.txt",
+    ]));
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.starts_with("LVM-VG UNKNOWN - cannot read /nonexistent/laxmon-vgs.txt"),
+        "{text}"
+    );
+}
+
+#[test]
+fn plugin_main_returns_the_exit_code_with_the_real_ip_tool() {
+    // 127.0.0.1 is on lo here: one holder; the same machine twice: two.
+    assert_eq!(
+        plugin_main(args(&[
+            "cluster-ip",
+            "--ip",
+            "127.0.0.1",
+            "--server",
+            "san1=local"
+        ])),
+        0
+    );
+    assert_eq!(
+        plugin_main(args(&[
+            "cluster-ip",
+            "--ip",
+            "127.0.0.1",
+            "--server",
+            "san1=local",
+            "--server",
+            "san2=local"
+        ])),
+        2
+    );
+}
