@@ -460,10 +460,25 @@ async fn supervise(
 }
 
 /// Spawns without a shell in a new process group; retries briefly on ETXTBSY.
+/// The file to execute for `program`: a program named exactly `laxmon` is
+/// the running laxmon binary (so `laxmon plugin ...` and `laxmon sim ...`
+/// commands work without laxmon on `PATH`); anything else is looked up as usual.
+fn resolve_program(program: &str) -> std::path::PathBuf {
+    if program == "laxmon" {
+        if let Ok(exe) = std::env::current_exe() {
+            if exe.file_name().is_some_and(|n| n == "laxmon") {
+                return exe;
+            }
+        }
+    }
+    std::path::PathBuf::from(program)
+}
+
 async fn spawn(program: &str, args: &[String]) -> Result<Child, RunError> {
     let mut attempts = 0;
+    let file = resolve_program(program);
     loop {
-        let result = Command::new(program)
+        let result = Command::new(&file)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

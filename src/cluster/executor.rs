@@ -599,10 +599,10 @@ async fn run_fence(
 }
 
 /// Each server's answer, by name.
-type Observation = BTreeMap<String, Result<Vec<RunningVm>, DriverError>>;
+pub(crate) type Observation = BTreeMap<String, Result<Vec<RunningVm>, DriverError>>;
 
 /// Asks every server at once what runs there.
-async fn observe(cluster: &ClusterConfig, driver: &Arc<dyn Driver>) -> Observation {
+pub(crate) async fn observe(cluster: &ClusterConfig, driver: &Arc<dyn Driver>) -> Observation {
     let mut set = JoinSet::new();
     for s in &cluster.servers {
         let (driver, name) = (driver.clone(), s.name.clone());

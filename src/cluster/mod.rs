@@ -17,6 +17,7 @@ pub mod executor;
 pub mod journal;
 pub mod model;
 pub mod planner;
+pub mod restart;
 
 pub use executor::{reorganise, restore, ReorgError, ReorgOptions, ReorgReport};
 pub use model::{

@@ -7,6 +7,7 @@
 //! the scheduler stops planning, waits for the runs in flight (each ends
 //! within its timeout) and hands every result to the sink before returning.
 
+pub mod cluster;
 mod scheduler;
 
 pub use scheduler::Scheduler;

@@ -1,0 +1,274 @@
+//! The cluster stage: carries out `clusterreorg` and `restart-vm` alarm
+//! actions, restores VMs when a failed server's liveness check recovers
+//! (`restart_on_return`), and resumes reorganisations a killed daemon left
+//! unfinished.
+//!
+//! One reorganisation per cluster runs at a time (a lock per cluster), so two
+//! alarms for one cluster never plan against each other. The executor owns
+//! every safety rule (fence first, ask every server before a start); this
+//! stage only decides when to call it and records what it did.
+
+use super::CheckResult;
+use crate::alarm::lifecycle::ActionRequest;
+use crate::alarm::store::ActionRun;
+use crate::cluster::executor::{self, ReorgOptions, ReorgReport};
+use crate::cluster::journal::{Journal, RunKind};
+use crate::cluster::restart;
+use crate::config::alarms::Action;
+use crate::config::{ClusterConfig, Config};
+use crate::state::Change;
+use chrono::Utc;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Mutex};
+use tokio::task::JoinSet;
+
+/// Work for the cluster stage.
+#[derive(Debug)]
+pub enum ClusterWork {
+    /// An alarm asks for a `clusterreorg` or `restart-vm` action.
+    Action(ActionRequest),
+    /// A check result (only results of liveness checks matter).
+    Result(CheckResult),
+}
+
+/// The cluster stage: one task that spawns executor runs.
+pub struct ClusterStage {
+    config: Arc<Config>,
+    locks: HashMap<String, Arc<Mutex<()>>>,
+    runs: JoinSet<Option<ActionRun>>,
+    /// Finished action runs go back to the alarm stage to be recorded.
+    done: mpsc::UnboundedSender<ActionRun>,
+}
+
+impl ClusterStage {
+    /// A stage for the clusters of `config`; finished runs go to `done`.
+    pub fn new(config: Arc<Config>, done: mpsc::UnboundedSender<ActionRun>) -> ClusterStage {
+        let locks = config
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), Arc::new(Mutex::new(()))))
+            .collect();
+        ClusterStage {
+            config,
+            locks,
+            runs: JoinSet::new(),
+            done,
+        }
+    }
+
+    /// Runs until `work` closes, then waits for the executor runs in flight.
+    pub async fn run(mut self, mut work: mpsc::UnboundedReceiver<ClusterWork>) {
+        self.resume_unfinished();
+        loop {
+            tokio::select! {
+                w = work.recv() => match w {
+                    Some(ClusterWork::Action(req)) => self.action(req),
+                    Some(ClusterWork::Result(r)) => self.result(&r),
+                    None => break,
+                },
+                Some(done) = self.runs.join_next(), if !self.runs.is_empty() => self.finished(done),
+            }
+        }
+        while let Some(done) = self.runs.join_next().await {
+            self.finished(done);
+        }
+    }
+
+    fn finished(&self, done: Result<Option<ActionRun>, tokio::task::JoinError>) {
+        match done {
+            Ok(Some(run)) => {
+                let _ = self.done.send(run);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cluster task failed"),
+        }
+    }
+
+    /// Picks up reorganisations and restores a killed daemon left unfinished.
+    fn resume_unfinished(&mut self) {
+        for cluster in self.config.clusters.clone() {
+            let unfinished = match Journal::open(&cluster.state_dir, &cluster.name)
+                .and_then(|j| j.unfinished())
+            {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::error!(cluster = %cluster.name, error = %e, "cannot read the cluster journal");
+                    continue;
+                }
+            };
+            for u in unfinished {
+                tracing::warn!(cluster = %cluster.name, server = %u.server, run = %u.id, "resuming an unfinished cluster run");
+                let kind = match u.kind {
+                    RunKind::Reorg => Job::Reorg,
+                    RunKind::Restore => Job::Restore,
+                };
+                // A resumed fenced run needs no confirmation; an unfenced one
+                // waits for its liveness check to be HARD CRITICAL again.
+                self.spawn(cluster.clone(), u.server, kind, None, false);
+            }
+        }
+    }
+
+    fn action(&mut self, req: ActionRequest) {
+        let (cluster_name, job) = match &req.action {
+            Action::ClusterReorg { cluster } => (Some(cluster.clone()), Job::Reorg),
+            Action::RestartVm { vm, cluster } => (cluster.clone(), Job::RestartVm(vm.clone())),
+            _ => return,
+        };
+        let cluster = match cluster_name {
+            Some(name) => self.config.cluster(&name).cloned(),
+            None => match &job {
+                Job::RestartVm(vm) => self
+                    .config
+                    .clusters
+                    .iter()
+                    .find(|c| c.vm(vm).is_some())
+                    .cloned(),
+                _ => None,
+            },
+        };
+        let Some(cluster) = cluster else {
+            tracing::error!(
+                alarm = req.alarm_id,
+                action = req.action.kind(),
+                "the action names no configured cluster"
+            );
+            let _ = self
+                .done
+                .send(failed_run(&req, "no such cluster is configured".into()));
+            return;
+        };
+        let server = match &job {
+            Job::Reorg => match cluster
+                .server_alive_by(&req.check)
+                .or_else(|| cluster.server(&req.host))
+            {
+                Some(s) => s.name.clone(),
+                None => {
+                    let msg = format!(
+                        "check {} on host {} is not the liveness check of a server of cluster {}",
+                        req.check, req.host, cluster.name
+                    );
+                    tracing::error!(alarm = req.alarm_id, "{msg}");
+                    let _ = self.done.send(failed_run(&req, msg));
+                    return;
+                }
+            },
+            _ => req.host.clone(),
+        };
+        // The alarm opened on a HARD CRITICAL liveness check: the server is confirmed dead.
+        self.spawn(cluster, server, job, Some(req), true);
+    }
+
+    fn result(&mut self, r: &CheckResult) {
+        if r.transition.change != Change::HardRecovery {
+            return;
+        }
+        for cluster in self.config.clusters.clone() {
+            if !cluster.restart_on_return {
+                continue;
+            }
+            if let Some(server) = cluster.server_alive_by(&r.check) {
+                tracing::info!(cluster = %cluster.name, server = %server.name, "server is back: restoring the VMs its reorganisation stopped");
+                let host = server.name.clone();
+                self.spawn(cluster, host, Job::Restore, None, false);
+            }
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        cluster: ClusterConfig,
+        server: String,
+        job: Job,
+        req: Option<ActionRequest>,
+        confirmed_dead: bool,
+    ) {
+        let lock = Arc::clone(self.locks.entry(cluster.name.clone()).or_default());
+        self.runs.spawn(async move {
+            let _guard = lock.lock().await;
+            let started = Utc::now();
+            let t0 = Instant::now();
+            let opts = ReorgOptions {
+                dry_run: false,
+                confirmed_dead,
+            };
+            let outcome = match &job {
+                Job::Reorg => executor::reorganise(&cluster, &server, &opts).await.map(|r| {
+                    log_report(&r);
+                    (r.steps_failed > 0, serde_json::to_string(&r))
+                }),
+                Job::Restore => executor::restore(&cluster, &server, &opts).await.map(|r| {
+                    log_report(&r);
+                    (r.steps_failed > 0, serde_json::to_string(&r))
+                }),
+                Job::RestartVm(vm) => restart::restart_vm(&cluster, vm).await.map(|r| {
+                    tracing::warn!(cluster = %r.cluster, vm = %r.vm, server = %r.server, stopped_by = r.stopped_by, "VM restarted");
+                    (false, serde_json::to_string(&r))
+                }),
+            };
+            let duration = t0.elapsed();
+            if let Err(e) = &outcome {
+                tracing::error!(cluster = %cluster.name, server = %server, error = %e, "cluster action refused or failed");
+            }
+            let req = req?;
+            let (exit_code, output, error) = match outcome {
+                Ok((failed, json)) => (Some(i32::from(failed)), json.unwrap_or_default(), None),
+                Err(e) => (None, String::new(), Some(e.to_string())),
+            };
+            Some(ActionRun {
+                key: req.key.clone(),
+                alarm_id: req.alarm_id,
+                action: req.action.kind().to_string(),
+                argv: Vec::new(),
+                started,
+                duration,
+                exit_code,
+                timed_out: false,
+                output,
+                error,
+            })
+        });
+    }
+}
+
+/// What the stage asks the executor for.
+#[derive(Debug, Clone)]
+enum Job {
+    Reorg,
+    Restore,
+    RestartVm(String),
+}
+
+fn log_report(r: &ReorgReport) {
+    tracing::warn!(
+        cluster = %r.cluster,
+        server = %r.server,
+        kind = r.kind,
+        steps_done = r.steps_done,
+        steps_failed = r.steps_failed,
+        down = ?r.stopped,
+        fencing = %r.fencing,
+        fencing_ms = r.timings.fencing_ms,
+        planning_ms = r.timings.planning_ms,
+        execution_ms = r.timings.execution_ms,
+        "cluster reorganised"
+    );
+}
+
+fn failed_run(req: &ActionRequest, error: String) -> ActionRun {
+    ActionRun {
+        key: req.key.clone(),
+        alarm_id: req.alarm_id,
+        action: req.action.kind().to_string(),
+        argv: Vec::new(),
+        started: Utc::now(),
+        duration: Duration::ZERO,
+        exit_code: None,
+        timed_out: false,
+        output: String::new(),
+        error: Some(error),
+    }
+}
