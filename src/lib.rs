@@ -11,3 +11,4 @@ pub mod logging;
 pub mod plugin_output;
 pub mod schedule;
 pub mod state;
+pub mod store;
