@@ -252,10 +252,15 @@ impl ResultWriter {
     }
 
     /// Stops at once without writing or spooling what is in memory (what a
-    /// crash does); for tests of recovery.
-    pub fn abort(mut self) {
+    /// crash does, except that the spool is closed and unlocked on return);
+    /// for tests of recovery.
+    pub async fn abort(mut self) {
         self.flusher.abort();
+        let _ = (&mut self.flusher).await;
         self.tx = None;
+        if let Some(intake) = self.intake.take() {
+            let _ = tokio::task::spawn_blocking(move || intake.join()).await;
+        }
     }
 }
 
