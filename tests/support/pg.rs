@@ -332,17 +332,18 @@ impl Drop for OwnCluster {
 
 #[cfg(test)]
 mod tests {
-    use super::with_database;
-
     #[test]
     fn replaces_database_in_urls() {
         assert_eq!(
-            with_database("postgres://u@h:1/postgres", "x"),
+            super::with_database("postgres://u@h:1/postgres", "x"),
             "postgres://u@h:1/x"
         );
-        assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
         assert_eq!(
-            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            super::with_database("postgres://u@h:1", "x"),
+            "postgres://u@h:1/x"
+        );
+        assert_eq!(
+            super::with_database("postgres://u@h/db?sslmode=disable", "x"),
             "postgres://u@h/x?sslmode=disable"
         );
     }
