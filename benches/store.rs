@@ -105,7 +105,8 @@ async fn through_writer(
     per_sec: usize,
 ) -> (Duration, Vec<Duration>) {
     let opts = WriterOptions {
-        queue_capacity: 100_000,
+        // Room for every row: this measures the database path, not the spool.
+        queue_capacity: rows.len().max(100_000),
         spool_dir: spool.to_path_buf(),
         ..WriterOptions::from_config(&StorageConfig::default())
     };

@@ -630,6 +630,14 @@ async fn writer_writes_everything_in_order(env: Env) {
     assert_eq!(stats.queued + stats.spooled, 0);
     let seqs = stored_seqs(&store, "w").await;
     assert_eq!(seqs, (0..3000).collect::<Vec<_>>());
+
+    // A result submitted again is skipped, not rejected and not doubled.
+    let writer = ResultWriter::start(store.clone(), env.writer_options()).expect("writer 2");
+    writer.submit(recs[0].clone()).expect("submit");
+    writer.submit(recs[1].clone()).expect("submit");
+    let stats = writer.shutdown(Duration::from_secs(60)).await;
+    assert_eq!((stats.written, stats.duplicates, stats.rejected), (0, 2, 0));
+    assert_eq!(stored_seqs(&store, "w").await.len(), 3000);
 }
 
 both!(spool_left_by_a_killed_writer_is_replayed_once);

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use uuid::Uuid;
 
-pub use writer::{ResultWriter, SubmitError, WriterOptions, WriterStats};
+pub use writer::{resume_states, ResultWriter, SubmitError, WriterOptions, WriterStats};
 
 /// Everything that can go wrong in the store, naming what failed on what.
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +176,14 @@ impl ResultRecord {
         }
     }
 
+    /// The `Change` as its serde name (`hard_problem`, ...).
+    pub fn change_name(&self) -> String {
+        serde_json::to_value(self.transition.change)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     /// Whether this result is a row in `state_changes`: the state or its
     /// type changed, or flapping started or stopped.
     pub fn is_state_change(&self) -> bool {
@@ -184,6 +192,18 @@ impl ResultRecord {
             || t.previous.state_type != t.current.state_type
             || t.flap_change.is_some()
     }
+}
+
+/// Whether a batch of results may already be (partly) stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// The results may have been written before (a replay from the spool, a
+    /// retry after an ambiguous failure): rows whose id exists are skipped.
+    Replay,
+    /// The results were never sent to the database: PostgreSQL copies them
+    /// straight into `results`. Should one exist after all, the write fails
+    /// as a whole (unique violation) and must be repeated as `Replay`.
+    New,
 }
 
 /// One row of `laxmon history`.
@@ -594,12 +614,23 @@ impl Store {
 
     /// Writes results, their state changes and the latest check states in one
     /// transaction; a result whose id is already stored is skipped. Returns
-    /// the number of new result rows. Used by the [`ResultWriter`].
+    /// the number of new result rows.
     pub async fn write_results(&self, records: &[ResultRecord]) -> Result<u64, StoreError> {
+        let refs: Vec<&ResultRecord> = records.iter().collect();
+        self.write_result_refs(&refs, WriteMode::Replay).await
+    }
+
+    /// [`Store::write_results`] on borrowed records, with the duplicate
+    /// check chosen by `mode` (the [`ResultWriter`] uses this).
+    pub async fn write_result_refs(
+        &self,
+        records: &[&ResultRecord],
+        mode: WriteMode,
+    ) -> Result<u64, StoreError> {
         if records.is_empty() {
             return Ok(0);
         }
-        dispatch!(self, b => b.write_results(records).await)
+        dispatch!(self, b => b.write_results(records, mode).await)
     }
 
     /// The latest stored state of every check, for resuming.
@@ -789,6 +820,19 @@ impl Store {
     pub async fn unfinished_plans(&self) -> Result<Vec<Plan>, StoreError> {
         dispatch!(self, b => b.unfinished_plans().await)
     }
+}
+
+/// For each record, whether it carries the newest state snapshot of its
+/// check within the batch (only those are written to `check_states`).
+pub(crate) fn latest_state_per_check(records: &[&ResultRecord]) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::new();
+    let mut latest = vec![false; records.len()];
+    for (i, r) in records.iter().enumerate().rev() {
+        if r.check_state.is_some() && seen.insert(r.check.as_str()) {
+            latest[i] = true;
+        }
+    }
+    latest
 }
 
 fn chrono_duration(d: Duration) -> chrono::Duration {

@@ -1,18 +1,19 @@
 //! The PostgreSQL backend: a deadpool pool of tokio-postgres connections
 //! (TLS via rustls when asked), migrations under `pg_advisory_xact_lock`,
-//! results by binary COPY into a per-connection staging table and then
-//! `INSERT .. SELECT .. ON CONFLICT DO NOTHING` into the day-partitioned
-//! `results` table.
+//! new results by binary COPY straight into the day-partitioned `results`
+//! table, replays by binary COPY into a per-connection staging table and
+//! `INSERT .. SELECT .. ON CONFLICT DO NOTHING`.
 //!
 //! Never log the connection string itself (only [`super::mask_url`]'s form),
 //! and never hold a pooled connection across an await that waits for
 //! anything but this database.
 
+use super::latest_state_per_check;
 use super::migrations::{Migration, POSTGRES};
 use super::{
     ActionRun, Alarm, AlarmEvent, HistoryRow, NewAlarm, NewNotification, Notification,
     NotificationStatus, Plan, PlanStatus, PlanStep, ResultRecord, RetentionReport, Stats,
-    StepStatus, StoreError, TableRows, TABLES,
+    StepStatus, StoreError, TableRows, WriteMode, TABLES,
 };
 use crate::config::{Config, StorageConfig, TlsMode};
 use crate::state::CheckState;
@@ -25,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::config::SslMode;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::{Json, ToSql, Type};
 use tokio_postgres::Row;
 
 /// Advisory lock key for migrations and partition creation ("laxmon" in ASCII).
@@ -76,6 +77,26 @@ const STAGE_TYPES: &[Type] = &[
     Type::BOOL,
     Type::BOOL,
     Type::BOOL,
+    Type::JSONB,
+];
+
+const RESULTS_COPY: &str =
+    "COPY results (result_id, check_name, host, kind, planned_at, started_at, \
+    duration_ms, state, state_type, attempt, output, long_output, perfdata) FROM STDIN BINARY";
+
+const RESULTS_TYPES: &[Type] = &[
+    Type::UUID,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::FLOAT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
     Type::JSONB,
 ];
 
@@ -381,28 +402,119 @@ impl PgStore {
             .map_err(self.err("committing config sync"))
     }
 
-    pub(super) async fn write_results(&self, records: &[ResultRecord]) -> Result<u64, StoreError> {
+    /// Writes a batch in one transaction. `Replay`: everything through the
+    /// staging table and `INSERT .. ON CONFLICT DO NOTHING`. `New`: binary
+    /// COPY straight into `results`; only state changes and the newest state
+    /// per check go through the staging table.
+    pub(super) async fn write_results(
+        &self,
+        records: &[&ResultRecord],
+        mode: WriteMode,
+    ) -> Result<u64, StoreError> {
         self.ensure_migrated().await?;
         let days: Vec<NaiveDate> = records.iter().map(|r| r.started.date_naive()).collect();
         self.ensure_partitions(&days).await?;
-        let mut rows = Vec::with_capacity(records.len());
-        for r in records {
-            rows.push(StageRow::new(r)?);
-        }
+        let latest = latest_state_per_check(records);
         let mut client = self.client().await?;
         let tx = client
             .transaction()
             .await
             .map_err(self.err("starting the result batch"))?;
+        let inserted = match mode {
+            WriteMode::Replay => {
+                let all = records.iter().zip(&latest).enumerate();
+                self.copy_stage(&tx, all).await?;
+                tx.execute(STAGE_APPLY, &[])
+                    .await
+                    .map_err(self.err("inserting results"))?
+            }
+            WriteMode::New => {
+                let n = self.copy_results(&tx, records).await?;
+                let subset = records
+                    .iter()
+                    .zip(&latest)
+                    .enumerate()
+                    .filter(|(_, (r, latest))| **latest || r.is_state_change());
+                self.copy_stage(&tx, subset).await?;
+                n
+            }
+        };
+        tx.execute(STAGE_CHANGES, &[])
+            .await
+            .map_err(self.err("inserting state changes"))?;
+        tx.execute(STAGE_STATES, &[])
+            .await
+            .map_err(self.err("upserting check states"))?;
+        tx.commit()
+            .await
+            .map_err(self.err("committing the result batch"))?;
+        Ok(inserted)
+    }
+
+    /// Binary COPY of the records straight into `results`; returns the row count.
+    async fn copy_results(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        records: &[&ResultRecord],
+    ) -> Result<u64, StoreError> {
+        let sink = tx
+            .copy_in(RESULTS_COPY)
+            .await
+            .map_err(self.err("starting COPY into results"))?;
+        let writer = BinaryCopyInWriter::new(sink, RESULTS_TYPES);
+        tokio::pin!(writer);
+        for r in records {
+            let t = &r.transition;
+            let attempt = i32::try_from(t.current.attempt).unwrap_or(i32::MAX);
+            let perfdata = Json(&r.output.perfdata);
+            let values: [&(dyn ToSql + Sync); 13] = [
+                &r.result_id,
+                &r.check,
+                &r.host,
+                &r.kind,
+                &r.planned,
+                &r.started,
+                &r.duration_ms,
+                &t.current.state.as_str(),
+                &t.current.state_type.as_str(),
+                &attempt,
+                &r.output.output,
+                &r.output.long_output,
+                &perfdata,
+            ];
+            writer
+                .as_mut()
+                .write(&values)
+                .await
+                .map_err(self.err("writing COPY rows into results"))?;
+        }
+        writer
+            .finish()
+            .await
+            .map_err(self.err("finishing COPY into results"))
+    }
+
+    /// Binary COPY of `(position, (record, newest state of its check))` into
+    /// the connection's staging table.
+    async fn copy_stage<'a>(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        rows: impl Iterator<Item = (usize, (&'a &'a ResultRecord, &'a bool))>,
+    ) -> Result<(), StoreError> {
         let sink = tx
             .copy_in(STAGE_COPY)
             .await
             .map_err(self.err("starting COPY into results_stage"))?;
         let writer = BinaryCopyInWriter::new(sink, STAGE_TYPES);
         tokio::pin!(writer);
-        for (i, (r, s)) in records.iter().zip(&rows).enumerate() {
+        for (i, (r, latest)) in rows {
             let ord = i32::try_from(i).unwrap_or(i32::MAX);
             let t = &r.transition;
+            let attempt = i32::try_from(t.current.attempt).unwrap_or(i32::MAX);
+            let perfdata = Json(&r.output.perfdata);
+            let change = r.change_name();
+            let state_change = r.is_state_change();
+            let check_state = r.check_state.as_ref().filter(|_| *latest).map(Json);
             let values: [&(dyn ToSql + Sync); 21] = [
                 &ord,
                 &r.result_id,
@@ -414,42 +526,29 @@ impl PgStore {
                 &r.duration_ms,
                 &t.current.state.as_str(),
                 &t.current.state_type.as_str(),
-                &s.attempt,
+                &attempt,
                 &r.output.output,
                 &r.output.long_output,
-                &s.perfdata,
+                &perfdata,
                 &t.previous.state.as_str(),
                 &t.previous.state_type.as_str(),
-                &s.change,
+                &change,
                 &t.flapping,
                 &t.unreachable,
-                &s.state_change,
-                &s.check_state,
+                &state_change,
+                &check_state,
             ];
             writer
                 .as_mut()
                 .write(&values)
                 .await
-                .map_err(self.err("writing COPY rows"))?;
+                .map_err(self.err("writing COPY rows into results_stage"))?;
         }
         writer
             .finish()
             .await
             .map_err(self.err("finishing COPY into results_stage"))?;
-        let inserted = tx
-            .execute(STAGE_APPLY, &[])
-            .await
-            .map_err(self.err("inserting results"))?;
-        tx.execute(STAGE_CHANGES, &[])
-            .await
-            .map_err(self.err("inserting state changes"))?;
-        tx.execute(STAGE_STATES, &[])
-            .await
-            .map_err(self.err("upserting check states"))?;
-        tx.commit()
-            .await
-            .map_err(self.err("committing the result batch"))?;
-        Ok(inserted)
+        Ok(())
     }
 
     pub(super) async fn load_states(&self) -> Result<Vec<(String, CheckState)>, StoreError> {
@@ -1053,44 +1152,6 @@ impl PgStore {
         }
         Ok(plans)
     }
-}
-
-/// The values of one staging row that are computed rather than borrowed.
-struct StageRow {
-    attempt: i32,
-    perfdata: serde_json::Value,
-    change: String,
-    state_change: bool,
-    check_state: Option<serde_json::Value>,
-}
-
-impl StageRow {
-    fn new(r: &ResultRecord) -> Result<StageRow, StoreError> {
-        let json_err = |what: &str| {
-            let what = format!("encoding {what} of {}", r.check);
-            move |source| StoreError::Json { what, source }
-        };
-        Ok(StageRow {
-            attempt: i32::try_from(r.transition.current.attempt).unwrap_or(i32::MAX),
-            perfdata: serde_json::to_value(&r.output.perfdata).map_err(json_err("perfdata"))?,
-            change: change_name(r),
-            state_change: r.is_state_change(),
-            check_state: r
-                .check_state
-                .as_ref()
-                .map(serde_json::to_value)
-                .transpose()
-                .map_err(json_err("the check state"))?,
-        })
-    }
-}
-
-/// The `Change` as its serde name (`hard_problem`, ...).
-pub(super) fn change_name(r: &ResultRecord) -> String {
-    serde_json::to_value(r.transition.change)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn alarm_from_row(r: &Row) -> Alarm {

@@ -124,11 +124,12 @@ impl Spool {
     }
 
     /// Appends entries in order and fsyncs.
-    pub fn append(&mut self, entries: &[SpoolEntry]) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut buf = Vec::with_capacity(entries.len() * 512);
+    pub fn append<'a>(
+        &mut self,
+        entries: impl IntoIterator<Item = &'a SpoolEntry>,
+    ) -> Result<(), StoreError> {
+        let mut buf = Vec::new();
+        let mut count = 0u64;
         for e in entries {
             serde_json::to_writer(&mut buf, e).map_err(|source| StoreError::Json {
                 what: format!("encoding a spool entry of {}", e.record.check),
@@ -136,6 +137,10 @@ impl Spool {
             })?;
             buf.push(b'\n');
             self.max_seq = self.max_seq.max(e.seq);
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(());
         }
         self.file
             .seek(SeekFrom::Start(self.len))
@@ -143,7 +148,7 @@ impl Spool {
             .and_then(|_| self.file.sync_data())
             .map_err(io_err("appending to the spool", &self.path))?;
         self.len += buf.len() as u64;
-        self.unread += entries.len() as u64;
+        self.unread += count;
         Ok(())
     }
 

@@ -7,11 +7,12 @@
 //! [`SqliteStore::call`]. Timestamps are stored as fixed-width RFC 3339 UTC
 //! text (microseconds, `Z`) so that text order is time order.
 
+use super::latest_state_per_check;
 use super::migrations::SQLITE;
 use super::{
     ActionRun, Alarm, AlarmEvent, HistoryRow, NewAlarm, NewNotification, Notification,
     NotificationStatus, Plan, PlanStatus, PlanStep, ResultRecord, RetentionReport, Stats,
-    StepStatus, StoreError, TableRows, TABLES,
+    StepStatus, StoreError, TableRows, WriteMode, TABLES,
 };
 use crate::config::Config;
 use crate::state::CheckState;
@@ -259,10 +260,17 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn write_results(&self, records: &[ResultRecord]) -> Result<u64, StoreError> {
+    /// Both write modes are the same here: `ON CONFLICT DO NOTHING` costs little in SQLite.
+    pub(super) async fn write_results(
+        &self,
+        records: &[&ResultRecord],
+        _mode: WriteMode,
+    ) -> Result<u64, StoreError> {
+        let latest = latest_state_per_check(records);
         let rows: Vec<SqliteRow> = records
             .iter()
-            .map(SqliteRow::new)
+            .zip(latest)
+            .map(|(r, latest)| SqliteRow::new(r, latest))
             .collect::<Result<_, _>>()?;
         self.call(move |conn, ctx| {
             let tx = conn
@@ -993,7 +1001,7 @@ struct SqliteRow {
 }
 
 impl SqliteRow {
-    fn new(r: &ResultRecord) -> Result<SqliteRow, StoreError> {
+    fn new(r: &ResultRecord, latest: bool) -> Result<SqliteRow, StoreError> {
         let t = &r.transition;
         Ok(SqliteRow {
             result_id: r.result_id.to_string(),
@@ -1011,13 +1019,14 @@ impl SqliteRow {
             perfdata: json_text(&r.output.perfdata, "perfdata")?,
             previous_state: t.previous.state.as_str(),
             previous_state_type: t.previous.state_type.as_str(),
-            change: super::postgres::change_name(r),
+            change: r.change_name(),
             flapping: t.flapping,
             unreachable: t.unreachable,
             state_change: r.is_state_change(),
             check_state: r
                 .check_state
                 .as_ref()
+                .filter(|_| latest)
                 .map(|s| json_text(s, "the check state"))
                 .transpose()?,
         })

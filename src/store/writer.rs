@@ -6,7 +6,9 @@
 //! channel (a check never waits for the database); an intake thread moves
 //! them into the in-memory queue, numbering them; the flusher task writes
 //! batches (up to `max_batch`, after at most `linger`) with
-//! [`Store::write_results`]. The queue holds at most `queue_capacity`
+//! [`Store::write_result_refs`]: a batch never sent before as
+//! [`WriteMode::New`] (PostgreSQL: plain binary COPY), a replay as
+//! [`WriteMode::Replay`] (duplicates skipped). The queue holds at most `queue_capacity`
 //! results: beyond that, and whenever a write fails, the whole queue is
 //! appended to the spool (oldest first). Whatever is in the spool is older
 //! than whatever is in memory, and the flusher always drains the spool
@@ -20,7 +22,7 @@
 //! kept in `rejected.jsonl` beside the spool).
 
 use super::spool::{spooled_states, Spool, SpoolEntry};
-use super::{ResultRecord, Store, StoreError};
+use super::{ResultRecord, Store, StoreError, WriteMode};
 use crate::config::StorageConfig;
 use crate::daemon::CheckResult;
 use crate::state::CheckState;
@@ -93,7 +95,7 @@ pub struct WriterStats {
 }
 
 struct Queue {
-    mem: VecDeque<SpoolEntry>,
+    mem: VecDeque<Arc<SpoolEntry>>,
     spool: Spool,
     next_seq: u64,
     /// Highest seq known to be committed.
@@ -127,8 +129,8 @@ fn spill(q: &mut Queue) {
     if q.mem.is_empty() {
         return;
     }
-    let entries: Vec<SpoolEntry> = q.mem.iter().cloned().collect();
-    match q.spool.append(&entries) {
+    let Queue { mem, spool, .. } = q;
+    match spool.append(mem.iter().map(|e| &**e)) {
         Ok(()) => q.mem.clear(),
         Err(e) => {
             tracing::error!(error = %e, queued = q.mem.len(), "cannot spill results to the spool; keeping them in memory")
@@ -284,7 +286,7 @@ fn intake_loop(mut rx: mpsc::Receiver<ResultRecord>, shared: &Shared) {
             for record in buf.drain(..) {
                 let seq = q.next_seq;
                 q.next_seq += 1;
-                q.mem.push_back(SpoolEntry { seq, record });
+                q.mem.push_back(Arc::new(SpoolEntry { seq, record }));
             }
             if q.mem.len() >= shared.capacity {
                 spill(&mut q);
@@ -298,7 +300,7 @@ fn intake_loop(mut rx: mpsc::Receiver<ResultRecord>, shared: &Shared) {
 
 /// A batch taken for writing, and where it came from.
 struct Batch {
-    entries: Vec<SpoolEntry>,
+    entries: Vec<Arc<SpoolEntry>>,
     /// Spool offset and line count to consume after commit; `None` for memory.
     spool_end: Option<(u64, u64)>,
 }
@@ -310,8 +312,11 @@ fn take_batch(shared: &Shared, max: usize) -> Result<Option<Batch>, StoreError> 
         if q.spool.has_unread() {
             let (entries, end, lines) = q.spool.read_batch(max)?;
             let committed = q.committed;
-            let entries: Vec<SpoolEntry> =
-                entries.into_iter().filter(|e| e.seq > committed).collect();
+            let entries: Vec<Arc<SpoolEntry>> = entries
+                .into_iter()
+                .filter(|e| e.seq > committed)
+                .map(Arc::new)
+                .collect();
             if entries.is_empty() {
                 q.spool.consume(end, lines)?;
                 continue;
@@ -361,6 +366,8 @@ async fn flush_loop(store: Store, shared: Arc<Shared>, opts: WriterOptions) {
     let mut outage: Option<Instant> = None;
     let mut backoff = Duration::from_millis(250);
     let mut idle = true;
+    // The previous write failed: the next batch from memory may be partly stored.
+    let mut after_failure = false;
     loop {
         let s = Arc::clone(&shared);
         let batch = match blocking(move || take_batch(&s, max)).await {
@@ -390,13 +397,21 @@ async fn flush_loop(store: Store, shared: Arc<Shared>, opts: WriterOptions) {
             continue;
         }
         idle = false;
-        let records: Vec<ResultRecord> = batch.entries.iter().map(|e| e.record.clone()).collect();
-        match write_batch(&store, &shared, &records).await {
+        let records: Vec<&ResultRecord> = batch.entries.iter().map(|e| &e.record).collect();
+        let mode = if batch.spool_end.is_none() && !after_failure {
+            WriteMode::New
+        } else {
+            WriteMode::Replay
+        };
+        let written = write_batch(&store, &shared, &records, mode).await;
+        let count = records.len() as u64;
+        drop(records);
+        match written {
             Ok(inserted) => {
                 shared.written.fetch_add(inserted, Ordering::SeqCst);
                 shared
                     .duplicates
-                    .fetch_add(records.len() as u64 - inserted, Ordering::SeqCst);
+                    .fetch_add(count.saturating_sub(inserted), Ordering::SeqCst);
                 let s = Arc::clone(&shared);
                 if let Err(e) = blocking(move || commit_batch(&s, &batch)).await {
                     tracing::error!(error = %e, "cannot update the spool after a write; its results will be replayed (and skipped)");
@@ -416,6 +431,7 @@ async fn flush_loop(store: Store, shared: Arc<Shared>, opts: WriterOptions) {
                 }
                 shared.down.store(false, Ordering::SeqCst);
                 backoff = Duration::from_millis(250);
+                after_failure = false;
             }
             Err(e) => {
                 if outage.is_none() {
@@ -423,6 +439,7 @@ async fn flush_loop(store: Store, shared: Arc<Shared>, opts: WriterOptions) {
                     outage = Some(Instant::now());
                 }
                 shared.down.store(true, Ordering::SeqCst);
+                after_failure = true;
                 let s = Arc::clone(&shared);
                 let _ = blocking(move || {
                     spill(&mut s.lock());
@@ -448,22 +465,32 @@ async fn wait_closing(shared: &Shared) {
     }
 }
 
-/// Writes a batch; a batch the database refuses as invalid is retried one
-/// result at a time, and results refused on their own go to `rejected.jsonl`.
-/// Errors returned are transient (the batch stays queued).
+/// Writes a batch. A `New` batch the database refuses (e.g. one of its ids
+/// is stored after all) is repeated as `Replay`; a batch still refused is
+/// written one result at a time, and results refused on their own go to
+/// `rejected.jsonl`. Errors returned are transient (the batch stays queued).
 async fn write_batch(
     store: &Store,
     shared: &Shared,
-    records: &[ResultRecord],
+    records: &[&ResultRecord],
+    mode: WriteMode,
 ) -> Result<u64, StoreError> {
-    match store.write_results(records).await {
+    let first = store.write_result_refs(records, mode).await;
+    let first = match (first, mode) {
+        (Err(e), WriteMode::New) if !e.is_transient() => {
+            tracing::debug!(error = %e, "new batch refused; repeating it as a replay");
+            store.write_result_refs(records, WriteMode::Replay).await
+        }
+        (other, _) => other,
+    };
+    match first {
         Ok(n) => Ok(n),
         Err(e) if e.is_transient() => Err(e),
         Err(e) => {
             tracing::error!(error = %e, results = records.len(), "database refused a result batch; writing its results one by one");
             let mut inserted = 0;
             for r in records {
-                match store.write_results(std::slice::from_ref(r)).await {
+                match store.write_result_refs(&[r], WriteMode::Replay).await {
                     Ok(n) => inserted += n,
                     Err(e) if e.is_transient() => return Err(e),
                     Err(e) => {
