@@ -630,6 +630,12 @@ async fn writer_writes_everything_in_order(env: Env) {
     assert_eq!(stats.queued + stats.spooled, 0);
     let seqs = stored_seqs(&store, "w").await;
     assert_eq!(seqs, (0..3000).collect::<Vec<_>>());
+    // The stored state resumes like the last one (only last_check may be older).
+    let states = store.load_states().await.expect("states");
+    let last = recs[2999].check_state.as_ref().expect("state");
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].1.status(), last.status());
+    assert_eq!(states[0].1.flap_history(), last.flap_history());
 
     // A result submitted again is skipped, not rejected and not doubled.
     let writer = ResultWriter::start(store.clone(), env.writer_options()).expect("writer 2");
@@ -638,6 +644,36 @@ async fn writer_writes_everything_in_order(env: Env) {
     let stats = writer.shutdown(Duration::from_secs(60)).await;
     assert_eq!((stats.written, stats.duplicates, stats.rejected), (0, 2, 0));
     assert_eq!(stored_seqs(&store, "w").await.len(), 3000);
+}
+
+both!(writer_resume_keeps_soft_attempt);
+async fn writer_resume_keeps_soft_attempt(env: Env) {
+    let store = env.open().await;
+    let writer = ResultWriter::start(store.clone(), env.writer_options()).expect("writer");
+    let mut st = CheckState::new();
+    let t0 = Utc::now() - ChronoDuration::minutes(1);
+    for (i, s) in [State::Ok, State::Ok, State::Critical, State::Critical]
+        .into_iter()
+        .enumerate()
+    {
+        let r = record(
+            "soft",
+            &mut st,
+            s,
+            t0 + ChronoDuration::seconds(i as i64),
+            i as u64,
+        );
+        writer.submit(r).expect("submit");
+    }
+    writer.shutdown(Duration::from_secs(30)).await;
+    let states = store::resume_states(&store, &env.cfg.spool_dir)
+        .await
+        .expect("resume");
+    assert_eq!(states, vec![("soft".to_string(), st.clone())]);
+    assert_eq!(
+        (states[0].1.state_type(), states[0].1.attempt()),
+        (StateType::Soft, 2)
+    );
 }
 
 both!(spool_left_by_a_killed_writer_is_replayed_once);

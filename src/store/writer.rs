@@ -26,7 +26,7 @@ use super::{ResultRecord, Store, StoreError, WriteMode};
 use crate::config::StorageConfig;
 use crate::daemon::CheckResult;
 use crate::state::CheckState;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -274,12 +274,17 @@ impl Drop for ResultWriter {
 
 fn intake_loop(mut rx: mpsc::Receiver<ResultRecord>, shared: &Shared) {
     let mut buf = Vec::with_capacity(1024);
+    // The last state snapshot submitted per check (see `same_for_resume`).
+    let mut last_state: HashMap<String, CheckState> = HashMap::new();
     while rx.blocking_recv().map(|r| buf.push(r)).is_some() {
         while buf.len() < 1024 {
             match rx.try_recv() {
                 Ok(r) => buf.push(r),
                 Err(_) => break,
             }
+        }
+        for record in &mut buf {
+            drop_unchanged_state(record, &mut last_state);
         }
         {
             let mut q = shared.lock();
@@ -296,6 +301,34 @@ fn intake_loop(mut rx: mpsc::Receiver<ResultRecord>, shared: &Shared) {
     }
     shared.intake_done.store(true, Ordering::SeqCst);
     shared.wake.notify_one();
+}
+
+/// Leaves out a state snapshot that a resume would not tell apart from the
+/// check's previous one (only `last_check` moved, e.g. OK after OK), so a
+/// steady check costs no `check_states` update per result. The previous
+/// snapshot is ahead of this record in the queue, so it is stored first.
+fn drop_unchanged_state(record: &mut ResultRecord, last: &mut HashMap<String, CheckState>) {
+    let Some(state) = &record.check_state else {
+        return;
+    };
+    if last
+        .get(&record.check)
+        .is_some_and(|prev| same_for_resume(prev, state))
+    {
+        record.check_state = None;
+    } else {
+        last.insert(record.check.clone(), state.clone());
+    }
+}
+
+/// Equal in everything the state machine reads when it resumes.
+fn same_for_resume(a: &CheckState, b: &CheckState) -> bool {
+    a.status() == b.status()
+        && a.last_hard_state() == b.last_hard_state()
+        && a.is_flapping() == b.is_flapping()
+        && a.flap_history() == b.flap_history()
+        && a.last_state_change() == b.last_state_change()
+        && a.last_hard_state_change() == b.last_hard_state_change()
 }
 
 /// A batch taken for writing, and where it came from.
