@@ -835,7 +835,7 @@ async fn postgres_outage_loses_nothing_and_writes_nothing_twice() {
         .expect("stop");
     tokio::time::sleep(Duration::from_secs(15)).await;
     let c = std::sync::Arc::clone(&cluster);
-    tokio::task::spawn_blocking(move || c.restart())
+    tokio::task::spawn_blocking(move || c.start_server())
         .await
         .expect("restart");
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -884,4 +884,138 @@ async fn postgres_outage_loses_nothing_and_writes_nothing_twice() {
         .collect();
     let seqs: Vec<u64> = outputs.iter().map(|o| seq_of(o)).collect();
     assert_eq!(seqs, (0..produced).collect::<Vec<_>>(), "in order");
+}
+
+// --- TLS (PostgreSQL) -------------------------------------------------------
+
+/// Makes a CA and a server certificate for 127.0.0.1 signed by it in `dir`
+/// with the `openssl` command; `None` (test skipped) when it is missing.
+fn make_certs(dir: &std::path::Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    let ok = run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=laxmon test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]) && run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]) && {
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ])
+    };
+    ok.then(|| {
+        (
+            dir.join("ca.crt"),
+            dir.join("server.crt"),
+            dir.join("server.key"),
+        )
+    })
+}
+
+/// `tls: require` with `ca_file` connects to a server that accepts TLS only;
+/// without TLS, or trusting only the public roots, it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tls_require_with_ca_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let certs = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(certs.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let Some((ca, crt, key)) = make_certs(certs.path()) else {
+        eprintln!("openssl not found: TLS test skipped");
+        return;
+    };
+    let mut cluster = support::pg::OwnCluster::init();
+    if let Some((uid, gid)) = cluster.server_user() {
+        for f in [&crt, &key] {
+            std::os::unix::fs::chown(f, Some(uid), Some(gid)).expect("chown cert");
+        }
+    }
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+    std::fs::write(
+        cluster.data_dir().join("pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+    )
+    .expect("pg_hba.conf");
+    cluster.set_server_options(&format!(
+        "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+        crt.display(),
+        key.display()
+    ));
+    cluster.start_server();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = StorageConfig {
+        backend: Storage::Postgres(cluster.url()),
+        spool_dir: dir.path().join("spool"),
+        tls: laxmon::config::TlsMode::Require,
+        ca_file: Some(ca),
+        ..StorageConfig::default()
+    };
+    let store = Store::open(&cfg)
+        .await
+        .expect("TLS connection with ca_file");
+    store
+        .write_results(&ok_records("tls", Utc::now(), 2))
+        .await
+        .expect("write over TLS");
+    assert_eq!(stored_seqs(&store, "tls").await, vec![0, 1]);
+
+    let plain = StorageConfig {
+        tls: laxmon::config::TlsMode::Disable,
+        ca_file: None,
+        ..cfg.clone()
+    };
+    assert!(
+        Store::open(&plain).await.is_err(),
+        "the server refuses plain TCP"
+    );
+    let public_roots = StorageConfig {
+        ca_file: None,
+        ..cfg.clone()
+    };
+    let err = Store::open(&public_roots)
+        .await
+        .err()
+        .expect("a certificate from an unknown CA is refused");
+    assert!(format!("{err:?}").contains("UnknownIssuer"), "{err:?}");
 }

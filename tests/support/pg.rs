@@ -222,10 +222,18 @@ fn init_cluster(root: &Path) -> (PathBuf, PathBuf, Option<(u32, u32)>) {
     (bin, data, user)
 }
 
-/// `pg_ctl start` on 127.0.0.1:`port`, socket and log in `root`.
-fn pg_ctl_start(bin: &Path, data: &Path, root: &Path, user: Option<(u32, u32)>, port: u16) {
+/// `pg_ctl start` on 127.0.0.1:`port`, socket and log in `root`, with
+/// `extra` server options (`-c name=value ...`).
+fn pg_ctl_start(
+    bin: &Path,
+    data: &Path,
+    root: &Path,
+    user: Option<(u32, u32)>,
+    port: u16,
+    extra: &str,
+) {
     let opts = format!(
-        "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+        "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 {extra}",
         root.display()
     );
     let out = run_as(
@@ -257,7 +265,7 @@ fn start_cluster() -> String {
         std::env::temp_dir().join(format!("laxmon-pg-{}-{}", std::process::id(), free_port()));
     let (bin, data, user) = init_cluster(&root);
     let port = free_port();
-    pg_ctl_start(&bin, &data, &root, user, port);
+    pg_ctl_start(&bin, &data, &root, user, port, "");
     let _ = CLUSTER.set(Cluster {
         bin,
         data,
@@ -272,19 +280,28 @@ fn start_cluster() -> String {
 }
 
 /// A PostgreSQL cluster of a test's own, which the test may stop and start
-/// again (outage tests); always on the server binaries, never on
-/// `LAXMON_TEST_DATABASE_URL`. Stopped and removed on drop.
+/// again (outage tests) or configure before starting (TLS tests); always on
+/// the server binaries, never on `LAXMON_TEST_DATABASE_URL`. Stopped and
+/// removed on drop.
 pub struct OwnCluster {
     bin: PathBuf,
     data: PathBuf,
     root: PathBuf,
     user: Option<(u32, u32)>,
     port: u16,
+    options: String,
 }
 
 impl OwnCluster {
     /// Creates and starts a new cluster on a free port.
     pub fn start() -> OwnCluster {
+        let c = OwnCluster::init();
+        c.start_server();
+        c
+    }
+
+    /// Creates a new cluster (`initdb`) without starting it.
+    pub fn init() -> OwnCluster {
         static N: AtomicU32 = AtomicU32::new(0);
         let root = std::env::temp_dir().join(format!(
             "laxmon-own-pg-{}-{}",
@@ -293,15 +310,29 @@ impl OwnCluster {
         ));
         let _ = std::fs::remove_dir_all(&root);
         let (bin, data, user) = init_cluster(&root);
-        let port = free_port();
-        pg_ctl_start(&bin, &data, &root, user, port);
         OwnCluster {
             bin,
             data,
             root,
             user,
-            port,
+            port: free_port(),
+            options: String::new(),
         }
+    }
+
+    /// The data directory (for `pg_hba.conf` and the like).
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// The uid/gid the server runs as (files it must own), `None` when not root.
+    pub fn server_user(&self) -> Option<(u32, u32)> {
+        self.user
+    }
+
+    /// Extra server options (`-c name=value ...`) for the next start.
+    pub fn set_server_options(&mut self, options: &str) {
+        self.options = options.to_string();
     }
 
     /// URL of its `postgres` database (superuser `laxmon`, trust auth).
@@ -317,9 +348,16 @@ impl OwnCluster {
         );
     }
 
-    /// Starts the stopped server again on the same port.
-    pub fn restart(&self) {
-        pg_ctl_start(&self.bin, &self.data, &self.root, self.user, self.port);
+    /// Starts the (stopped or never started) server, always on the same port.
+    pub fn start_server(&self) {
+        pg_ctl_start(
+            &self.bin,
+            &self.data,
+            &self.root,
+            self.user,
+            self.port,
+            &self.options,
+        );
     }
 }
 
