@@ -1019,3 +1019,79 @@ async fn postgres_tls_require_with_ca_file() {
         .expect("a certificate from an unknown CA is refused");
     assert!(format!("{err:?}").contains("UnknownIssuer"), "{err:?}");
 }
+
+/// The password comes from `password_file` (first line) or `password_env`
+/// and reaches the server (scram-sha-256); it never shows in `describe`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_password_from_file_and_env() {
+    let cluster = support::pg::OwnCluster::start();
+    let (client, conn) = tokio_postgres::connect(&cluster.url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+        .batch_execute("ALTER ROLE laxmon PASSWORD 's3cret-pw'")
+        .await
+        .expect("set password");
+    std::fs::write(
+        cluster.data_dir().join("pg_hba.conf"),
+        "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+    )
+    .expect("pg_hba.conf");
+    client
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .expect("reload");
+    drop(client);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pw_file = dir.path().join("pw");
+    std::fs::write(&pw_file, "s3cret-pw\nignored second line\n").expect("password file");
+    let base = StorageConfig {
+        backend: Storage::Postgres(cluster.url()),
+        spool_dir: dir.path().join("spool"),
+        ..StorageConfig::default()
+    };
+    let err = Store::open(&base)
+        .await
+        .err()
+        .expect("no password, no connection");
+    assert!(
+        format!("{err:?}").to_lowercase().contains("password"),
+        "{err:?}"
+    );
+
+    let from_file = StorageConfig {
+        password_file: Some(pw_file),
+        ..base.clone()
+    };
+    let store = Store::open(&from_file).await.expect("password from file");
+    assert!(!store.describe().contains("s3cret"));
+
+    std::env::set_var("LAXMON_TEST_PG_PASSWORD", "s3cret-pw");
+    let from_env = StorageConfig {
+        password_env: Some("LAXMON_TEST_PG_PASSWORD".into()),
+        ..base.clone()
+    };
+    Store::open(&from_env).await.expect("password from env");
+    let missing = StorageConfig {
+        password_env: Some("LAXMON_TEST_PG_PASSWORD_UNSET".into()),
+        ..base.clone()
+    };
+    assert!(matches!(
+        Store::open(&missing).await,
+        Err(store::StoreError::PasswordEnv(_))
+    ));
+    // A password in the URL is masked wherever the store shows it.
+    let url = cluster.url().replace("laxmon@", "laxmon:s3cret-pw@");
+    let in_url = StorageConfig {
+        backend: Storage::Postgres(url),
+        ..base
+    };
+    let store = Store::open(&in_url).await.expect("password in URL");
+    assert!(
+        store.describe().contains("laxmon:***@"),
+        "{}",
+        store.describe()
+    );
+}
