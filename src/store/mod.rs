@@ -234,7 +234,7 @@ pub struct HistoryRow {
 pub struct TableRows {
     /// Table name.
     pub table: String,
-    /// Rows in it.
+    /// Rows in it: exact, or (PostgreSQL, above a million rows) the planner's estimate.
     pub rows: i64,
 }
 
@@ -644,7 +644,7 @@ impl Store {
         check: &str,
         since: Duration,
     ) -> Result<Vec<HistoryRow>, StoreError> {
-        let from = Utc::now() - chrono::Duration::from_std(since).unwrap_or(chrono::Duration::MAX);
+        let from = before(Utc::now(), since);
         dispatch!(self, b => b.history(check, from).await)
     }
 
@@ -663,8 +663,8 @@ impl Store {
 
     /// [`Store::retention`] as if it were `now`.
     pub async fn retention_at(&self, now: DateTime<Utc>) -> Result<RetentionReport, StoreError> {
-        let results_before = now - chrono_duration(self.keep_results);
-        let events_before = now - chrono_duration(self.keep_events);
+        let results_before = before(now, self.keep_results);
+        let events_before = before(now, self.keep_events);
         dispatch!(self, b => b.retention(now, results_before, events_before).await)
     }
 
@@ -835,8 +835,12 @@ pub(crate) fn latest_state_per_check(records: &[&ResultRecord]) -> Vec<bool> {
     latest
 }
 
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+/// `t - d`, or the earliest representable time when that is out of range.
+fn before(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// `laxmon history CHECK [--since D] [--json]`: the check's results as a table or JSON.
@@ -990,7 +994,15 @@ fn mask_keyword(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::mask_url;
+    use super::{before, mask_url};
+    use chrono::Utc;
+    use std::time::Duration;
+
+    #[test]
+    fn huge_durations_do_not_overflow() {
+        let far = before(Utc::now(), Duration::from_secs(u64::MAX));
+        assert_eq!(far, chrono::DateTime::<Utc>::MIN_UTC);
+    }
 
     #[test]
     fn masks_passwords() {
