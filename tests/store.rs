@@ -211,6 +211,18 @@ async fn migrations_are_idempotent_and_locked(env: Env) {
     assert!(text.contains("up to date (version 1)"), "{text}");
 }
 
+both!(lazy_store_migrates_on_first_use);
+async fn lazy_store_migrates_on_first_use(env: Env) {
+    let store = Store::open_lazy(&env.cfg).expect("lazy");
+    assert_eq!(store.schema_version().await.expect("version"), 0);
+    store
+        .write_results(&ok_records("lazy", Utc::now(), 1))
+        .await
+        .expect("first write migrates");
+    assert_eq!(store.schema_version().await.expect("version"), 1);
+    assert_eq!(stored_seqs(&store, "lazy").await, vec![0]);
+}
+
 both!(results_round_trip_with_perfdata);
 async fn results_round_trip_with_perfdata(env: Env) {
     let store = env.open().await;

@@ -777,6 +777,7 @@ impl PgStore {
         kind: &str,
         detail: &serde_json::Value,
     ) -> Result<i64, StoreError> {
+        self.ensure_migrated().await?;
         let client = self.client().await?;
         let row = client
             .query_one(
@@ -794,6 +795,7 @@ impl PgStore {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, StoreError> {
+        self.ensure_migrated().await?;
         let client = self.client().await?;
         client.execute(sql, params).await.map_err(self.err(what))
     }
@@ -889,6 +891,7 @@ impl PgStore {
     }
 
     pub(super) async fn alarm_events(&self, alarm_id: i64) -> Result<Vec<AlarmEvent>, StoreError> {
+        self.ensure_migrated().await?;
         let client = self.client().await?;
         let rows = client
             .query(

@@ -19,6 +19,7 @@ use crate::state::CheckState;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     ctx: Arc<Ctx>,
+    migrated: Arc<AtomicBool>,
 }
 
 /// What error messages need to name the database.
@@ -106,6 +108,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             ctx: Arc::new(ctx),
+            migrated: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -113,8 +116,26 @@ impl SqliteStore {
         format!("sqlite {}", self.ctx.path.display())
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f` with the connection on the blocking pool, applying pending
+    /// migrations first (once per store), so a lazily opened store works.
     async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Ctx) -> Result<T, StoreError> + Send + 'static,
+    {
+        let migrated = Arc::clone(&self.migrated);
+        self.call_raw(move |conn, ctx| {
+            if !migrated.load(Ordering::SeqCst) {
+                migrate_conn(conn, ctx)?;
+                migrated.store(true, Ordering::SeqCst);
+            }
+            f(conn, ctx)
+        })
+        .await
+    }
+
+    /// Runs `f` with the connection on the blocking pool, as it is.
+    async fn call_raw<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &Ctx) -> Result<T, StoreError> + Send + 'static,
@@ -132,45 +153,17 @@ impl SqliteStore {
     }
 
     pub(super) async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
-        self.call(|conn, ctx| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(ctx.err("taking the migration lock (BEGIN IMMEDIATE)"))?;
-            tx.execute_batch(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (
-                    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
-            )
-            .map_err(ctx.err("creating schema_migrations"))?;
-            let mut applied = Vec::new();
-            for m in SQLITE {
-                let done: bool = tx
-                    .query_row(
-                        "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
-                        [m.version],
-                        |r| r.get(0),
-                    )
-                    .map_err(ctx.err("reading schema_migrations"))?;
-                if done {
-                    continue;
-                }
-                tx.execute_batch(m.sql)
-                    .map_err(ctx.err(format!("applying migration {} ({})", m.version, m.name)))?;
-                tx.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
-                    params![m.version, m.name, ts(Utc::now())],
-                )
-                .map_err(ctx.err(format!("recording migration {}", m.version)))?;
-                tracing::info!(version = m.version, name = m.name, db = %ctx.path.display(), "applied migration");
-                applied.push(m.version);
-            }
-            tx.commit().map_err(ctx.err("committing migrations"))?;
+        let migrated = Arc::clone(&self.migrated);
+        self.call_raw(move |conn, ctx| {
+            let applied = migrate_conn(conn, ctx)?;
+            migrated.store(true, Ordering::SeqCst);
             Ok(applied)
         })
         .await
     }
 
     pub(super) async fn schema_version(&self) -> Result<i64, StoreError> {
-        self.call(|conn, ctx| {
+        self.call_raw(|conn, ctx| {
             let exists: bool = conn
                 .query_row(
                     "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
@@ -955,6 +948,43 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// Applies pending migrations inside `BEGIN IMMEDIATE` (which two
+/// processes cannot hold at once); returns the versions applied now.
+fn migrate_conn(conn: &mut Connection, ctx: &Ctx) -> Result<Vec<i64>, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(ctx.err("taking the migration lock (BEGIN IMMEDIATE)"))?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .map_err(ctx.err("creating schema_migrations"))?;
+    let mut applied = Vec::new();
+    for m in SQLITE {
+        let done: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                [m.version],
+                |r| r.get(0),
+            )
+            .map_err(ctx.err("reading schema_migrations"))?;
+        if done {
+            continue;
+        }
+        tx.execute_batch(m.sql)
+            .map_err(ctx.err(format!("applying migration {} ({})", m.version, m.name)))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            params![m.version, m.name, ts(Utc::now())],
+        )
+        .map_err(ctx.err(format!("recording migration {}", m.version)))?;
+        tracing::info!(version = m.version, name = m.name, db = %ctx.path.display(), "applied migration");
+        applied.push(m.version);
+    }
+    tx.commit().map_err(ctx.err("committing migrations"))?;
+    Ok(applied)
 }
 
 fn alarm_from_row(r: &Row) -> rusqlite::Result<Alarm> {
