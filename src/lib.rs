@@ -15,3 +15,4 @@ pub mod plugin_output;
 pub mod schedule;
 pub mod stack;
 pub mod state;
+pub mod store;

@@ -6,6 +6,8 @@
 //! installed server binaries: `initdb` into a temporary directory, `pg_ctl
 //! start` on 127.0.0.1 and a free port, as an unprivileged user when the
 //! tests run as root; it is stopped and removed when the process exits.
+//! [`OwnCluster`] is a separate cluster a test controls (stop, restart) for
+//! outage tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -180,23 +182,20 @@ fn free_port() -> u16 {
 
 extern "C" fn stop_cluster_at_exit() {
     if let Some(c) = CLUSTER.get() {
-        let mut cmd = Command::new(c.bin.join("pg_ctl"));
-        cmd.args(["stop", "-m", "immediate", "-w", "-D"])
-            .arg(&c.data);
-        let _ = run_as(c.user, &mut cmd);
+        let _ = pg_ctl_stop(&c.bin, &c.data, c.user, "immediate");
         let _ = std::fs::remove_dir_all(&c.root);
     }
 }
 
-fn start_cluster() -> String {
+/// Runs `initdb` into `root/data` (as the unprivileged user when root) and
+/// returns the server binaries' directory, the data directory and the user.
+fn init_cluster(root: &Path) -> (PathBuf, PathBuf, Option<(u32, u32)>) {
     let bin = find_server_bin();
     let user = unprivileged_user();
-    let root =
-        std::env::temp_dir().join(format!("laxmon-pg-{}-{}", std::process::id(), free_port()));
     let data = root.join("data");
-    std::fs::create_dir_all(&root).expect("create the test cluster directory");
+    std::fs::create_dir_all(root).expect("create the test cluster directory");
     if let Some((uid, gid)) = user {
-        std::os::unix::fs::chown(&root, Some(uid), Some(gid))
+        std::os::unix::fs::chown(root, Some(uid), Some(gid))
             .expect("chown the test cluster directory");
     }
     let out = run_as(
@@ -220,16 +219,28 @@ fn start_cluster() -> String {
         "initdb failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let port = free_port();
+    (bin, data, user)
+}
+
+/// `pg_ctl start` on 127.0.0.1:`port`, socket and log in `root`, with
+/// `extra` server options (`-c name=value ...`).
+fn pg_ctl_start(
+    bin: &Path,
+    data: &Path,
+    root: &Path,
+    user: Option<(u32, u32)>,
+    port: u16,
+    extra: &str,
+) {
     let opts = format!(
-        "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+        "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 {extra}",
         root.display()
     );
     let out = run_as(
         user,
         Command::new(bin.join("pg_ctl"))
             .args(["start", "-w", "-t", "60", "-D"])
-            .arg(&data)
+            .arg(data)
             .arg("-l")
             .arg(root.join("server.log"))
             .args(["-o", &opts]),
@@ -240,6 +251,21 @@ fn start_cluster() -> String {
         String::from_utf8_lossy(&out.stderr),
         std::fs::read_to_string(root.join("server.log")).unwrap_or_default()
     );
+}
+
+/// `pg_ctl stop` with the given shutdown mode (`fast`, `immediate`).
+fn pg_ctl_stop(bin: &Path, data: &Path, user: Option<(u32, u32)>, mode: &str) -> bool {
+    let mut cmd = Command::new(bin.join("pg_ctl"));
+    cmd.args(["stop", "-m", mode, "-w", "-D"]).arg(data);
+    run_as(user, &mut cmd).status.success()
+}
+
+fn start_cluster() -> String {
+    let root =
+        std::env::temp_dir().join(format!("laxmon-pg-{}-{}", std::process::id(), free_port()));
+    let (bin, data, user) = init_cluster(&root);
+    let port = free_port();
+    pg_ctl_start(&bin, &data, &root, user, port, "");
     let _ = CLUSTER.set(Cluster {
         bin,
         data,
@@ -251,4 +277,93 @@ fn start_cluster() -> String {
         libc::atexit(stop_cluster_at_exit);
     }
     format!("postgres://laxmon@127.0.0.1:{port}/postgres")
+}
+
+/// A PostgreSQL cluster of a test's own, which the test may stop and start
+/// again (outage tests) or configure before starting (TLS tests); always on
+/// the server binaries, never on `LAXMON_TEST_DATABASE_URL`. Stopped and
+/// removed on drop.
+pub struct OwnCluster {
+    bin: PathBuf,
+    data: PathBuf,
+    root: PathBuf,
+    user: Option<(u32, u32)>,
+    port: u16,
+    options: String,
+}
+
+impl OwnCluster {
+    /// Creates and starts a new cluster on a free port.
+    pub fn start() -> OwnCluster {
+        let c = OwnCluster::init();
+        c.start_server();
+        c
+    }
+
+    /// Creates a new cluster (`initdb`) without starting it.
+    pub fn init() -> OwnCluster {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "laxmon-own-pg-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        let (bin, data, user) = init_cluster(&root);
+        OwnCluster {
+            bin,
+            data,
+            root,
+            user,
+            port: free_port(),
+            options: String::new(),
+        }
+    }
+
+    /// The data directory (for `pg_hba.conf` and the like).
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// The uid/gid the server runs as (files it must own), `None` when not root.
+    pub fn server_user(&self) -> Option<(u32, u32)> {
+        self.user
+    }
+
+    /// Extra server options (`-c name=value ...`) for the next start.
+    pub fn set_server_options(&mut self, options: &str) {
+        self.options = options.to_string();
+    }
+
+    /// URL of its `postgres` database (superuser `laxmon`, trust auth).
+    pub fn url(&self) -> String {
+        format!("postgres://laxmon@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: connections are cut).
+    pub fn stop(&self) {
+        assert!(
+            pg_ctl_stop(&self.bin, &self.data, self.user, "fast"),
+            "pg_ctl stop failed"
+        );
+    }
+
+    /// Starts the (stopped or never started) server, always on the same port.
+    pub fn start_server(&self) {
+        pg_ctl_start(
+            &self.bin,
+            &self.data,
+            &self.root,
+            self.user,
+            self.port,
+            &self.options,
+        );
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = pg_ctl_stop(&self.bin, &self.data, self.user, "immediate");
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
 }

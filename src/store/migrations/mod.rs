@@ -1,0 +1,31 @@
+//! The schema's versioned migrations, one numbered SQL file per backend.
+//!
+//! The runners live with their backend (`postgres.rs` takes
+//! `pg_advisory_lock`, `sqlite.rs` a `BEGIN IMMEDIATE` transaction) and record
+//! each applied version in `schema_migrations`. A migration that was applied
+//! must never be edited: add a new file and a new entry here instead.
+
+/// One migration: its version (strictly increasing), a name and its SQL.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Version number, recorded in `schema_migrations`.
+    pub version: i64,
+    /// Short name for logs and `laxmon db migrate`.
+    pub name: &'static str,
+    /// The SQL, run as one batch inside a transaction.
+    pub sql: &'static str,
+}
+
+/// PostgreSQL migrations in order.
+pub const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("postgres/0001_init.sql"),
+}];
+
+/// SQLite migrations in order.
+pub const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("sqlite/0001_init.sql"),
+}];

@@ -1,0 +1,1023 @@
+//! Where results, state changes, alarms, the notification outbox and cluster
+//! plans are kept: one [`Store`] over two backends, PostgreSQL
+//! (`postgres.rs`) and embedded SQLite (`sqlite.rs`).
+//!
+//! The check path never calls the store directly: results go through the
+//! [`writer::ResultWriter`], which batches them and spools them to disk while
+//! the database is away. Everything else (alarms, outbox, plans, CLI queries)
+//! calls the typed async methods here. This module must never log a
+//! password: URLs are shown through [`mask_url`] only.
+
+mod postgres;
+mod sqlite;
+
+pub mod migrations;
+pub mod spool;
+pub mod writer;
+
+use crate::checks::{CheckOutput, PerfDatum};
+use crate::config::{Config, Storage, StorageConfig};
+use crate::daemon::CheckResult;
+use crate::state::{CheckState, Transition};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+use uuid::Uuid;
+
+pub use writer::{resume_states, ResultWriter, SubmitError, WriterOptions, WriterStats};
+
+/// Everything that can go wrong in the store, naming what failed on what.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The `storage:` settings cannot be used.
+    #[error("storage configuration: {0}")]
+    Config(String),
+    /// The password file could not be read.
+    #[error("cannot read the PostgreSQL password from {path}: {source}")]
+    PasswordFile {
+        /// The `password_file`.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The password environment variable is not set.
+    #[error("environment variable {0} (storage.password_env) is not set")]
+    PasswordEnv(String),
+    /// TLS could not be set up.
+    #[error("TLS for PostgreSQL: {0}")]
+    Tls(String),
+    /// A PostgreSQL statement or connection failed.
+    #[error("PostgreSQL {url}: {what}: {source}")]
+    Postgres {
+        /// The masked URL.
+        url: String,
+        /// What was being done.
+        what: String,
+        /// The driver's error.
+        source: tokio_postgres::Error,
+    },
+    /// No connection could be had from the pool.
+    #[error("PostgreSQL {url}: no connection: {source}")]
+    Pool {
+        /// The masked URL.
+        url: String,
+        /// The pool's error.
+        source: deadpool_postgres::PoolError,
+    },
+    /// An SQLite statement failed.
+    #[error("SQLite {path}: {what}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What was being done.
+        what: String,
+        /// The driver's error.
+        source: rusqlite::Error,
+    },
+    /// A file (database directory, spool) could not be used.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Stored JSON could not be encoded or decoded.
+    #[error("{what}: {source}")]
+    Json {
+        /// What was being encoded or decoded.
+        what: String,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+    /// A stored value is not what the schema allows.
+    #[error("unexpected value in the database: {0}")]
+    Corrupt(String),
+    /// A background database task died.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed (the database is away, busy or
+    /// restarting), as opposed to an error in the data or the schema.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Pool { .. } | StoreError::Task(_) | StoreError::Io { .. } => true,
+            StoreError::Postgres { source, .. } => match source.code() {
+                None => true,
+                Some(code) => {
+                    let c = code.code();
+                    ["08", "53", "57", "40", "58"]
+                        .iter()
+                        .any(|class| c.starts_with(class))
+                }
+            },
+            StoreError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::SystemIoFailure
+                        | rusqlite::ErrorCode::CannotOpen
+                )
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// One result on its way to the `results` table: a [`CheckResult`] with its
+/// unique id (which makes replays idempotent) and, optionally, the check's
+/// state after it (stored in `check_states` for resume).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    /// Unique id (UUIDv7, time-ordered), assigned once when the result is made.
+    pub result_id: Uuid,
+    /// The check's name.
+    pub check: String,
+    /// The host entry.
+    pub host: String,
+    /// The check's kind.
+    pub kind: String,
+    /// Planned start.
+    pub planned: DateTime<Utc>,
+    /// Actual start.
+    pub started: DateTime<Utc>,
+    /// Run time in milliseconds.
+    pub duration_ms: f64,
+    /// What the check said.
+    pub output: CheckOutput,
+    /// What it did to the state.
+    pub transition: Transition,
+    /// The check's full state after this result, for resume.
+    pub check_state: Option<CheckState>,
+}
+
+impl ResultRecord {
+    /// Makes the record for a finished run; `state` is the check's state after it.
+    pub fn new(result: &CheckResult, state: Option<&CheckState>) -> ResultRecord {
+        ResultRecord {
+            result_id: Uuid::now_v7(),
+            check: result.check.clone(),
+            host: result.host.clone(),
+            kind: result.kind.to_string(),
+            planned: result.planned,
+            started: result.started,
+            duration_ms: result.duration.as_secs_f64() * 1000.0,
+            output: result.output.clone(),
+            transition: result.transition,
+            check_state: state.cloned(),
+        }
+    }
+
+    /// The `Change` as its serde name (`hard_problem`, ...).
+    pub fn change_name(&self) -> String {
+        serde_json::to_value(self.transition.change)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// Whether this result is a row in `state_changes`: the state or its
+    /// type changed, or flapping started or stopped.
+    pub fn is_state_change(&self) -> bool {
+        let t = &self.transition;
+        t.previous.state != t.current.state
+            || t.previous.state_type != t.current.state_type
+            || t.flap_change.is_some()
+    }
+}
+
+/// Whether a batch of results may already be (partly) stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// The results may have been written before (a replay from the spool, a
+    /// retry after an ambiguous failure): rows whose id exists are skipped.
+    Replay,
+    /// The results were never sent to the database: PostgreSQL copies them
+    /// straight into `results`. Should one exist after all, the write fails
+    /// as a whole (unique violation) and must be repeated as `Replay`.
+    New,
+}
+
+/// One row of `laxmon history`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryRow {
+    /// Actual start.
+    pub started: DateTime<Utc>,
+    /// Planned start.
+    pub planned: DateTime<Utc>,
+    /// Run time in milliseconds.
+    pub duration_ms: f64,
+    /// `OK`, `WARNING`, ...
+    pub state: String,
+    /// `SOFT` or `HARD`.
+    pub state_type: String,
+    /// Attempt number.
+    pub attempt: i32,
+    /// First line of output.
+    pub output: String,
+    /// Remaining lines.
+    pub long_output: String,
+    /// Performance data.
+    pub perfdata: Vec<PerfDatum>,
+}
+
+/// Row count of one table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableRows {
+    /// Table name.
+    pub table: String,
+    /// Rows in it: exact, or (PostgreSQL, above a million rows) the planner's estimate.
+    pub rows: i64,
+}
+
+/// `laxmon db stats`: what the database holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    /// The backend and its (masked) location.
+    pub database: String,
+    /// Applied schema version.
+    pub schema_version: i64,
+    /// Rows per table.
+    pub tables: Vec<TableRows>,
+    /// Database size in bytes.
+    pub size_bytes: i64,
+    /// Start of the oldest stored result.
+    pub oldest_result: Option<DateTime<Utc>>,
+}
+
+/// What [`Store::retention`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RetentionReport {
+    /// Results removed (SQLite) or estimated in dropped partitions (PostgreSQL).
+    pub results: u64,
+    /// PostgreSQL partitions dropped.
+    pub partitions_dropped: Vec<String>,
+    /// State changes, alarms, events, notifications and action runs removed.
+    pub events: u64,
+}
+
+/// An alarm to open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewAlarm {
+    /// The check it is about.
+    pub check: String,
+    /// The check's host.
+    pub host: String,
+    /// When it opened.
+    pub opened_at: DateTime<Utc>,
+    /// The check state that opened it (`CRITICAL`, ...).
+    pub state: String,
+    /// Severity as the alarm rules name it.
+    pub severity: String,
+    /// One-line summary.
+    pub summary: String,
+    /// Opened while notifications are suppressed (flapping, unreachable, maintenance).
+    pub suppressed: bool,
+}
+
+/// An alarm as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alarm {
+    /// Its id.
+    pub id: i64,
+    /// The check it is about.
+    pub check: String,
+    /// The check's host.
+    pub host: String,
+    /// When it opened.
+    pub opened_at: DateTime<Utc>,
+    /// When it was resolved; `None` while open.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// The latest check state.
+    pub state: String,
+    /// Severity.
+    pub severity: String,
+    /// One-line summary.
+    pub summary: String,
+    /// When it was acknowledged.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// Who acknowledged it.
+    pub acknowledged_by: Option<String>,
+    /// The acknowledgement's comment.
+    pub ack_comment: Option<String>,
+    /// Current escalation level (0 = first contacts).
+    pub escalation_level: i32,
+    /// When a notification last went out.
+    pub last_notified_at: Option<DateTime<Utc>>,
+    /// Notifications are held back.
+    pub suppressed: bool,
+}
+
+/// One entry of an alarm's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmEvent {
+    /// Its id.
+    pub id: i64,
+    /// The alarm.
+    pub alarm_id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// What happened (`opened`, `escalated`, `acknowledged`, `action`, ...).
+    pub kind: String,
+    /// Details.
+    pub detail: serde_json::Value,
+}
+
+/// A notification to put into the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewNotification {
+    /// The alarm it is about, if any.
+    pub alarm_id: Option<i64>,
+    /// Contact name.
+    pub contact: String,
+    /// Channel (`mail`, `sms`, `popup`, ...).
+    pub channel: String,
+    /// Unique key: enqueueing the same key twice is a no-op.
+    pub idempotency_key: String,
+    /// What to send.
+    pub payload: serde_json::Value,
+    /// Enqueue time; also the first attempt time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Outbox status of a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationStatus {
+    /// Not yet sent; will be tried at `next_attempt_at`.
+    Pending,
+    /// Delivered.
+    Sent,
+    /// Given up.
+    Failed,
+}
+
+impl NotificationStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            NotificationStatus::Pending => "pending",
+            NotificationStatus::Sent => "sent",
+            NotificationStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "pending" => Ok(NotificationStatus::Pending),
+            "sent" => Ok(NotificationStatus::Sent),
+            "failed" => Ok(NotificationStatus::Failed),
+            other => Err(StoreError::Corrupt(format!(
+                "notification status {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A notification in the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Its id.
+    pub id: i64,
+    /// The alarm it is about.
+    pub alarm_id: Option<i64>,
+    /// Contact name.
+    pub contact: String,
+    /// Channel.
+    pub channel: String,
+    /// The unique key it was enqueued with.
+    pub idempotency_key: String,
+    /// What to send.
+    pub payload: serde_json::Value,
+    /// Outbox status.
+    pub status: NotificationStatus,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// When to try next.
+    pub next_attempt_at: DateTime<Utc>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+    /// When it was delivered.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// One run of a repair or notify action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRun {
+    /// The alarm it ran for, if any.
+    pub alarm_id: Option<i64>,
+    /// The action's name.
+    pub action: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// How long it took, in milliseconds.
+    pub duration_ms: f64,
+    /// Exit status; `None` when killed or not a process.
+    pub exit_status: Option<i32>,
+    /// What it printed.
+    pub output: String,
+}
+
+/// Status of a cluster plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanStatus {
+    /// Created, no step started.
+    Pending,
+    /// Steps are being executed.
+    Running,
+    /// Every step done.
+    Done,
+    /// A step failed.
+    Failed,
+    /// Given up on purpose.
+    Aborted,
+}
+
+impl PlanStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            PlanStatus::Pending => "pending",
+            PlanStatus::Running => "running",
+            PlanStatus::Done => "done",
+            PlanStatus::Failed => "failed",
+            PlanStatus::Aborted => "aborted",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "pending" => PlanStatus::Pending,
+            "running" => PlanStatus::Running,
+            "done" => PlanStatus::Done,
+            "failed" => PlanStatus::Failed,
+            "aborted" => PlanStatus::Aborted,
+            other => return Err(StoreError::Corrupt(format!("plan status {other:?}"))),
+        })
+    }
+
+    fn is_finished(self) -> bool {
+        matches!(
+            self,
+            PlanStatus::Done | PlanStatus::Failed | PlanStatus::Aborted
+        )
+    }
+}
+
+/// Status of one plan step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    /// Not started.
+    Pending,
+    /// Started, not finished (after a crash: find out what happened before redoing it).
+    Running,
+    /// Finished successfully.
+    Done,
+    /// Finished with an error.
+    Failed,
+}
+
+impl StepStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Done => "done",
+            StepStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "pending" => StepStatus::Pending,
+            "running" => StepStatus::Running,
+            "done" => StepStatus::Done,
+            "failed" => StepStatus::Failed,
+            other => return Err(StoreError::Corrupt(format!("step status {other:?}"))),
+        })
+    }
+}
+
+/// A cluster plan with its steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Its id.
+    pub id: i64,
+    /// The cluster it is for.
+    pub cluster: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// Its status.
+    pub status: PlanStatus,
+    /// The plan as the planner produced it.
+    pub plan: serde_json::Value,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Its steps in order.
+    pub steps: Vec<PlanStep>,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanStep {
+    /// Position in the plan, from 0.
+    pub seq: i32,
+    /// The operation.
+    pub op: serde_json::Value,
+    /// Its status.
+    pub status: StepStatus,
+    /// When it started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// Which database, with its connection.
+#[derive(Clone)]
+enum Backend {
+    Postgres(postgres::PgStore),
+    Sqlite(sqlite::SqliteStore),
+}
+
+/// The store: one handle over PostgreSQL or SQLite. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    keep_results: Duration,
+    keep_events: Duration,
+}
+
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $e:expr) => {
+        match &$self.backend {
+            Backend::Postgres($b) => $e,
+            Backend::Sqlite($b) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Connects and applies pending migrations.
+    pub async fn open(cfg: &StorageConfig) -> Result<Store, StoreError> {
+        let store = Store::open_lazy(cfg)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Prepares the store without touching the database (PostgreSQL connects
+    /// on first use, migrations run on the first write): for a daemon that
+    /// must start while the database is away.
+    pub fn open_lazy(cfg: &StorageConfig) -> Result<Store, StoreError> {
+        let backend = match &cfg.backend {
+            Storage::Postgres(url) => Backend::Postgres(postgres::PgStore::new(url, cfg)?),
+            Storage::Sqlite(path) => Backend::Sqlite(sqlite::SqliteStore::open(path)?),
+        };
+        Ok(Store {
+            backend,
+            keep_results: cfg.keep_results,
+            keep_events: cfg.keep_events,
+        })
+    }
+
+    /// The backend and its location, password masked (for logs).
+    pub fn describe(&self) -> String {
+        dispatch!(self, b => b.describe())
+    }
+
+    /// Applies pending migrations under a lock; returns the versions applied now.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        dispatch!(self, b => b.migrate().await)
+    }
+
+    /// The highest applied migration (0 for an empty database).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        dispatch!(self, b => b.schema_version().await)
+    }
+
+    /// Upserts the configured hosts and checks and marks the ones no longer
+    /// configured as removed (their rows and history stay).
+    pub async fn sync_config(&self, config: &Config) -> Result<(), StoreError> {
+        dispatch!(self, b => b.sync_config(config, Utc::now()).await)
+    }
+
+    /// Writes results, their state changes and the latest check states in one
+    /// transaction; a result whose id is already stored is skipped. Returns
+    /// the number of new result rows.
+    pub async fn write_results(&self, records: &[ResultRecord]) -> Result<u64, StoreError> {
+        let refs: Vec<&ResultRecord> = records.iter().collect();
+        self.write_result_refs(&refs, WriteMode::Replay).await
+    }
+
+    /// [`Store::write_results`] on borrowed records, with the duplicate
+    /// check chosen by `mode` (the [`ResultWriter`] uses this).
+    pub async fn write_result_refs(
+        &self,
+        records: &[&ResultRecord],
+        mode: WriteMode,
+    ) -> Result<u64, StoreError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        dispatch!(self, b => b.write_results(records, mode).await)
+    }
+
+    /// The latest stored state of every check, for resuming.
+    pub async fn load_states(&self) -> Result<Vec<(String, CheckState)>, StoreError> {
+        dispatch!(self, b => b.load_states().await)
+    }
+
+    /// Results of one check started within `since` before now, oldest first.
+    pub async fn history(
+        &self,
+        check: &str,
+        since: Duration,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
+        let from = before(Utc::now(), since);
+        dispatch!(self, b => b.history(check, from).await)
+    }
+
+    /// Rows per table, database size and the oldest result.
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        dispatch!(self, b => b.stats().await)
+    }
+
+    /// Drops results older than `keep_results` and events (state changes,
+    /// resolved alarms, finished notifications, action runs) older than
+    /// `keep_events`; PostgreSQL also creates the next days' partitions.
+    /// Call it hourly.
+    pub async fn retention(&self) -> Result<RetentionReport, StoreError> {
+        self.retention_at(Utc::now()).await
+    }
+
+    /// [`Store::retention`] as if it were `now`.
+    pub async fn retention_at(&self, now: DateTime<Utc>) -> Result<RetentionReport, StoreError> {
+        let results_before = before(now, self.keep_results);
+        let events_before = before(now, self.keep_events);
+        dispatch!(self, b => b.retention(now, results_before, events_before).await)
+    }
+
+    /// Opens an alarm for the check, or returns the id of the one already
+    /// open for it (at most one open alarm per check).
+    pub async fn open_alarm(&self, alarm: &NewAlarm) -> Result<i64, StoreError> {
+        dispatch!(self, b => b.open_alarm(alarm).await)
+    }
+
+    /// Appends an entry to an alarm's log.
+    pub async fn add_alarm_event(
+        &self,
+        alarm_id: i64,
+        at: DateTime<Utc>,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        dispatch!(self, b => b.add_alarm_event(alarm_id, at, kind, detail).await)
+    }
+
+    /// Updates an open alarm's current state (e.g. WARNING -> CRITICAL).
+    pub async fn update_alarm_state(&self, alarm_id: i64, state: &str) -> Result<(), StoreError> {
+        dispatch!(self, b => b.update_alarm_state(alarm_id, state).await)
+    }
+
+    /// Resolves an alarm; a no-op when it is already resolved.
+    pub async fn resolve_alarm(&self, alarm_id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, b => b.resolve_alarm(alarm_id, at).await)
+    }
+
+    /// Records an acknowledgement.
+    pub async fn acknowledge_alarm(
+        &self,
+        alarm_id: i64,
+        at: DateTime<Utc>,
+        by: &str,
+        comment: &str,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.acknowledge_alarm(alarm_id, at, by, comment).await)
+    }
+
+    /// Records that notifications went out at `at` on escalation `level`.
+    pub async fn mark_alarm_notified(
+        &self,
+        alarm_id: i64,
+        level: i32,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.mark_alarm_notified(alarm_id, level, at).await)
+    }
+
+    /// Sets whether the alarm's notifications are held back.
+    pub async fn set_alarm_suppressed(
+        &self,
+        alarm_id: i64,
+        suppressed: bool,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.set_alarm_suppressed(alarm_id, suppressed).await)
+    }
+
+    /// Every open alarm, oldest first (for resume and the dashboard).
+    pub async fn open_alarms(&self) -> Result<Vec<Alarm>, StoreError> {
+        dispatch!(self, b => b.alarms(true, 0).await)
+    }
+
+    /// The most recent `limit` alarms, open or resolved, newest first.
+    pub async fn recent_alarms(&self, limit: u32) -> Result<Vec<Alarm>, StoreError> {
+        dispatch!(self, b => b.alarms(false, i64::from(limit.max(1))).await)
+    }
+
+    /// One alarm's log, oldest first.
+    pub async fn alarm_events(&self, alarm_id: i64) -> Result<Vec<AlarmEvent>, StoreError> {
+        dispatch!(self, b => b.alarm_events(alarm_id).await)
+    }
+
+    /// Puts a notification into the outbox; returns its id, or `None` when
+    /// one with the same idempotency key is already there.
+    pub async fn enqueue_notification(
+        &self,
+        n: &NewNotification,
+    ) -> Result<Option<i64>, StoreError> {
+        dispatch!(self, b => b.enqueue_notification(n).await)
+    }
+
+    /// Pending notifications whose next attempt is due at `now`, oldest first.
+    pub async fn due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        dispatch!(self, b => b.due_notifications(now, i64::from(limit)).await)
+    }
+
+    /// Marks a notification delivered.
+    pub async fn mark_notification_sent(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.mark_notification_sent(id, at).await)
+    }
+
+    /// Records a failed attempt: retried at `retry_at`, or given up (status
+    /// `failed`) when `None`.
+    pub async fn mark_notification_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.mark_notification_failed(id, error, retry_at).await)
+    }
+
+    /// Records one action run; returns its id.
+    pub async fn record_action_run(&self, run: &ActionRun) -> Result<i64, StoreError> {
+        dispatch!(self, b => b.record_action_run(run).await)
+    }
+
+    /// Stores a new plan (status pending) with its steps numbered from 0; returns its id.
+    pub async fn create_plan(
+        &self,
+        cluster: &str,
+        created_at: DateTime<Utc>,
+        plan: &serde_json::Value,
+        steps: &[serde_json::Value],
+    ) -> Result<i64, StoreError> {
+        dispatch!(self, b => b.create_plan(cluster, created_at, plan, steps).await)
+    }
+
+    /// Sets a step's status: `Running` stamps `started_at`, `Done`/`Failed` stamp `finished_at`.
+    pub async fn mark_step(
+        &self,
+        plan_id: i64,
+        seq: i32,
+        status: StepStatus,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.mark_step(plan_id, seq, status, at, error).await)
+    }
+
+    /// Sets a plan's status; a finished status stamps `finished_at`.
+    pub async fn set_plan_status(
+        &self,
+        plan_id: i64,
+        status: PlanStatus,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.set_plan_status(plan_id, status, at).await)
+    }
+
+    /// Plans still pending or running, oldest first, with their steps.
+    pub async fn unfinished_plans(&self) -> Result<Vec<Plan>, StoreError> {
+        dispatch!(self, b => b.unfinished_plans().await)
+    }
+}
+
+/// For each record, whether it carries the newest state snapshot of its
+/// check within the batch (only those are written to `check_states`).
+pub(crate) fn latest_state_per_check(records: &[&ResultRecord]) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::new();
+    let mut latest = vec![false; records.len()];
+    for (i, r) in records.iter().enumerate().rev() {
+        if r.check_state.is_some() && seen.insert(r.check.as_str()) {
+            latest[i] = true;
+        }
+    }
+    latest
+}
+
+/// `t - d`, or the earliest representable time when that is out of range.
+fn before(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// `laxmon history CHECK [--since D] [--json]`: the check's results as a table or JSON.
+pub async fn history_command(
+    cfg: &StorageConfig,
+    check: &str,
+    since: Duration,
+    json: bool,
+) -> Result<String, StoreError> {
+    let store = Store::open(cfg).await?;
+    let rows = store.history(check, since).await?;
+    if json {
+        serde_json::to_string_pretty(&rows).map_err(|source| StoreError::Json {
+            what: "encoding history".into(),
+            source,
+        })
+    } else {
+        Ok(format_history(check, &rows))
+    }
+}
+
+/// Formats history rows as an aligned text table.
+pub fn format_history(check: &str, rows: &[HistoryRow]) -> String {
+    if rows.is_empty() {
+        return format!("no results for {check}\n");
+    }
+    let mut out = format!(
+        "{:<24}  {:<8}  {:<4}  {:>3}  {:>10}  OUTPUT\n",
+        "STARTED", "STATE", "TYPE", "ATT", "DURATION"
+    );
+    for r in rows {
+        let perf = crate::checks::format_perfdata(&r.perfdata);
+        let perf = if perf.is_empty() {
+            String::new()
+        } else {
+            format!(" | {perf}")
+        };
+        let _ = writeln!(
+            out,
+            "{:<24}  {:<8}  {:<4}  {:>3}  {:>8.1}ms  {}{}",
+            r.started.format("%Y-%m-%d %H:%M:%S%.3f"),
+            r.state,
+            r.state_type,
+            r.attempt,
+            r.duration_ms,
+            r.output,
+            perf
+        );
+    }
+    out
+}
+
+/// `laxmon db stats`: rows per table, size and oldest result as text.
+pub async fn stats_command(cfg: &StorageConfig, json: bool) -> Result<String, StoreError> {
+    let store = Store::open(cfg).await?;
+    let stats = store.stats().await?;
+    if json {
+        return serde_json::to_string_pretty(&stats).map_err(|source| StoreError::Json {
+            what: "encoding stats".into(),
+            source,
+        });
+    }
+    Ok(format_stats(&stats))
+}
+
+/// Formats [`Stats`] as text.
+pub fn format_stats(s: &Stats) -> String {
+    let mut out = format!(
+        "database: {}\nschema version: {}\nsize: {:.1} MiB\noldest result: {}\n",
+        s.database,
+        s.schema_version,
+        s.size_bytes as f64 / (1024.0 * 1024.0),
+        s.oldest_result
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "-".into())
+    );
+    for t in &s.tables {
+        let _ = writeln!(out, "{:<16} {:>12}", t.table, t.rows);
+    }
+    out
+}
+
+/// `laxmon db migrate`: applies pending migrations and says what it did.
+pub async fn migrate_command(cfg: &StorageConfig) -> Result<String, StoreError> {
+    let store = Store::open_lazy(cfg)?;
+    let applied = store.migrate().await?;
+    let version = store.schema_version().await?;
+    Ok(if applied.is_empty() {
+        format!(
+            "{}: schema up to date (version {version})\n",
+            store.describe()
+        )
+    } else {
+        format!(
+            "{}: applied migrations {:?}; schema version {version}\n",
+            store.describe(),
+            applied
+        )
+    })
+}
+
+/// The tables `stats` counts, in schema order.
+pub(crate) const TABLES: &[&str] = &[
+    "hosts",
+    "checks",
+    "results",
+    "state_changes",
+    "check_states",
+    "alarms",
+    "alarm_events",
+    "notifications",
+    "action_runs",
+    "cluster_plans",
+    "plan_steps",
+];
+
+/// A connection string with any password replaced by `***`, fit for logs.
+pub fn mask_url(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..auth_end].rfind('@') {
+            if let Some(colon) = rest[..at].find(':') {
+                return format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &rest[..colon],
+                    &rest[at..]
+                );
+            }
+        }
+        // password=... in the query string
+        return mask_keyword(url);
+    }
+    mask_keyword(url)
+}
+
+fn mask_keyword(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("password=") {
+        out.push_str(&rest[..i + "password=".len()]);
+        out.push_str("***");
+        let tail = &rest[i + "password=".len()..];
+        let end = tail.find([' ', '&']).unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{before, mask_url};
+    use chrono::Utc;
+    use std::time::Duration;
+
+    #[test]
+    fn huge_durations_do_not_overflow() {
+        let far = before(Utc::now(), Duration::from_secs(u64::MAX));
+        assert_eq!(far, chrono::DateTime::<Utc>::MIN_UTC);
+    }
+
+    #[test]
+    fn masks_passwords() {
+        assert_eq!(
+            mask_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(mask_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            mask_url("postgres://u@h/db?password=x&sslmode=require"),
+            "postgres://u@h/db?password=***&sslmode=require"
+        );
+        assert_eq!(
+            mask_url("host=h password=x user=u"),
+            "host=h password=*** user=u"
+        );
+    }
+}

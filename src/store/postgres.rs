@@ -1,0 +1,1269 @@
+//! The PostgreSQL backend: a deadpool pool of tokio-postgres connections
+//! (TLS via rustls when asked), migrations under `pg_advisory_xact_lock`,
+//! new results by binary COPY straight into the day-partitioned `results`
+//! table, replays by binary COPY into a per-connection staging table and
+//! `INSERT .. SELECT .. ON CONFLICT DO NOTHING`.
+//!
+//! Never log the connection string itself (only [`super::mask_url`]'s form),
+//! and never hold a pooled connection across an await that waits for
+//! anything but this database.
+
+use super::latest_state_per_check;
+use super::migrations::{Migration, POSTGRES};
+use super::{
+    ActionRun, Alarm, AlarmEvent, HistoryRow, NewAlarm, NewNotification, Notification,
+    NotificationStatus, Plan, PlanStatus, PlanStep, ResultRecord, RetentionReport, Stats,
+    StepStatus, StoreError, TableRows, WriteMode, TABLES,
+};
+use crate::config::{Config, StorageConfig, TlsMode};
+use crate::state::CheckState;
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::types::{Json, ToSql, Type};
+use tokio_postgres::Row;
+
+/// Advisory lock key for migrations and partition creation ("laxmon" in ASCII).
+const LOCK_KEY: i64 = 0x6c61_786d_6f6e;
+
+/// Pool size: the writer uses one connection, the rest serve alarms and the CLI.
+const POOL_SIZE: usize = 8;
+
+/// Connect, wait-for-a-connection and recycle timeouts (deadpool's are all `None` by default).
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Days of partitions created ahead of today.
+const PARTITIONS_AHEAD: u64 = 3;
+
+/// The staging table every pooled connection gets once, for COPY.
+const STAGE_SQL: &str = "CREATE TEMP TABLE IF NOT EXISTS results_stage (
+    ord integer NOT NULL, result_id uuid NOT NULL, check_name text NOT NULL, host text NOT NULL,
+    kind text NOT NULL, planned_at timestamptz NOT NULL, started_at timestamptz NOT NULL,
+    duration_ms double precision NOT NULL, state text NOT NULL, state_type text NOT NULL,
+    attempt integer NOT NULL, output text NOT NULL, long_output text NOT NULL, perfdata jsonb NOT NULL,
+    previous_state text NOT NULL, previous_state_type text NOT NULL, change text NOT NULL,
+    flapping boolean NOT NULL, unreachable boolean NOT NULL, state_change boolean NOT NULL,
+    check_state jsonb
+) ON COMMIT DELETE ROWS";
+
+const STAGE_COPY: &str = "COPY results_stage (ord, result_id, check_name, host, kind, planned_at, \
+    started_at, duration_ms, state, state_type, attempt, output, long_output, perfdata, previous_state, \
+    previous_state_type, change, flapping, unreachable, state_change, check_state) FROM STDIN BINARY";
+
+const STAGE_TYPES: &[Type] = &[
+    Type::INT4,
+    Type::UUID,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::FLOAT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::JSONB,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::BOOL,
+    Type::BOOL,
+    Type::BOOL,
+    Type::JSONB,
+];
+
+const RESULTS_COPY: &str =
+    "COPY results (result_id, check_name, host, kind, planned_at, started_at, \
+    duration_ms, state, state_type, attempt, output, long_output, perfdata) FROM STDIN BINARY";
+
+const RESULTS_TYPES: &[Type] = &[
+    Type::UUID,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::FLOAT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::JSONB,
+];
+
+const STAGE_APPLY: &str = "
+INSERT INTO results (result_id, check_name, host, kind, planned_at, started_at, duration_ms, state,
+                     state_type, attempt, output, long_output, perfdata)
+SELECT result_id, check_name, host, kind, planned_at, started_at, duration_ms, state, state_type,
+       attempt, output, long_output, perfdata
+FROM results_stage ORDER BY ord
+ON CONFLICT DO NOTHING";
+
+const STAGE_CHANGES: &str = "
+INSERT INTO state_changes (result_id, check_name, host, at, previous_state, previous_state_type,
+                           state, state_type, attempt, change, flapping, unreachable, output)
+SELECT result_id, check_name, host, started_at, previous_state, previous_state_type, state,
+       state_type, attempt, change, flapping, unreachable, output
+FROM results_stage WHERE state_change ORDER BY ord
+ON CONFLICT (result_id) DO NOTHING";
+
+const STAGE_STATES: &str = "
+INSERT INTO check_states (check_name, state, updated_at)
+SELECT DISTINCT ON (check_name) check_name, check_state, started_at
+FROM results_stage WHERE check_state IS NOT NULL ORDER BY check_name, ord DESC
+ON CONFLICT (check_name) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+WHERE check_states.updated_at <= excluded.updated_at";
+
+/// PostgreSQL store: the pool and what it has already made sure of.
+#[derive(Clone)]
+pub(super) struct PgStore {
+    pool: Pool,
+    url: String,
+    migrated: Arc<AtomicBool>,
+    partitions: Arc<Mutex<HashSet<NaiveDate>>>,
+}
+
+impl PgStore {
+    /// Builds the pool; connects nothing yet.
+    pub(super) fn new(url: &str, cfg: &StorageConfig) -> Result<PgStore, StoreError> {
+        let masked = super::mask_url(url);
+        let mut pg = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL {masked}: {e}")))?;
+        if let Some(password) = read_password(cfg)? {
+            pg.password(password);
+        }
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(POOL_TIMEOUT);
+        }
+        pg.keepalives(true);
+        pg.keepalives_idle(Duration::from_secs(30));
+        pg.application_name("laxmon");
+        let mgr_cfg = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match cfg.tls {
+            TlsMode::Disable => {
+                pg.ssl_mode(SslMode::Disable);
+                Manager::from_config(pg, tokio_postgres::NoTls, mgr_cfg)
+            }
+            mode => {
+                pg.ssl_mode(if mode == TlsMode::Require {
+                    SslMode::Require
+                } else {
+                    SslMode::Prefer
+                });
+                let tls = tls_connector(cfg)?;
+                Manager::from_config(pg, tls, mgr_cfg)
+            }
+        };
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .recycle_timeout(Some(POOL_TIMEOUT))
+            .runtime(Runtime::Tokio1)
+            .post_create(Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    client
+                        .batch_execute(STAGE_SQL)
+                        .await
+                        .map_err(HookError::Backend)
+                })
+            }))
+            .build()
+            .map_err(|e| StoreError::Config(format!("PostgreSQL pool for {masked}: {e}")))?;
+        Ok(PgStore {
+            pool,
+            url: masked,
+            migrated: Arc::new(AtomicBool::new(false)),
+            partitions: Arc::new(Mutex::new(HashSet::new())),
+        })
+    }
+
+    pub(super) fn describe(&self) -> String {
+        format!("postgres {}", self.url)
+    }
+
+    fn err(&self, what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
+        let url = self.url.clone();
+        let what = what.into();
+        move |source| StoreError::Postgres { url, what, source }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|source| StoreError::Pool {
+            url: self.url.clone(),
+            source,
+        })
+    }
+
+    pub(super) async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(self.err("starting the migration transaction"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+            .await
+            .map_err(self.err("taking the migration lock"))?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(self.err("creating schema_migrations"))?;
+        let done: HashSet<i64> = tx
+            .query("SELECT version FROM schema_migrations", &[])
+            .await
+            .map_err(self.err("reading schema_migrations"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut applied = Vec::new();
+        for Migration { version, name, sql } in POSTGRES {
+            if done.contains(version) {
+                continue;
+            }
+            tx.batch_execute(sql)
+                .await
+                .map_err(self.err(format!("applying migration {version} ({name})")))?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[version, name],
+            )
+            .await
+            .map_err(self.err(format!("recording migration {version}")))?;
+            tracing::info!(version, name, db = %self.url, "applied migration");
+            applied.push(*version);
+        }
+        tx.commit()
+            .await
+            .map_err(self.err("committing migrations"))?;
+        drop(client);
+        self.migrated.store(true, Ordering::SeqCst);
+        let today = Utc::now().date_naive();
+        let days: Vec<NaiveDate> = (0..=PARTITIONS_AHEAD)
+            .filter_map(|d| today.checked_add_days(Days::new(d)))
+            .collect();
+        self.ensure_partitions(&days).await?;
+        Ok(applied)
+    }
+
+    async fn ensure_migrated(&self) -> Result<(), StoreError> {
+        if !self.migrated.load(Ordering::SeqCst) {
+            self.migrate().await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn schema_version(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let exists: bool = client
+            .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+            .await
+            .map_err(self.err("looking for schema_migrations"))?
+            .get(0);
+        if !exists {
+            return Ok(0);
+        }
+        let v: Option<i64> = client
+            .query_one("SELECT max(version) FROM schema_migrations", &[])
+            .await
+            .map_err(self.err("reading the schema version"))?
+            .get(0);
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Creates the day partitions of `results` that are missing.
+    async fn ensure_partitions(&self, days: &[NaiveDate]) -> Result<(), StoreError> {
+        let missing: Vec<NaiveDate> = {
+            let known = self
+                .partitions
+                .lock()
+                .map_err(|_| StoreError::Task("partition cache poisoned".into()))?;
+            let mut m: Vec<NaiveDate> = days
+                .iter()
+                .filter(|d| !known.contains(d))
+                .copied()
+                .collect();
+            m.sort();
+            m.dedup();
+            m
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(self.err("starting partition creation"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+            .await
+            .map_err(self.err("taking the partition lock"))?;
+        for day in &missing {
+            let next = day.succ_opt().unwrap_or(*day);
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS {} PARTITION OF results FOR VALUES FROM ('{} 00:00:00+00') TO ('{} 00:00:00+00')",
+                partition_name(*day),
+                day.format("%Y-%m-%d"),
+                next.format("%Y-%m-%d")
+            );
+            tx.batch_execute(&sql)
+                .await
+                .map_err(self.err(format!("creating partition {}", partition_name(*day))))?;
+        }
+        tx.commit()
+            .await
+            .map_err(self.err("committing partition creation"))?;
+        let mut known = self
+            .partitions
+            .lock()
+            .map_err(|_| StoreError::Task("partition cache poisoned".into()))?;
+        known.extend(missing);
+        Ok(())
+    }
+
+    pub(super) async fn sync_config(
+        &self,
+        config: &Config,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.ensure_migrated().await?;
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(self.err("starting config sync"))?;
+        for h in &config.hosts {
+            let tags = serde_json::json!(h.tags);
+            tx.execute(
+                "INSERT INTO hosts (name, address, ssh, tags, host_check, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)
+                 ON CONFLICT (name) DO UPDATE SET address = excluded.address, ssh = excluded.ssh,
+                   tags = excluded.tags, host_check = excluded.host_check,
+                   updated_at = excluded.updated_at, removed_at = NULL",
+                &[&h.name, &h.address, &h.ssh, &tags, &h.host_check, &now],
+            )
+            .await
+            .map_err(self.err(format!("upserting host {}", h.name)))?;
+        }
+        let names: Vec<&str> = config.hosts.iter().map(|h| h.name.as_str()).collect();
+        tx.execute(
+            "UPDATE hosts SET removed_at = $2 WHERE removed_at IS NULL AND NOT (name = ANY($1))",
+            &[&names, &now],
+        )
+        .await
+        .map_err(self.err("marking removed hosts"))?;
+        for c in &config.checks {
+            let tags = serde_json::json!(c.tags);
+            let max_attempts = i32::try_from(c.max_attempts).unwrap_or(i32::MAX);
+            tx.execute(
+                "INSERT INTO checks (name, host, kind, interval_s, retry_interval_s, max_attempts,
+                   timeout_s, tags, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+                 ON CONFLICT (name) DO UPDATE SET host = excluded.host, kind = excluded.kind,
+                   interval_s = excluded.interval_s, retry_interval_s = excluded.retry_interval_s,
+                   max_attempts = excluded.max_attempts, timeout_s = excluded.timeout_s,
+                   tags = excluded.tags, updated_at = excluded.updated_at, removed_at = NULL",
+                &[
+                    &c.name,
+                    &c.host,
+                    &c.kind_name(),
+                    &c.interval.as_secs_f64(),
+                    &c.retry_interval.as_secs_f64(),
+                    &max_attempts,
+                    &c.timeout.as_secs_f64(),
+                    &tags,
+                    &now,
+                ],
+            )
+            .await
+            .map_err(self.err(format!("upserting check {}", c.name)))?;
+        }
+        let names: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
+        tx.execute(
+            "UPDATE checks SET removed_at = $2 WHERE removed_at IS NULL AND NOT (name = ANY($1))",
+            &[&names, &now],
+        )
+        .await
+        .map_err(self.err("marking removed checks"))?;
+        tx.commit()
+            .await
+            .map_err(self.err("committing config sync"))
+    }
+
+    /// Writes a batch in one transaction. `Replay`: everything through the
+    /// staging table and `INSERT .. ON CONFLICT DO NOTHING`. `New`: binary
+    /// COPY straight into `results`; only state changes and the newest state
+    /// per check go through the staging table.
+    pub(super) async fn write_results(
+        &self,
+        records: &[&ResultRecord],
+        mode: WriteMode,
+    ) -> Result<u64, StoreError> {
+        self.ensure_migrated().await?;
+        let days: Vec<NaiveDate> = records.iter().map(|r| r.started.date_naive()).collect();
+        self.ensure_partitions(&days).await?;
+        let latest = latest_state_per_check(records);
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(self.err("starting the result batch"))?;
+        let inserted = match mode {
+            WriteMode::Replay => {
+                let all = records.iter().zip(&latest).enumerate();
+                self.copy_stage(&tx, all).await?;
+                tx.execute(STAGE_APPLY, &[])
+                    .await
+                    .map_err(self.err("inserting results"))?
+            }
+            WriteMode::New => {
+                let n = self.copy_results(&tx, records).await?;
+                let subset = records
+                    .iter()
+                    .zip(&latest)
+                    .enumerate()
+                    .filter(|(_, (r, latest))| **latest || r.is_state_change());
+                self.copy_stage(&tx, subset).await?;
+                n
+            }
+        };
+        tx.execute(STAGE_CHANGES, &[])
+            .await
+            .map_err(self.err("inserting state changes"))?;
+        tx.execute(STAGE_STATES, &[])
+            .await
+            .map_err(self.err("upserting check states"))?;
+        tx.commit()
+            .await
+            .map_err(self.err("committing the result batch"))?;
+        Ok(inserted)
+    }
+
+    /// Binary COPY of the records straight into `results`; returns the row count.
+    async fn copy_results(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        records: &[&ResultRecord],
+    ) -> Result<u64, StoreError> {
+        let sink = tx
+            .copy_in(RESULTS_COPY)
+            .await
+            .map_err(self.err("starting COPY into results"))?;
+        let writer = BinaryCopyInWriter::new(sink, RESULTS_TYPES);
+        tokio::pin!(writer);
+        for r in records {
+            let t = &r.transition;
+            let attempt = i32::try_from(t.current.attempt).unwrap_or(i32::MAX);
+            let perfdata = Json(&r.output.perfdata);
+            let values: [&(dyn ToSql + Sync); 13] = [
+                &r.result_id,
+                &r.check,
+                &r.host,
+                &r.kind,
+                &r.planned,
+                &r.started,
+                &r.duration_ms,
+                &t.current.state.as_str(),
+                &t.current.state_type.as_str(),
+                &attempt,
+                &r.output.output,
+                &r.output.long_output,
+                &perfdata,
+            ];
+            writer
+                .as_mut()
+                .write(&values)
+                .await
+                .map_err(self.err("writing COPY rows into results"))?;
+        }
+        writer
+            .finish()
+            .await
+            .map_err(self.err("finishing COPY into results"))
+    }
+
+    /// Binary COPY of `(position, (record, newest state of its check))` into
+    /// the connection's staging table.
+    async fn copy_stage<'a>(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        rows: impl Iterator<Item = (usize, (&'a &'a ResultRecord, &'a bool))>,
+    ) -> Result<(), StoreError> {
+        let sink = tx
+            .copy_in(STAGE_COPY)
+            .await
+            .map_err(self.err("starting COPY into results_stage"))?;
+        let writer = BinaryCopyInWriter::new(sink, STAGE_TYPES);
+        tokio::pin!(writer);
+        for (i, (r, latest)) in rows {
+            let ord = i32::try_from(i).unwrap_or(i32::MAX);
+            let t = &r.transition;
+            let attempt = i32::try_from(t.current.attempt).unwrap_or(i32::MAX);
+            let perfdata = Json(&r.output.perfdata);
+            let change = r.change_name();
+            let state_change = r.is_state_change();
+            let check_state = r.check_state.as_ref().filter(|_| *latest).map(Json);
+            let values: [&(dyn ToSql + Sync); 21] = [
+                &ord,
+                &r.result_id,
+                &r.check,
+                &r.host,
+                &r.kind,
+                &r.planned,
+                &r.started,
+                &r.duration_ms,
+                &t.current.state.as_str(),
+                &t.current.state_type.as_str(),
+                &attempt,
+                &r.output.output,
+                &r.output.long_output,
+                &perfdata,
+                &t.previous.state.as_str(),
+                &t.previous.state_type.as_str(),
+                &change,
+                &t.flapping,
+                &t.unreachable,
+                &state_change,
+                &check_state,
+            ];
+            writer
+                .as_mut()
+                .write(&values)
+                .await
+                .map_err(self.err("writing COPY rows into results_stage"))?;
+        }
+        writer
+            .finish()
+            .await
+            .map_err(self.err("finishing COPY into results_stage"))?;
+        Ok(())
+    }
+
+    pub(super) async fn load_states(&self) -> Result<Vec<(String, CheckState)>, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT check_name, state FROM check_states ORDER BY check_name",
+                &[],
+            )
+            .await
+            .map_err(self.err("loading check states"))?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.get(0);
+                let v: serde_json::Value = r.get(1);
+                let state = serde_json::from_value(v).map_err(|source| StoreError::Json {
+                    what: format!("decoding the stored state of {name}"),
+                    source,
+                })?;
+                Ok((name, state))
+            })
+            .collect()
+    }
+
+    pub(super) async fn history(
+        &self,
+        check: &str,
+        from: DateTime<Utc>,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT started_at, planned_at, duration_ms, state, state_type, attempt, output,
+                        long_output, perfdata
+                 FROM results WHERE check_name = $1 AND started_at >= $2
+                 ORDER BY started_at, id",
+                &[&check, &from],
+            )
+            .await
+            .map_err(self.err(format!("reading the history of {check}")))?;
+        rows.iter()
+            .map(|r| {
+                let perf: serde_json::Value = r.get(8);
+                Ok(HistoryRow {
+                    started: r.get(0),
+                    planned: r.get(1),
+                    duration_ms: r.get(2),
+                    state: r.get(3),
+                    state_type: r.get(4),
+                    attempt: r.get(5),
+                    output: r.get(6),
+                    long_output: r.get(7),
+                    perfdata: serde_json::from_value(perf).map_err(|source| StoreError::Json {
+                        what: format!("decoding perfdata of {check}"),
+                        source,
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn stats(&self) -> Result<Stats, StoreError> {
+        self.ensure_migrated().await?;
+        let version = self.schema_version().await?;
+        let client = self.client().await?;
+        let mut tables = Vec::new();
+        for t in TABLES {
+            // Counting a big table takes long: above a million rows, the
+            // planner's estimate (summed over partitions) will do.
+            let estimate: f64 = client
+                .query_one(
+                    "SELECT COALESCE(sum(greatest(c.reltuples, 0)), 0)::float8 FROM pg_class c
+                     WHERE c.oid = $1::text::regclass
+                        OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = $1::text::regclass)",
+                    &[t],
+                )
+                .await
+                .map_err(self.err(format!("estimating the rows of {t}")))?
+                .get(0);
+            let rows: i64 = if estimate > 1e6 {
+                estimate as i64
+            } else {
+                client
+                    .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                    .await
+                    .map_err(self.err(format!("counting {t}")))?
+                    .get(0)
+            };
+            tables.push(TableRows {
+                table: t.to_string(),
+                rows,
+            });
+        }
+        let size: i64 = client
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .await
+            .map_err(self.err("reading the database size"))?
+            .get(0);
+        let oldest: Option<DateTime<Utc>> = client
+            .query_one("SELECT min(started_at) FROM results", &[])
+            .await
+            .map_err(self.err("finding the oldest result"))?
+            .get(0);
+        Ok(Stats {
+            database: self.describe(),
+            schema_version: version,
+            tables,
+            size_bytes: size,
+            oldest_result: oldest,
+        })
+    }
+
+    pub(super) async fn retention(
+        &self,
+        now: DateTime<Utc>,
+        results_before: DateTime<Utc>,
+        events_before: DateTime<Utc>,
+    ) -> Result<RetentionReport, StoreError> {
+        self.ensure_migrated().await?;
+        let mut report = RetentionReport::default();
+        let client = self.client().await?;
+        let parts = client
+            .query(
+                "SELECT c.relname FROM pg_inherits i
+                 JOIN pg_class c ON c.oid = i.inhrelid
+                 JOIN pg_class p ON p.oid = i.inhparent
+                 WHERE p.oid = 'results'::regclass ORDER BY c.relname",
+                &[],
+            )
+            .await
+            .map_err(self.err("listing result partitions"))?;
+        for row in parts {
+            let name: String = row.get(0);
+            let Some(day) = partition_day(&name) else {
+                continue;
+            };
+            let Some(end) = day.succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)) else {
+                continue;
+            };
+            if end.and_utc() > results_before {
+                continue;
+            }
+            let n: i64 = client
+                .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+                .await
+                .map_err(self.err(format!("counting {name}")))?
+                .get(0);
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
+                .await
+                .map_err(self.err(format!("dropping partition {name}")))?;
+            if let Ok(mut known) = self.partitions.lock() {
+                known.remove(&day);
+            }
+            tracing::info!(partition = %name, rows = n, "dropped old results");
+            report.results += u64::try_from(n).unwrap_or(0);
+            report.partitions_dropped.push(name);
+        }
+        for (sql, what) in [
+            (
+                "DELETE FROM state_changes WHERE at < $1",
+                "deleting old state changes",
+            ),
+            (
+                "DELETE FROM alarms WHERE resolved_at < $1",
+                "deleting old alarms",
+            ),
+            (
+                "DELETE FROM notifications WHERE status <> 'pending' AND created_at < $1",
+                "deleting old notifications",
+            ),
+            (
+                "DELETE FROM action_runs WHERE started_at < $1",
+                "deleting old action runs",
+            ),
+            (
+                "DELETE FROM cluster_plans WHERE finished_at < $1",
+                "deleting old plans",
+            ),
+        ] {
+            report.events += client
+                .execute(sql, &[&events_before])
+                .await
+                .map_err(self.err(what))?;
+        }
+        drop(client);
+        let today = now.date_naive();
+        let days: Vec<NaiveDate> = (0..=PARTITIONS_AHEAD)
+            .filter_map(|d| today.checked_add_days(Days::new(d)))
+            .collect();
+        self.ensure_partitions(&days).await?;
+        Ok(report)
+    }
+
+    pub(super) async fn open_alarm(&self, a: &NewAlarm) -> Result<i64, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let inserted = client
+            .query_opt(
+                "INSERT INTO alarms (check_name, host, opened_at, state, severity, summary, suppressed)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (check_name) WHERE resolved_at IS NULL DO NOTHING RETURNING id",
+                &[&a.check, &a.host, &a.opened_at, &a.state, &a.severity, &a.summary, &a.suppressed],
+            )
+            .await
+            .map_err(self.err(format!("opening an alarm for {}", a.check)))?;
+        if let Some(row) = inserted {
+            return Ok(row.get(0));
+        }
+        let row = client
+            .query_one(
+                "SELECT id FROM alarms WHERE check_name = $1 AND resolved_at IS NULL",
+                &[&a.check],
+            )
+            .await
+            .map_err(self.err(format!("finding the open alarm of {}", a.check)))?;
+        Ok(row.get(0))
+    }
+
+    pub(super) async fn add_alarm_event(
+        &self,
+        alarm_id: i64,
+        at: DateTime<Utc>,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO alarm_events (alarm_id, at, kind, detail) VALUES ($1, $2, $3, $4) RETURNING id",
+                &[&alarm_id, &at, &kind, detail],
+            )
+            .await
+            .map_err(self.err(format!("adding event {kind} to alarm {alarm_id}")))?;
+        Ok(row.get(0))
+    }
+
+    async fn exec(
+        &self,
+        what: String,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        client.execute(sql, params).await.map_err(self.err(what))
+    }
+
+    pub(super) async fn update_alarm_state(&self, id: i64, state: &str) -> Result<(), StoreError> {
+        self.exec(
+            format!("updating the state of alarm {id}"),
+            "UPDATE alarms SET state = $2 WHERE id = $1",
+            &[&id, &state],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn resolve_alarm(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.exec(
+            format!("resolving alarm {id}"),
+            "UPDATE alarms SET resolved_at = $2 WHERE id = $1 AND resolved_at IS NULL",
+            &[&id, &at],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn acknowledge_alarm(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        by: &str,
+        comment: &str,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            format!("acknowledging alarm {id}"),
+            "UPDATE alarms SET acknowledged_at = $2, acknowledged_by = $3, ack_comment = $4 WHERE id = $1",
+            &[&id, &at, &by, &comment],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn mark_alarm_notified(
+        &self,
+        id: i64,
+        level: i32,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            format!("recording notification of alarm {id}"),
+            "UPDATE alarms SET escalation_level = $2, last_notified_at = $3 WHERE id = $1",
+            &[&id, &level, &at],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn set_alarm_suppressed(&self, id: i64, s: bool) -> Result<(), StoreError> {
+        self.exec(
+            format!("suppressing alarm {id}"),
+            "UPDATE alarms SET suppressed = $2 WHERE id = $1",
+            &[&id, &s],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn alarms(
+        &self,
+        open_only: bool,
+        limit: i64,
+    ) -> Result<Vec<Alarm>, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let cols = "id, check_name, host, opened_at, resolved_at, state, severity, summary,
+                    acknowledged_at, acknowledged_by, ack_comment, escalation_level,
+                    last_notified_at, suppressed";
+        let rows = if open_only {
+            client
+                .query(
+                    &format!("SELECT {cols} FROM alarms WHERE resolved_at IS NULL ORDER BY opened_at, id"),
+                    &[],
+                )
+                .await
+        } else {
+            client
+                .query(
+                    &format!("SELECT {cols} FROM alarms ORDER BY opened_at DESC, id DESC LIMIT $1"),
+                    &[&limit],
+                )
+                .await
+        }
+        .map_err(self.err("listing alarms"))?;
+        Ok(rows.iter().map(alarm_from_row).collect())
+    }
+
+    pub(super) async fn alarm_events(&self, alarm_id: i64) -> Result<Vec<AlarmEvent>, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, alarm_id, at, kind, detail FROM alarm_events WHERE alarm_id = $1 ORDER BY at, id",
+                &[&alarm_id],
+            )
+            .await
+            .map_err(self.err(format!("listing events of alarm {alarm_id}")))?;
+        Ok(rows
+            .iter()
+            .map(|r| AlarmEvent {
+                id: r.get(0),
+                alarm_id: r.get(1),
+                at: r.get(2),
+                kind: r.get(3),
+                detail: r.get(4),
+            })
+            .collect())
+    }
+
+    pub(super) async fn enqueue_notification(
+        &self,
+        n: &NewNotification,
+    ) -> Result<Option<i64>, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "INSERT INTO notifications (alarm_id, contact, channel, idempotency_key, payload,
+                   next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)
+                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                &[
+                    &n.alarm_id,
+                    &n.contact,
+                    &n.channel,
+                    &n.idempotency_key,
+                    &n.payload,
+                    &n.created_at,
+                ],
+            )
+            .await
+            .map_err(self.err(format!("enqueueing notification {}", n.idempotency_key)))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub(super) async fn due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, alarm_id, contact, channel, idempotency_key, payload, status, attempts,
+                        next_attempt_at, last_error, created_at, sent_at
+                 FROM notifications WHERE status = 'pending' AND next_attempt_at <= $1
+                 ORDER BY next_attempt_at, id LIMIT $2",
+                &[&now, &limit],
+            )
+            .await
+            .map_err(self.err("listing due notifications"))?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.get(6);
+                Ok(Notification {
+                    id: r.get(0),
+                    alarm_id: r.get(1),
+                    contact: r.get(2),
+                    channel: r.get(3),
+                    idempotency_key: r.get(4),
+                    payload: r.get(5),
+                    status: NotificationStatus::parse(&status)?,
+                    attempts: r.get(7),
+                    next_attempt_at: r.get(8),
+                    last_error: r.get(9),
+                    created_at: r.get(10),
+                    sent_at: r.get(11),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn mark_notification_sent(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            format!("marking notification {id} sent"),
+            "UPDATE notifications SET status = 'sent', sent_at = $2, attempts = attempts + 1,
+               last_error = NULL WHERE id = $1",
+            &[&id, &at],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn mark_notification_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let status = if retry_at.is_some() {
+            NotificationStatus::Pending
+        } else {
+            NotificationStatus::Failed
+        };
+        self.exec(
+            format!("marking notification {id} failed"),
+            "UPDATE notifications SET status = $2, attempts = attempts + 1, last_error = $3,
+               next_attempt_at = COALESCE($4, next_attempt_at) WHERE id = $1",
+            &[&id, &status.as_str(), &error, &retry_at],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn record_action_run(&self, run: &ActionRun) -> Result<i64, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO action_runs (alarm_id, action, started_at, duration_ms, exit_status, output)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                &[
+                    &run.alarm_id,
+                    &run.action,
+                    &run.started_at,
+                    &run.duration_ms,
+                    &run.exit_status,
+                    &run.output,
+                ],
+            )
+            .await
+            .map_err(self.err(format!("recording action run {}", run.action)))?;
+        Ok(row.get(0))
+    }
+
+    pub(super) async fn create_plan(
+        &self,
+        cluster: &str,
+        created_at: DateTime<Utc>,
+        plan: &serde_json::Value,
+        steps: &[serde_json::Value],
+    ) -> Result<i64, StoreError> {
+        self.ensure_migrated().await?;
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(self.err("starting plan creation"))?;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO cluster_plans (cluster, created_at, status, plan) VALUES ($1, $2, 'pending', $3) RETURNING id",
+                &[&cluster, &created_at, plan],
+            )
+            .await
+            .map_err(self.err(format!("creating a plan for {cluster}")))?
+            .get(0);
+        for (seq, op) in steps.iter().enumerate() {
+            let seq = i32::try_from(seq).unwrap_or(i32::MAX);
+            tx.execute(
+                "INSERT INTO plan_steps (plan_id, seq, op) VALUES ($1, $2, $3)",
+                &[&id, &seq, op],
+            )
+            .await
+            .map_err(self.err(format!("adding step {seq} to plan {id}")))?;
+        }
+        tx.commit().await.map_err(self.err("committing the plan"))?;
+        Ok(id)
+    }
+
+    pub(super) async fn mark_step(
+        &self,
+        plan_id: i64,
+        seq: i32,
+        status: StepStatus,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let what = format!("marking step {seq} of plan {plan_id}");
+        let status_s = status.as_str();
+        match status {
+            StepStatus::Pending => {
+                self.exec(
+                    what,
+                    "UPDATE plan_steps SET status = $3, started_at = NULL, finished_at = NULL, error = $4
+                     WHERE plan_id = $1 AND seq = $2",
+                    &[&plan_id, &seq, &status_s, &error],
+                )
+                .await
+            }
+            StepStatus::Running => {
+                self.exec(
+                    what,
+                    "UPDATE plan_steps SET status = $3, started_at = $4, error = $5 WHERE plan_id = $1 AND seq = $2",
+                    &[&plan_id, &seq, &status_s, &at, &error],
+                )
+                .await
+            }
+            StepStatus::Done | StepStatus::Failed => {
+                self.exec(
+                    what,
+                    "UPDATE plan_steps SET status = $3, finished_at = $4, error = $5 WHERE plan_id = $1 AND seq = $2",
+                    &[&plan_id, &seq, &status_s, &at, &error],
+                )
+                .await
+            }
+        }
+        .map(drop)
+    }
+
+    pub(super) async fn set_plan_status(
+        &self,
+        plan_id: i64,
+        status: PlanStatus,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let finished = status.is_finished().then_some(at);
+        self.exec(
+            format!("setting the status of plan {plan_id}"),
+            "UPDATE cluster_plans SET status = $2, finished_at = $3 WHERE id = $1",
+            &[&plan_id, &status.as_str(), &finished],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn unfinished_plans(&self) -> Result<Vec<Plan>, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, cluster, created_at, status, plan, finished_at FROM cluster_plans
+                 WHERE status IN ('pending', 'running') ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(self.err("listing unfinished plans"))?;
+        let mut plans = Vec::new();
+        for r in rows {
+            let id: i64 = r.get(0);
+            let status: String = r.get(3);
+            let steps = client
+                .query(
+                    "SELECT seq, op, status, started_at, finished_at, error FROM plan_steps
+                     WHERE plan_id = $1 ORDER BY seq",
+                    &[&id],
+                )
+                .await
+                .map_err(self.err(format!("listing steps of plan {id}")))?
+                .iter()
+                .map(|s| {
+                    let st: String = s.get(2);
+                    Ok(PlanStep {
+                        seq: s.get(0),
+                        op: s.get(1),
+                        status: StepStatus::parse(&st)?,
+                        started_at: s.get(3),
+                        finished_at: s.get(4),
+                        error: s.get(5),
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            plans.push(Plan {
+                id,
+                cluster: r.get(1),
+                created_at: r.get(2),
+                status: PlanStatus::parse(&status)?,
+                plan: r.get(4),
+                finished_at: r.get(5),
+                steps,
+            });
+        }
+        Ok(plans)
+    }
+}
+
+fn alarm_from_row(r: &Row) -> Alarm {
+    Alarm {
+        id: r.get(0),
+        check: r.get(1),
+        host: r.get(2),
+        opened_at: r.get(3),
+        resolved_at: r.get(4),
+        state: r.get(5),
+        severity: r.get(6),
+        summary: r.get(7),
+        acknowledged_at: r.get(8),
+        acknowledged_by: r.get(9),
+        ack_comment: r.get(10),
+        escalation_level: r.get(11),
+        last_notified_at: r.get(12),
+        suppressed: r.get(13),
+    }
+}
+
+fn partition_name(day: NaiveDate) -> String {
+    format!("results_p{}", day.format("%Y%m%d"))
+}
+
+fn partition_day(name: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(name.strip_prefix("results_p")?, "%Y%m%d").ok()
+}
+
+/// The password from `password_file` (first line) or `password_env`, if configured.
+fn read_password(cfg: &StorageConfig) -> Result<Option<String>, StoreError> {
+    if let Some(path) = &cfg.password_file {
+        let text = std::fs::read_to_string(path).map_err(|source| StoreError::PasswordFile {
+            path: path.clone(),
+            source,
+        })?;
+        return Ok(Some(text.lines().next().unwrap_or("").to_string()));
+    }
+    if let Some(var) = &cfg.password_env {
+        return std::env::var(var)
+            .map(Some)
+            .map_err(|_| StoreError::PasswordEnv(var.clone()));
+    }
+    Ok(None)
+}
+
+/// A rustls connector trusting `ca_file`, or the webpki roots when none is given.
+fn tls_connector(
+    cfg: &StorageConfig,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match &cfg.ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
+                StoreError::Tls(format!("cannot read ca_file {}: {e}", path.display()))
+            })?;
+            for cert in certs {
+                let cert = cert.map_err(|e| {
+                    StoreError::Tls(format!("bad certificate in {}: {e}", path.display()))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    StoreError::Tls(format!("unusable certificate in {}: {e}", path.display()))
+                })?;
+            }
+            if roots.is_empty() {
+                return Err(StoreError::Tls(format!(
+                    "ca_file {} holds no certificate",
+                    path.display()
+                )));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Tls(format!("protocol versions: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_names_round_trip() {
+        let d = NaiveDate::from_ymd_opt(2026, 1, 31).expect("date");
+        assert_eq!(partition_name(d), "results_p20260131");
+        assert_eq!(partition_day("results_p20260131"), Some(d));
+        assert_eq!(partition_day("results_default"), None);
+    }
+}

@@ -1,0 +1,1064 @@
+//! The embedded SQLite backend: one rusqlite connection (WAL mode) behind a
+//! mutex, every call run on tokio's blocking pool; migrations under
+//! `BEGIN IMMEDIATE`; results by prepared single-row inserts in one
+//! transaction per batch.
+//!
+//! Never call rusqlite from an async task directly (it blocks): go through
+//! [`SqliteStore::call`]. Timestamps are stored as fixed-width RFC 3339 UTC
+//! text (microseconds, `Z`) so that text order is time order.
+
+use super::latest_state_per_check;
+use super::migrations::SQLITE;
+use super::{
+    ActionRun, Alarm, AlarmEvent, HistoryRow, NewAlarm, NewNotification, Notification,
+    NotificationStatus, Plan, PlanStatus, PlanStep, ResultRecord, RetentionReport, Stats,
+    StepStatus, StoreError, TableRows, WriteMode, TABLES,
+};
+use crate::config::Config;
+use crate::state::CheckState;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a statement waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SQLite store: the connection and the file it opened.
+#[derive(Clone)]
+pub(super) struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    ctx: Arc<Ctx>,
+    migrated: Arc<AtomicBool>,
+}
+
+/// What error messages need to name the database.
+pub(super) struct Ctx {
+    path: PathBuf,
+}
+
+impl Ctx {
+    fn err(&self, what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
+        let path = self.path.clone();
+        let what = what.into();
+        move |source| StoreError::Sqlite { path, what, source }
+    }
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+}
+
+fn get_ts(r: &Row, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+    parse_ts(&r.get::<_, String>(i)?)
+}
+
+fn get_opt_ts(r: &Row, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    r.get::<_, Option<String>>(i)?
+        .map(|s| parse_ts(&s))
+        .transpose()
+}
+
+fn get_json(r: &Row, i: usize) -> rusqlite::Result<serde_json::Value> {
+    let s: String = r.get(i)?;
+    serde_json::from_str(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn json_text(v: &impl serde::Serialize, what: &str) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|source| StoreError::Json {
+        what: format!("encoding {what}"),
+        source,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if needed) the database file in WAL mode.
+    pub(super) fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                what: "creating the database directory".into(),
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let ctx = Ctx {
+            path: path.to_path_buf(),
+        };
+        let conn = Connection::open(path).map_err(ctx.err("opening"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(ctx.err("setting the busy timeout"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(ctx.err("switching to WAL mode"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(ctx.err("setting synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(ctx.err("enabling foreign keys"))?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            ctx: Arc::new(ctx),
+            migrated: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    pub(super) fn describe(&self) -> String {
+        format!("sqlite {}", self.ctx.path.display())
+    }
+
+    /// Runs `f` with the connection on the blocking pool, applying pending
+    /// migrations first (once per store), so a lazily opened store works.
+    async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Ctx) -> Result<T, StoreError> + Send + 'static,
+    {
+        let migrated = Arc::clone(&self.migrated);
+        self.call_raw(move |conn, ctx| {
+            if !migrated.load(Ordering::SeqCst) {
+                migrate_conn(conn, ctx)?;
+                migrated.store(true, Ordering::SeqCst);
+            }
+            f(conn, ctx)
+        })
+        .await
+    }
+
+    /// Runs `f` with the connection on the blocking pool, as it is.
+    async fn call_raw<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Ctx) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let ctx = Arc::clone(&self.ctx);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Task("SQLite connection mutex poisoned".into()))?;
+            f(&mut guard, &ctx)
+        })
+        .await
+        .map_err(|e| StoreError::Task(format!("SQLite call: {e}")))?
+    }
+
+    pub(super) async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let migrated = Arc::clone(&self.migrated);
+        self.call_raw(move |conn, ctx| {
+            let applied = migrate_conn(conn, ctx)?;
+            migrated.store(true, Ordering::SeqCst);
+            Ok(applied)
+        })
+        .await
+    }
+
+    pub(super) async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.call_raw(|conn, ctx| {
+            let exists: bool = conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(ctx.err("looking for schema_migrations"))?;
+            if !exists {
+                return Ok(0);
+            }
+            conn.query_row("SELECT COALESCE(max(version), 0) FROM schema_migrations", [], |r| r.get(0))
+                .map_err(ctx.err("reading the schema version"))
+        })
+        .await
+    }
+
+    pub(super) async fn sync_config(
+        &self,
+        config: &Config,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let hosts = config.hosts.clone();
+        let checks = config.checks.clone();
+        let now = ts(now);
+        self.call(move |conn, ctx| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx.err("starting config sync"))?;
+            tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS configured (kind TEXT, name TEXT); DELETE FROM configured")
+                .map_err(ctx.err("preparing config sync"))?;
+            for h in &hosts {
+                let (name, tags) = (&h.name, json_text(&h.tags, "host tags")?);
+                tx.execute(
+                    "INSERT INTO hosts (name, address, ssh, tags, host_check, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                     ON CONFLICT (name) DO UPDATE SET address = excluded.address, ssh = excluded.ssh,
+                       tags = excluded.tags, host_check = excluded.host_check,
+                       updated_at = excluded.updated_at, removed_at = NULL",
+                    params![name, h.address, h.ssh, tags, h.host_check, now],
+                )
+                .map_err(ctx.err(format!("upserting host {name}")))?;
+                tx.execute("INSERT INTO configured VALUES ('host', ?1)", [name])
+                    .map_err(ctx.err("noting a configured host"))?;
+            }
+            for c in &checks {
+                let (name, tags) = (&c.name, json_text(&c.tags, "check tags")?);
+                tx.execute(
+                    "INSERT INTO checks (name, host, kind, interval_s, retry_interval_s, max_attempts,
+                       timeout_s, tags, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                     ON CONFLICT (name) DO UPDATE SET host = excluded.host, kind = excluded.kind,
+                       interval_s = excluded.interval_s, retry_interval_s = excluded.retry_interval_s,
+                       max_attempts = excluded.max_attempts, timeout_s = excluded.timeout_s,
+                       tags = excluded.tags, updated_at = excluded.updated_at, removed_at = NULL",
+                    params![
+                        name,
+                        c.host,
+                        c.kind_name(),
+                        c.interval.as_secs_f64(),
+                        c.retry_interval.as_secs_f64(),
+                        c.max_attempts,
+                        c.timeout.as_secs_f64(),
+                        tags,
+                        now
+                    ],
+                )
+                .map_err(ctx.err(format!("upserting check {name}")))?;
+                tx.execute("INSERT INTO configured VALUES ('check', ?1)", [name])
+                    .map_err(ctx.err("noting a configured check"))?;
+            }
+            tx.execute(
+                "UPDATE hosts SET removed_at = ?1 WHERE removed_at IS NULL
+                 AND name NOT IN (SELECT name FROM configured WHERE kind = 'host')",
+                [&now],
+            )
+            .map_err(ctx.err("marking removed hosts"))?;
+            tx.execute(
+                "UPDATE checks SET removed_at = ?1 WHERE removed_at IS NULL
+                 AND name NOT IN (SELECT name FROM configured WHERE kind = 'check')",
+                [&now],
+            )
+            .map_err(ctx.err("marking removed checks"))?;
+            tx.execute_batch("DELETE FROM configured")
+                .map_err(ctx.err("finishing config sync"))?;
+            tx.commit().map_err(ctx.err("committing config sync"))
+        })
+        .await
+    }
+
+    /// Both write modes are the same here: `ON CONFLICT DO NOTHING` costs little in SQLite.
+    pub(super) async fn write_results(
+        &self,
+        records: &[&ResultRecord],
+        _mode: WriteMode,
+    ) -> Result<u64, StoreError> {
+        let latest = latest_state_per_check(records);
+        let rows: Vec<SqliteRow> = records
+            .iter()
+            .zip(latest)
+            .map(|(r, latest)| SqliteRow::new(r, latest))
+            .collect::<Result<_, _>>()?;
+        self.call(move |conn, ctx| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx.err("starting the result batch"))?;
+            let mut inserted = 0u64;
+            {
+                let mut ins = tx
+                    .prepare_cached(
+                        "INSERT INTO results (result_id, check_name, host, kind, planned_at, started_at,
+                           duration_ms, state, state_type, attempt, output, long_output, perfdata)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                         ON CONFLICT (result_id) DO NOTHING",
+                    )
+                    .map_err(ctx.err("preparing the result insert"))?;
+                let mut change = tx
+                    .prepare_cached(
+                        "INSERT INTO state_changes (result_id, check_name, host, at, previous_state,
+                           previous_state_type, state, state_type, attempt, change, flapping, unreachable, output)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                         ON CONFLICT (result_id) DO NOTHING",
+                    )
+                    .map_err(ctx.err("preparing the state change insert"))?;
+                let mut state = tx
+                    .prepare_cached(
+                        "INSERT INTO check_states (check_name, state, updated_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (check_name) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+                         WHERE check_states.updated_at <= excluded.updated_at",
+                    )
+                    .map_err(ctx.err("preparing the check state upsert"))?;
+                for r in &rows {
+                    inserted += ins
+                        .execute(params![
+                            r.result_id, r.check, r.host, r.kind, r.planned, r.started, r.duration_ms,
+                            r.state, r.state_type, r.attempt, r.output, r.long_output, r.perfdata
+                        ])
+                        .map_err(ctx.err(format!("inserting a result of {}", r.check)))?
+                        as u64;
+                    if r.state_change {
+                        change
+                            .execute(params![
+                                r.result_id, r.check, r.host, r.started, r.previous_state,
+                                r.previous_state_type, r.state, r.state_type, r.attempt, r.change,
+                                r.flapping, r.unreachable, r.output
+                            ])
+                            .map_err(ctx.err(format!("inserting a state change of {}", r.check)))?;
+                    }
+                    if let Some(s) = &r.check_state {
+                        state
+                            .execute(params![r.check, s, r.started])
+                            .map_err(ctx.err(format!("upserting the state of {}", r.check)))?;
+                    }
+                }
+            }
+            tx.commit().map_err(ctx.err("committing the result batch"))?;
+            Ok(inserted)
+        })
+        .await
+    }
+
+    pub(super) async fn load_states(&self) -> Result<Vec<(String, CheckState)>, StoreError> {
+        self.call(|conn, ctx| {
+            let mut stmt = conn
+                .prepare("SELECT check_name, state FROM check_states ORDER BY check_name")
+                .map_err(ctx.err("loading check states"))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(ctx.err("loading check states"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ctx.err("loading check states"))?;
+            rows.into_iter()
+                .map(|(name, text)| {
+                    let state = serde_json::from_str(&text).map_err(|source| StoreError::Json {
+                        what: format!("decoding the stored state of {name}"),
+                        source,
+                    })?;
+                    Ok((name, state))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub(super) async fn history(
+        &self,
+        check: &str,
+        from: DateTime<Utc>,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
+        let check = check.to_string();
+        self.call(move |conn, ctx| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT started_at, planned_at, duration_ms, state, state_type, attempt, output,
+                            long_output, perfdata
+                     FROM results WHERE check_name = ?1 AND started_at >= ?2
+                     ORDER BY started_at, id",
+                )
+                .map_err(ctx.err("preparing the history query"))?;
+            let rows = stmt
+                .query_map(params![check, ts(from)], |r| {
+                    let perf = get_json(r, 8)?;
+                    Ok((
+                        HistoryRow {
+                            started: get_ts(r, 0)?,
+                            planned: get_ts(r, 1)?,
+                            duration_ms: r.get(2)?,
+                            state: r.get(3)?,
+                            state_type: r.get(4)?,
+                            attempt: r.get(5)?,
+                            output: r.get(6)?,
+                            long_output: r.get(7)?,
+                            perfdata: Vec::new(),
+                        },
+                        perf,
+                    ))
+                })
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(ctx.err(format!("reading the history of {check}")))?;
+            rows.into_iter()
+                .map(|(mut row, perf)| {
+                    row.perfdata =
+                        serde_json::from_value(perf).map_err(|source| StoreError::Json {
+                            what: format!("decoding perfdata of {check}"),
+                            source,
+                        })?;
+                    Ok(row)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub(super) async fn stats(&self) -> Result<Stats, StoreError> {
+        let version = self.schema_version().await?;
+        let database = self.describe();
+        self.call(move |conn, ctx| {
+            let mut tables = Vec::new();
+            for t in TABLES {
+                let rows: i64 = conn
+                    .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+                    .map_err(ctx.err(format!("counting {t}")))?;
+                tables.push(TableRows {
+                    table: t.to_string(),
+                    rows,
+                });
+            }
+            let size: i64 = conn
+                .query_row(
+                    "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(ctx.err("reading the database size"))?;
+            let oldest: Option<String> = conn
+                .query_row("SELECT min(started_at) FROM results", [], |r| r.get(0))
+                .map_err(ctx.err("finding the oldest result"))?;
+            let oldest_result = oldest
+                .map(|s| parse_ts(&s))
+                .transpose()
+                .map_err(ctx.err("decoding the oldest result time"))?;
+            Ok(Stats {
+                database,
+                schema_version: version,
+                tables,
+                size_bytes: size,
+                oldest_result,
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn retention(
+        &self,
+        _now: DateTime<Utc>,
+        results_before: DateTime<Utc>,
+        events_before: DateTime<Utc>,
+    ) -> Result<RetentionReport, StoreError> {
+        let (rb, eb) = (ts(results_before), ts(events_before));
+        self.call(move |conn, ctx| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx.err("starting retention"))?;
+            let results = tx
+                .execute("DELETE FROM results WHERE started_at < ?1", [&rb])
+                .map_err(ctx.err("deleting old results"))? as u64;
+            let mut events = 0u64;
+            for (sql, what) in [
+                (
+                    "DELETE FROM state_changes WHERE at < ?1",
+                    "deleting old state changes",
+                ),
+                (
+                    "DELETE FROM alarms WHERE resolved_at < ?1",
+                    "deleting old alarms",
+                ),
+                (
+                    "DELETE FROM notifications WHERE status <> 'pending' AND created_at < ?1",
+                    "deleting old notifications",
+                ),
+                (
+                    "DELETE FROM action_runs WHERE started_at < ?1",
+                    "deleting old action runs",
+                ),
+                (
+                    "DELETE FROM cluster_plans WHERE finished_at < ?1",
+                    "deleting old plans",
+                ),
+            ] {
+                events += tx.execute(sql, [&eb]).map_err(ctx.err(what))? as u64;
+            }
+            tx.commit().map_err(ctx.err("committing retention"))?;
+            Ok(RetentionReport {
+                results,
+                partitions_dropped: Vec::new(),
+                events,
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn open_alarm(&self, a: &NewAlarm) -> Result<i64, StoreError> {
+        let a = a.clone();
+        self.call(move |conn, ctx| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx.err("starting to open an alarm"))?;
+            let existing: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM alarms WHERE check_name = ?1 AND resolved_at IS NULL",
+                    [&a.check],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(ctx.err(format!("finding the open alarm of {}", a.check)))?;
+            let id = match existing {
+                Some(id) => id,
+                None => {
+                    tx.execute(
+                        "INSERT INTO alarms (check_name, host, opened_at, state, severity, summary, suppressed)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![a.check, a.host, ts(a.opened_at), a.state, a.severity, a.summary, a.suppressed],
+                    )
+                    .map_err(ctx.err(format!("opening an alarm for {}", a.check)))?;
+                    tx.last_insert_rowid()
+                }
+            };
+            tx.commit().map_err(ctx.err("committing the alarm"))?;
+            Ok(id)
+        })
+        .await
+    }
+
+    pub(super) async fn add_alarm_event(
+        &self,
+        alarm_id: i64,
+        at: DateTime<Utc>,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        let kind = kind.to_string();
+        let detail = json_text(detail, "alarm event detail")?;
+        self.call(move |conn, ctx| {
+            conn.execute(
+                "INSERT INTO alarm_events (alarm_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![alarm_id, ts(at), kind, detail],
+            )
+            .map_err(ctx.err(format!("adding event {kind} to alarm {alarm_id}")))?;
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    /// Runs one statement with owned parameters.
+    async fn exec(
+        &self,
+        what: String,
+        sql: &'static str,
+        values: Vec<rusqlite::types::Value>,
+    ) -> Result<u64, StoreError> {
+        self.call(move |conn, ctx| {
+            conn.execute(sql, rusqlite::params_from_iter(values))
+                .map(|n| n as u64)
+                .map_err(ctx.err(what))
+        })
+        .await
+    }
+
+    pub(super) async fn update_alarm_state(&self, id: i64, state: &str) -> Result<(), StoreError> {
+        self.exec(
+            format!("updating the state of alarm {id}"),
+            "UPDATE alarms SET state = ?2 WHERE id = ?1",
+            vec![id.into(), state.to_string().into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn resolve_alarm(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.exec(
+            format!("resolving alarm {id}"),
+            "UPDATE alarms SET resolved_at = ?2 WHERE id = ?1 AND resolved_at IS NULL",
+            vec![id.into(), ts(at).into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn acknowledge_alarm(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        by: &str,
+        comment: &str,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            format!("acknowledging alarm {id}"),
+            "UPDATE alarms SET acknowledged_at = ?2, acknowledged_by = ?3, ack_comment = ?4 WHERE id = ?1",
+            vec![id.into(), ts(at).into(), by.to_string().into(), comment.to_string().into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn mark_alarm_notified(
+        &self,
+        id: i64,
+        level: i32,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            format!("recording notification of alarm {id}"),
+            "UPDATE alarms SET escalation_level = ?2, last_notified_at = ?3 WHERE id = ?1",
+            vec![id.into(), level.into(), ts(at).into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn set_alarm_suppressed(&self, id: i64, s: bool) -> Result<(), StoreError> {
+        self.exec(
+            format!("suppressing alarm {id}"),
+            "UPDATE alarms SET suppressed = ?2 WHERE id = ?1",
+            vec![id.into(), i64::from(s).into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn alarms(
+        &self,
+        open_only: bool,
+        limit: i64,
+    ) -> Result<Vec<Alarm>, StoreError> {
+        self.call(move |conn, ctx| {
+            let cols = "id, check_name, host, opened_at, resolved_at, state, severity, summary,
+                        acknowledged_at, acknowledged_by, ack_comment, escalation_level,
+                        last_notified_at, suppressed";
+            let sql = if open_only {
+                format!("SELECT {cols} FROM alarms WHERE resolved_at IS NULL AND ?1 = ?1 ORDER BY opened_at, id")
+            } else {
+                format!("SELECT {cols} FROM alarms ORDER BY opened_at DESC, id DESC LIMIT ?1")
+            };
+            let mut stmt = conn.prepare(&sql).map_err(ctx.err("listing alarms"))?;
+            let rows = stmt
+                .query_map([limit], alarm_from_row)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(ctx.err("listing alarms"))?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    pub(super) async fn alarm_events(&self, alarm_id: i64) -> Result<Vec<AlarmEvent>, StoreError> {
+        self.call(move |conn, ctx| {
+            let mut stmt = conn
+                .prepare("SELECT id, alarm_id, at, kind, detail FROM alarm_events WHERE alarm_id = ?1 ORDER BY at, id")
+                .map_err(ctx.err("listing alarm events"))?;
+            let rows = stmt
+                .query_map([alarm_id], |r| {
+                    Ok(AlarmEvent {
+                        id: r.get(0)?,
+                        alarm_id: r.get(1)?,
+                        at: get_ts(r, 2)?,
+                        kind: r.get(3)?,
+                        detail: get_json(r, 4)?,
+                    })
+                })
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(ctx.err(format!("listing events of alarm {alarm_id}")))?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    pub(super) async fn enqueue_notification(
+        &self,
+        n: &NewNotification,
+    ) -> Result<Option<i64>, StoreError> {
+        let n = n.clone();
+        let payload = json_text(&n.payload, "notification payload")?;
+        self.call(move |conn, ctx| {
+            let changed = conn
+                .execute(
+                    "INSERT INTO notifications (alarm_id, contact, channel, idempotency_key, payload,
+                       next_attempt_at, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                    params![n.alarm_id, n.contact, n.channel, n.idempotency_key, payload, ts(n.created_at)],
+                )
+                .map_err(ctx.err(format!("enqueueing notification {}", n.idempotency_key)))?;
+            Ok((changed == 1).then(|| conn.last_insert_rowid()))
+        })
+        .await
+    }
+
+    pub(super) async fn due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.call(move |conn, ctx| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, alarm_id, contact, channel, idempotency_key, payload, status, attempts,
+                            next_attempt_at, last_error, created_at, sent_at
+                     FROM notifications WHERE status = 'pending' AND next_attempt_at <= ?1
+                     ORDER BY next_attempt_at, id LIMIT ?2",
+                )
+                .map_err(ctx.err("listing due notifications"))?;
+            let rows = stmt
+                .query_map(params![ts(now), limit], |r| {
+                    Ok((
+                        Notification {
+                            id: r.get(0)?,
+                            alarm_id: r.get(1)?,
+                            contact: r.get(2)?,
+                            channel: r.get(3)?,
+                            idempotency_key: r.get(4)?,
+                            payload: get_json(r, 5)?,
+                            status: NotificationStatus::Pending,
+                            attempts: r.get(7)?,
+                            next_attempt_at: get_ts(r, 8)?,
+                            last_error: r.get(9)?,
+                            created_at: get_ts(r, 10)?,
+                            sent_at: get_opt_ts(r, 11)?,
+                        },
+                        r.get::<_, String>(6)?,
+                    ))
+                })
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(ctx.err("listing due notifications"))?;
+            rows.into_iter()
+                .map(|(mut n, status)| {
+                    n.status = NotificationStatus::parse(&status)?;
+                    Ok(n)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub(super) async fn mark_notification_sent(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            format!("marking notification {id} sent"),
+            "UPDATE notifications SET status = 'sent', sent_at = ?2, attempts = attempts + 1,
+               last_error = NULL WHERE id = ?1",
+            vec![id.into(), ts(at).into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn mark_notification_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let status = if retry_at.is_some() {
+            NotificationStatus::Pending
+        } else {
+            NotificationStatus::Failed
+        };
+        let retry: rusqlite::types::Value = match retry_at {
+            Some(t) => ts(t).into(),
+            None => rusqlite::types::Value::Null,
+        };
+        self.exec(
+            format!("marking notification {id} failed"),
+            "UPDATE notifications SET status = ?2, attempts = attempts + 1, last_error = ?3,
+               next_attempt_at = COALESCE(?4, next_attempt_at) WHERE id = ?1",
+            vec![
+                id.into(),
+                status.as_str().to_string().into(),
+                error.to_string().into(),
+                retry,
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn record_action_run(&self, run: &ActionRun) -> Result<i64, StoreError> {
+        let run = run.clone();
+        self.call(move |conn, ctx| {
+            conn.execute(
+                "INSERT INTO action_runs (alarm_id, action, started_at, duration_ms, exit_status, output)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![run.alarm_id, run.action, ts(run.started_at), run.duration_ms, run.exit_status, run.output],
+            )
+            .map_err(ctx.err(format!("recording action run {}", run.action)))?;
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    pub(super) async fn create_plan(
+        &self,
+        cluster: &str,
+        created_at: DateTime<Utc>,
+        plan: &serde_json::Value,
+        steps: &[serde_json::Value],
+    ) -> Result<i64, StoreError> {
+        let cluster = cluster.to_string();
+        let plan = json_text(plan, "the plan")?;
+        let steps: Vec<String> = steps
+            .iter()
+            .map(|s| json_text(s, "a plan step"))
+            .collect::<Result<_, _>>()?;
+        self.call(move |conn, ctx| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx.err("starting plan creation"))?;
+            tx.execute(
+                "INSERT INTO cluster_plans (cluster, created_at, status, plan) VALUES (?1, ?2, 'pending', ?3)",
+                params![cluster, ts(created_at), plan],
+            )
+            .map_err(ctx.err(format!("creating a plan for {cluster}")))?;
+            let id = tx.last_insert_rowid();
+            for (seq, op) in steps.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO plan_steps (plan_id, seq, op) VALUES (?1, ?2, ?3)",
+                    params![id, seq as i64, op],
+                )
+                .map_err(ctx.err(format!("adding step {seq} to plan {id}")))?;
+            }
+            tx.commit().map_err(ctx.err("committing the plan"))?;
+            Ok(id)
+        })
+        .await
+    }
+
+    pub(super) async fn mark_step(
+        &self,
+        plan_id: i64,
+        seq: i32,
+        status: StepStatus,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let sql = match status {
+            StepStatus::Pending => {
+                "UPDATE plan_steps SET status = ?3, started_at = NULL, finished_at = NULL, error = ?5
+                 WHERE plan_id = ?1 AND seq = ?2 AND ?4 = ?4"
+            }
+            StepStatus::Running => {
+                "UPDATE plan_steps SET status = ?3, started_at = ?4, error = ?5 WHERE plan_id = ?1 AND seq = ?2"
+            }
+            StepStatus::Done | StepStatus::Failed => {
+                "UPDATE plan_steps SET status = ?3, finished_at = ?4, error = ?5 WHERE plan_id = ?1 AND seq = ?2"
+            }
+        };
+        let error: rusqlite::types::Value = match error {
+            Some(e) => e.to_string().into(),
+            None => rusqlite::types::Value::Null,
+        };
+        self.exec(
+            format!("marking step {seq} of plan {plan_id}"),
+            sql,
+            vec![
+                plan_id.into(),
+                seq.into(),
+                status.as_str().to_string().into(),
+                ts(at).into(),
+                error,
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn set_plan_status(
+        &self,
+        plan_id: i64,
+        status: PlanStatus,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let finished: rusqlite::types::Value = if status.is_finished() {
+            ts(at).into()
+        } else {
+            rusqlite::types::Value::Null
+        };
+        self.exec(
+            format!("setting the status of plan {plan_id}"),
+            "UPDATE cluster_plans SET status = ?2, finished_at = ?3 WHERE id = ?1",
+            vec![plan_id.into(), status.as_str().to_string().into(), finished],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn unfinished_plans(&self) -> Result<Vec<Plan>, StoreError> {
+        self.call(|conn, ctx| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, cluster, created_at, status, plan, finished_at FROM cluster_plans
+                     WHERE status IN ('pending', 'running') ORDER BY id",
+                )
+                .map_err(ctx.err("listing unfinished plans"))?;
+            let heads = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        get_ts(r, 2)?,
+                        r.get::<_, String>(3)?,
+                        get_json(r, 4)?,
+                        get_opt_ts(r, 5)?,
+                    ))
+                })
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(ctx.err("listing unfinished plans"))?;
+            let mut steps_stmt = conn
+                .prepare(
+                    "SELECT seq, op, status, started_at, finished_at, error FROM plan_steps
+                     WHERE plan_id = ?1 ORDER BY seq",
+                )
+                .map_err(ctx.err("listing plan steps"))?;
+            let mut plans = Vec::new();
+            for (id, cluster, created_at, status, plan, finished_at) in heads {
+                let raw = steps_stmt
+                    .query_map([id], |s| {
+                        Ok((
+                            s.get::<_, i32>(0)?,
+                            get_json(s, 1)?,
+                            s.get::<_, String>(2)?,
+                            get_opt_ts(s, 3)?,
+                            get_opt_ts(s, 4)?,
+                            s.get::<_, Option<String>>(5)?,
+                        ))
+                    })
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(ctx.err(format!("listing steps of plan {id}")))?;
+                let steps = raw
+                    .into_iter()
+                    .map(|(seq, op, st, started_at, finished_at, error)| {
+                        Ok(PlanStep {
+                            seq,
+                            op,
+                            status: StepStatus::parse(&st)?,
+                            started_at,
+                            finished_at,
+                            error,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                plans.push(Plan {
+                    id,
+                    cluster,
+                    created_at,
+                    status: PlanStatus::parse(&status)?,
+                    plan,
+                    finished_at,
+                    steps,
+                });
+            }
+            Ok(plans)
+        })
+        .await
+    }
+}
+
+/// Applies pending migrations inside `BEGIN IMMEDIATE` (which two
+/// processes cannot hold at once); returns the versions applied now.
+fn migrate_conn(conn: &mut Connection, ctx: &Ctx) -> Result<Vec<i64>, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(ctx.err("taking the migration lock (BEGIN IMMEDIATE)"))?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .map_err(ctx.err("creating schema_migrations"))?;
+    let mut applied = Vec::new();
+    for m in SQLITE {
+        let done: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                [m.version],
+                |r| r.get(0),
+            )
+            .map_err(ctx.err("reading schema_migrations"))?;
+        if done {
+            continue;
+        }
+        tx.execute_batch(m.sql)
+            .map_err(ctx.err(format!("applying migration {} ({})", m.version, m.name)))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            params![m.version, m.name, ts(Utc::now())],
+        )
+        .map_err(ctx.err(format!("recording migration {}", m.version)))?;
+        tracing::info!(version = m.version, name = m.name, db = %ctx.path.display(), "applied migration");
+        applied.push(m.version);
+    }
+    tx.commit().map_err(ctx.err("committing migrations"))?;
+    Ok(applied)
+}
+
+fn alarm_from_row(r: &Row) -> rusqlite::Result<Alarm> {
+    Ok(Alarm {
+        id: r.get(0)?,
+        check: r.get(1)?,
+        host: r.get(2)?,
+        opened_at: get_ts(r, 3)?,
+        resolved_at: get_opt_ts(r, 4)?,
+        state: r.get(5)?,
+        severity: r.get(6)?,
+        summary: r.get(7)?,
+        acknowledged_at: get_opt_ts(r, 8)?,
+        acknowledged_by: r.get(9)?,
+        ack_comment: r.get(10)?,
+        escalation_level: r.get(11)?,
+        last_notified_at: get_opt_ts(r, 12)?,
+        suppressed: r.get(13)?,
+    })
+}
+
+/// One result prepared for SQLite's parameters.
+struct SqliteRow {
+    result_id: String,
+    check: String,
+    host: String,
+    kind: String,
+    planned: String,
+    started: String,
+    duration_ms: f64,
+    state: &'static str,
+    state_type: &'static str,
+    attempt: u32,
+    output: String,
+    long_output: String,
+    perfdata: String,
+    previous_state: &'static str,
+    previous_state_type: &'static str,
+    change: String,
+    flapping: bool,
+    unreachable: bool,
+    state_change: bool,
+    check_state: Option<String>,
+}
+
+impl SqliteRow {
+    fn new(r: &ResultRecord, latest: bool) -> Result<SqliteRow, StoreError> {
+        let t = &r.transition;
+        Ok(SqliteRow {
+            result_id: r.result_id.to_string(),
+            check: r.check.clone(),
+            host: r.host.clone(),
+            kind: r.kind.clone(),
+            planned: ts(r.planned),
+            started: ts(r.started),
+            duration_ms: r.duration_ms,
+            state: t.current.state.as_str(),
+            state_type: t.current.state_type.as_str(),
+            attempt: t.current.attempt,
+            output: r.output.output.clone(),
+            long_output: r.output.long_output.clone(),
+            perfdata: json_text(&r.output.perfdata, "perfdata")?,
+            previous_state: t.previous.state.as_str(),
+            previous_state_type: t.previous.state_type.as_str(),
+            change: r.change_name(),
+            flapping: t.flapping,
+            unreachable: t.unreachable,
+            state_change: r.is_state_change(),
+            check_state: r
+                .check_state
+                .as_ref()
+                .filter(|_| latest)
+                .map(|s| json_text(s, "the check state"))
+                .transpose()?,
+        })
+    }
+}
