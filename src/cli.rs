@@ -107,9 +107,62 @@ enum Command {
     /// Reorganise a cluster by hand, or look at where its VMs run.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Show a check's stored results.
+    #[command(after_help = "Examples:\n  laxmon history --config config/laxmon.yaml admin-load\n  laxmon history --config config/laxmon.yaml admin-load --since 24h --json")]
+    History {
+        /// The check.
+        #[arg(value_name = "CHECK")]
+        check: String,
+        /// How far back (a duration: 30m, 1h, 7d).
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        since: String,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List alarms (newest first).
+    #[command(after_help = "Examples:\n  laxmon alarms --config config/laxmon.yaml --open\n  laxmon alarms --config config/laxmon.yaml --json")]
+    Alarms {
+        /// Only alarms that are still open.
+        #[arg(long)]
+        open: bool,
+        /// Print one JSON array, each alarm with its full record.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge an alarm: stops its repeats and escalation (the daemon applies it within seconds).
+    #[command(after_help = "Example:\n  laxmon ack --config config/laxmon.yaml 17 --comment \"disk ordered, replacing tonight\"")]
+    Ack {
+        /// The alarm's number (see `laxmon alarms`).
+        #[arg(value_name = "ID")]
+        id: u64,
+        /// Why, for the others on the team.
+        #[arg(long, default_value = "", value_name = "TEXT")]
+        comment: String,
+        /// Who acknowledges (default: $SUDO_USER or $USER).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Work with the database.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Drive the simulated cluster of the demo (the `sim` driver's state file).
     #[command(subcommand)]
     Sim(SimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Apply pending schema migrations (the daemon does this at start-up too).
+    #[command(after_help = "Example:\n  laxmon db migrate --config /etc/laxmon/laxmon.yaml")]
+    Migrate,
+    /// Rows per table, database size, oldest result.
+    #[command(after_help = "Example:\n  laxmon db stats --config /etc/laxmon/laxmon.yaml --json")]
+    Stats {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -244,6 +297,25 @@ pub fn main() -> ExitCode {
             json,
         } => crate::cluster::run_plan_command(&cluster, &fail, json).clamp(0, 255) as u8,
         Command::Cluster(c) => cluster(&cli.global.config, c),
+        Command::History { check, since, json } => history(&cli.global.config, &check, &since, json),
+        Command::Alarms { open, json } => store_command(&cli.global.config, |cfg| async move {
+            crate::store::alarms_command(&cfg.storage, open, json).await
+        }),
+        Command::Ack { id, comment, by } => {
+            let by = by
+                .or_else(|| std::env::var("SUDO_USER").ok())
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "unknown".into());
+            store_command(&cli.global.config, |cfg| async move {
+                crate::store::ack_command(&cfg.storage, id, &by, &comment).await
+            })
+        }
+        Command::Db(DbCommand::Migrate) => store_command(&cli.global.config, |cfg| async move {
+            crate::store::migrate_command(&cfg.storage).await
+        }),
+        Command::Db(DbCommand::Stats { json }) => store_command(&cli.global.config, |cfg| async move {
+            crate::store::stats_command(&cfg.storage, json).await
+        }),
         Command::Sim(c) => sim(c),
     };
     ExitCode::from(code)
@@ -317,6 +389,51 @@ fn run(path: &Path) -> u8 {
             1
         }
     }
+}
+
+/// Loads the config, runs a store command and prints its text; exit 1 on a store error.
+fn store_command<F, Fut>(path: &Path, command: F) -> u8
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = Result<String, crate::store::StoreError>>,
+{
+    let cfg = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(command(cfg)) {
+        Ok(text) => {
+            if !text.is_empty() {
+                println!("{}", text.trim_end());
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("laxmon: {e}");
+            1
+        }
+    }
+}
+
+fn history(path: &Path, check: &str, since: &str, json: bool) -> u8 {
+    let since = match config::duration::parse(since) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("laxmon: --since: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let check = check.to_string();
+    store_command(path, |cfg| async move {
+        if cfg.check(&check).is_none() {
+            tracing::warn!(check = %check, "no such check in the configuration; showing what is stored");
+        }
+        crate::store::history_command(&cfg.storage, &check, since, json).await
+    })
 }
 
 fn cluster(path: &Path, command: ClusterCommand) -> u8 {

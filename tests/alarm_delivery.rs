@@ -4,7 +4,10 @@
 //! through the real state machine and alarm lifecycle into the outbox and
 //! out through the real senders.
 
+mod support;
+
 use chrono::{DateTime, Duration, Utc};
+use support::http::{serve, Recorder};
 use laxmon::actions::notify::{deliver_due, enqueue, Notifiers};
 use laxmon::alarm::lifecycle::{Alarms, Effect};
 use laxmon::alarm::outbox::Outbox;
@@ -20,85 +23,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-// ---- a tiny HTTP server that records every request ----
-
-#[derive(Debug, Clone)]
-struct Request {
-    method: String,
-    path: String,
-    headers: HashMap<String, String>,
-    body: String,
-}
-
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Request>>>);
-
-impl Recorder {
-    fn all(&self) -> Vec<Request> {
-        self.0.lock().expect("lock").clone()
-    }
-}
-
-/// Serves on `listener`, answering every request with `status` and `reply`.
-fn serve(listener: TcpListener, status: u16, reply: &'static str) -> Recorder {
-    let rec = Recorder::default();
-    let out = rec.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let rec = rec.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let head_end = loop {
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-                let mut lines = head.lines();
-                let first = lines.next().unwrap_or("");
-                let mut parts = first.split_whitespace();
-                let method = parts.next().unwrap_or("").to_string();
-                let path = parts.next().unwrap_or("").to_string();
-                let headers: HashMap<String, String> = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                    .collect();
-                let len: usize = headers
-                    .get("content-length")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                while buf.len() < head_end + len {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
-                rec.0.lock().expect("lock").push(Request {
-                    method,
-                    path,
-                    headers,
-                    body,
-                });
-                let resp = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-                    reply.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    out
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -240,6 +164,7 @@ impl Pipeline {
             started: self.now,
             duration: std::time::Duration::ZERO,
             transition: t,
+            state: self.states[check].clone(),
         };
         let effects = self.alarms.observe(&r, self.now);
         self.handle(effects).await;

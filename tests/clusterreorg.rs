@@ -543,3 +543,164 @@ fn a_step_done_but_not_journalled_is_verified_not_rerun() {
         "nothing was run again"
     );
 }
+
+// ---- through the daemon: a liveness check goes HARD CRITICAL ----
+
+/// A loopback listener standing in for a cluster server's SSH port; it can
+/// be stopped (the server dies) and started again (it returns).
+struct Liveness {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Liveness {
+    fn start(port: u16) -> Liveness {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind liveness port");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((sock, _)) => drop(sock),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Liveness {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Liveness {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The demo cluster with real port checks as liveness checks and an alarm
+/// rule whose action is `clusterreorg`.
+fn daemon_demo(setup: Setup) -> (Demo, Vec<Liveness>) {
+    let demo = Demo::new(setup);
+    let live: Vec<Liveness> = (0..3).map(|_| Liveness::start(0)).collect();
+    let mut yaml = std::fs::read_to_string(&demo.config).expect("config");
+    for (i, s) in ["cs1", "cs2", "cs3"].iter().enumerate() {
+        let start = yaml.find(&format!("  - {{name: {s}-alive,")).expect("alive check line");
+        let end = start + yaml[start..].find('\n').expect("line end");
+        yaml.replace_range(
+            start..end,
+            &format!(
+                "  - {{name: {s}-alive, kind: port, host: {s}, port: {}, interval: 300ms, retry_interval: 200ms, max_attempts: 2, timeout: 1s}}",
+                live[i].port
+            ),
+        );
+    }
+    let d = demo.dir.path().display();
+    yaml = format!("storage: {{url: \"sqlite:{d}/laxmon.db\", spool_dir: {d}/spool}}\n{yaml}rules:\n  - name: failover\n    match: {{checks: [cs1-alive, cs2-alive, cs3-alive]}}\n    actions:\n      - clusterreorg: demo\n");
+    std::fs::write(&demo.config, yaml).expect("write config");
+    (demo, live)
+}
+
+fn daemon(demo: &Demo) -> support::daemon::Daemon {
+    support::daemon::Daemon::start(&demo.config)
+}
+
+fn is_msg(v: &Value, m: &str) -> bool {
+    v["message"] == m
+}
+
+#[test]
+fn the_daemon_fails_over_when_a_liveness_check_goes_hard_critical() {
+    let (demo, mut live) = daemon_demo(Setup::default());
+    let mut d = daemon(&demo);
+    d.wait_for("cs2-alive OK", |v| v["check"] == "cs2-alive" && v["state"] == "OK");
+    let failed_at = std::time::Instant::now();
+    live[1].stop();
+    demo.sim(&["fail", "cs2"]);
+    let hard = d.wait_for("cs2-alive HARD", |v| is_msg(v, "HARD state change") && v["check"] == "cs2-alive");
+    let detected = failed_at.elapsed();
+    assert_eq!(hard["state"], "CRITICAL");
+    let done = d.wait_for("reorganised", |v| is_msg(v, "cluster reorganised"));
+    let total = failed_at.elapsed();
+    assert_eq!(done["server"], "cs2", "{done}");
+    assert_eq!(done["steps_failed"], 0, "{done}");
+    println!(
+        "failure to last VM started: {} ms = detection {} ms + fencing {} ms + planning {} ms + execution {} ms (+ scheduling)",
+        total.as_millis(),
+        detected.as_millis(),
+        done["fencing_ms"],
+        done["planning_ms"],
+        done["execution_ms"]
+    );
+    let history = demo.history();
+    assert_never_on_two_servers(&history);
+    let fence = history.iter().position(|e| s(&e["op"]) == "fence").expect("fenced");
+    let first_start = history.iter().position(|e| s(&e["op"]) == "start").expect("started");
+    assert!(fence < first_start, "fence must come before any start: {history:?}");
+    let now = demo.placement();
+    for vm in ["newjoomla", "clamxp2", "winxpc12"] {
+        let host = now.get(vm).cloned().flatten();
+        assert!(matches!(host.as_deref(), Some("cs1" | "cs3")), "{vm} on {host:?}");
+    }
+    assert_ne!(now.get("clamxp2"), now.get("winxpc12"), "anti-affinity");
+
+    // cs2 returns: the VMs the reorganisation stopped are started again.
+    let stopped: Vec<String> = now.iter().filter(|(_, h)| h.is_none()).map(|(v, _)| v.clone()).collect();
+    demo.sim(&["revive", "cs2"]);
+    let _back = Liveness::start(live[1].port);
+    d.wait_for("restored", |v| is_msg(v, "cluster reorganised") && v["kind"] == "restore");
+    let after = demo.placement();
+    for vm in &stopped {
+        assert!(after.get(vm).cloned().flatten().is_some(), "{vm} not restarted: {after:?}");
+    }
+    assert_never_on_two_servers(&demo.history());
+    assert_eq!(d.terminate(), 0);
+    let alarms = demo.laxmon(&["alarms", "--json"]);
+    let alarms: Value = serde_json::from_str(&stdout(&alarms)).expect("alarms json");
+    assert!(alarms.as_array().is_some_and(|a| a.iter().any(|x| x["check"] == "cs2-alive")), "{alarms}");
+}
+
+#[test]
+fn a_daemon_killed_mid_plan_finishes_it_after_restart() {
+    let (demo, mut live) = daemon_demo(Setup {
+        delay_ms: 300,
+        max_parallel: 1,
+        ..Setup::default()
+    });
+    let d = daemon(&demo);
+    d.wait_for("cs2-alive OK", |v| v["check"] == "cs2-alive" && v["state"] == "OK");
+    live[1].stop();
+    demo.sim(&["fail", "cs2"]);
+    let mut waited = 0;
+    while journal_done_steps(&demo.journal()) < 1 {
+        assert!(waited < 3000, "the daemon made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+        waited += 1;
+    }
+    drop(d); // SIGKILL
+    let ops_before = demo.history().iter().filter(|e| !e["vm"].is_null()).count();
+    println!("daemon killed after {ops_before} VM operations");
+    let d = daemon(&demo);
+    d.wait_for("resumed and finished", |v| is_msg(v, "cluster reorganised"));
+    let history = demo.history();
+    assert_never_on_two_servers(&history);
+    assert!(history.iter().all(|e| e["ok"] == Value::Bool(true)), "{history:?}");
+    assert_eq!(history.iter().filter(|e| s(&e["op"]) == "fence").count(), 1, "fenced once");
+    let mut seen = std::collections::HashSet::new();
+    for e in history.iter().filter(|e| !e["vm"].is_null()) {
+        let key = format!("{}:{}", s(&e["op"]), s(&e["vm"]));
+        assert!(seen.insert(key.clone()), "{key} repeated: {history:?}");
+    }
+}

@@ -99,6 +99,7 @@ impl Sim {
             started: self.now,
             duration: std::time::Duration::ZERO,
             transition: t,
+            state: self.state.clone(),
         };
         self.alarms.observe(&r, self.now)
     }

@@ -361,6 +361,8 @@ const SMS_KEYS: &[&str] = &["to", "message"];
 pub(super) struct RawAlarms {
     config: AlarmConfig,
     check_refs: Vec<(String, PathBuf, Pos)>,
+    /// Clusters named by `clusterreorg`/`restart-vm` actions, checked once all clusters are known.
+    cluster_refs: Vec<(String, PathBuf, Pos)>,
     host_refs: Vec<(String, PathBuf, Pos)>,
 }
 
@@ -446,8 +448,21 @@ pub(super) fn finish(
     raw: RawAlarms,
     checks: &[super::Check],
     hosts: &[super::Host],
+    clusters: &[String],
     errors: &mut Errors,
 ) -> AlarmConfig {
+    for (name, file, pos) in &raw.cluster_refs {
+        if !clusters.contains(name) {
+            errors.at(
+                file,
+                *pos,
+                format!(
+                    "action names cluster {name:?}, which is not defined under clusters: (defined: {})",
+                    if clusters.is_empty() { "none".to_string() } else { clusters.join(", ") }
+                ),
+            );
+        }
+    }
     for (name, file, pos) in &raw.check_refs {
         if !checks.iter().any(|c| &c.name == name) {
             errors.at(
@@ -1516,6 +1531,9 @@ fn decode_rule(ctx: &Ctx, node: &Node, raw: &mut RawAlarms, errors: &mut Errors)
     if let Some(n) = map.take("actions") {
         for a in seq(file, "actions", n, errors) {
             if let Some(action) = decode_action(ctx, &raw.config.scripts_dir, a, errors) {
+                if let Action::ClusterReorg { cluster } | Action::RestartVm { cluster: Some(cluster), .. } = &action {
+                    raw.cluster_refs.push((cluster.clone(), file.to_path_buf(), a.pos));
+                }
                 actions.push(action);
             }
         }

@@ -172,6 +172,13 @@ pub(super) struct RawCluster {
     fence_timeout: Duration,
 }
 
+impl RawCluster {
+    /// The cluster's name, when it has a valid one.
+    pub(super) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
 struct RawServer {
     pos: Pos,
     host: String,

@@ -69,15 +69,35 @@ impl AlarmStage {
         })
     }
 
+    /// A stage with no open alarms and an empty outbox (when the store could
+    /// not be read at start-up).
+    pub fn fresh(config: Arc<Config>, store: Store) -> anyhow::Result<AlarmStage> {
+        let notifiers = Notifiers::new(&config.alarms)?;
+        Ok(AlarmStage {
+            alarms: Alarms::new(&config),
+            outbox: Outbox::new(&config.alarms),
+            config,
+            store,
+            notifiers,
+            actions: JoinSet::new(),
+            cluster_actions: None,
+        })
+    }
+
     /// Sends `clusterreorg` and `restart-vm` requests to this channel.
     pub fn with_cluster_actions(mut self, tx: mpsc::UnboundedSender<crate::alarm::lifecycle::ActionRequest>) -> Self {
         self.cluster_actions = Some(tx);
         self
     }
 
-    /// Runs until `results` closes, then finishes running actions and one
-    /// last delivery round.
-    pub async fn run(mut self, mut results: mpsc::UnboundedReceiver<CheckResult>) {
+    /// Runs until `results` closes, then finishes running actions, records
+    /// the cluster stage's last runs (from `cluster_done`) and makes one last
+    /// delivery round.
+    pub async fn run(
+        mut self,
+        mut results: mpsc::UnboundedReceiver<CheckResult>,
+        mut cluster_done: mpsc::UnboundedReceiver<ActionRun>,
+    ) {
         let mut ack_poll = tokio::time::interval(ACK_POLL);
         ack_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -91,6 +111,7 @@ impl AlarmStage {
                     }
                     None => break,
                 },
+                Some(run) = cluster_done.recv() => self.record_run(run).await,
                 Some(done) = self.actions.join_next(), if !self.actions.is_empty() => {
                     match done {
                         Ok(run) => self.record_run(run).await,
@@ -120,6 +141,11 @@ impl AlarmStage {
                     break;
                 }
             }
+        }
+        // The cluster stage finishes once it gets no more requests.
+        self.cluster_actions = None;
+        while let Some(run) = cluster_done.recv().await {
+            self.record_run(run).await;
         }
         self.deliver().await;
         self.save_snapshot().await;

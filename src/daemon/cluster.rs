@@ -24,11 +24,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinSet;
 
-/// Work for the cluster stage.
+/// Work for the cluster stage besides alarm actions.
 #[derive(Debug)]
 pub enum ClusterWork {
-    /// An alarm asks for a `clusterreorg` or `restart-vm` action.
-    Action(ActionRequest),
     /// A check result (only results of liveness checks matter).
     Result(CheckResult),
 }
@@ -58,15 +56,24 @@ impl ClusterStage {
         }
     }
 
-    /// Runs until `work` closes, then waits for the executor runs in flight.
-    pub async fn run(mut self, mut work: mpsc::UnboundedReceiver<ClusterWork>) {
+    /// Runs until both `work` and `actions` close, then waits for the
+    /// executor runs in flight.
+    pub async fn run(
+        mut self,
+        mut work: mpsc::UnboundedReceiver<ClusterWork>,
+        mut actions: mpsc::UnboundedReceiver<ActionRequest>,
+    ) {
         self.resume_unfinished();
-        loop {
+        let (mut work_open, mut actions_open) = (true, true);
+        while work_open || actions_open {
             tokio::select! {
-                w = work.recv() => match w {
-                    Some(ClusterWork::Action(req)) => self.action(req),
+                w = work.recv(), if work_open => match w {
                     Some(ClusterWork::Result(r)) => self.result(&r),
-                    None => break,
+                    None => work_open = false,
+                },
+                a = actions.recv(), if actions_open => match a {
+                    Some(req) => self.action(req),
+                    None => actions_open = false,
                 },
                 Some(done) = self.runs.join_next(), if !self.runs.is_empty() => self.finished(done),
             }

@@ -7,14 +7,18 @@
 //! the scheduler stops planning, waits for the runs in flight (each ends
 //! within its timeout) and hands every result to the sink before returning.
 
+pub mod alarms;
 pub mod cluster;
 mod scheduler;
 
+pub use alarms::AlarmStage;
+pub use cluster::{ClusterStage, ClusterWork};
 pub use scheduler::Scheduler;
 
 use crate::checks::{CheckOutput, Runner, State};
 use crate::config::{Check, Config};
-use crate::state::{Status, Transition};
+use crate::state::{CheckState, Status, Transition};
+use crate::store::{self, ResultWriter, Store, WriterOptions};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
@@ -40,6 +44,9 @@ pub struct CheckResult {
     pub duration: Duration,
     /// What the result did to the check's state.
     pub transition: Transition,
+    /// The check's whole state after this result (persisted so a restarted
+    /// daemon resumes attempts and flap history).
+    pub state: CheckState,
 }
 
 impl CheckResult {
@@ -56,21 +63,98 @@ impl CheckResult {
     }
 }
 
+/// How long shutdown waits for the result writer to flush (the rest stays in the spool).
+const WRITER_FLUSH: Duration = Duration::from_secs(30);
+/// How often old results and events are dropped.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
 /// Runs the daemon until SIGTERM or SIGINT: every check on its schedule, each
-/// result through the state machine and into the log.
+/// result through the state machine into the store, the alarm stage and the
+/// cluster stage. Starts even while the database is away (results wait in
+/// the spool); resumes states, attempts, open alarms and the outbox.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let sink = tokio::spawn(log_results(rx));
-    let scheduler = Scheduler::new(&config, Runner::new(&config), Vec::new());
+    let config = Arc::new(config);
+    let store = Store::open_lazy(&config.storage)?;
+    tracing::info!(store = %store.describe(), "opening the store");
+    match store.migrate().await {
+        Ok(applied) if !applied.is_empty() => tracing::info!(?applied, "database migrated"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "database not ready; results wait in the spool until it is"),
+    }
+    if let Err(e) = store.sync_config(&config).await {
+        tracing::warn!(error = %e, "cannot record the configured hosts and checks");
+    }
+    let resumed = store::resume_states(&store, &config.storage.spool_dir)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot resume check states; starting fresh");
+            Vec::new()
+        });
+    if !resumed.is_empty() {
+        tracing::info!(checks = resumed.len(), "resumed check states");
+    }
+    let writer = ResultWriter::start(store.clone(), WriterOptions::from_config(&config.storage))?;
+
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let (cluster_tx, cluster_rx) = mpsc::unbounded_channel();
+    let (alarm_tx, alarm_rx) = mpsc::unbounded_channel();
+    let (result_tx, mut result_rx) = mpsc::unbounded_channel::<CheckResult>();
+
+    let alarm_stage = match AlarmStage::restore(Arc::clone(&config), store.clone()).await {
+        Ok(stage) => stage,
+        Err(e) => {
+            tracing::error!(error = %e, "alarm state not restored; starting with no open alarms");
+            AlarmStage::fresh(Arc::clone(&config), store.clone())?
+        }
+    };
+    let (action_tx, action_rx) = mpsc::unbounded_channel();
+    let alarms = tokio::spawn(alarm_stage.with_cluster_actions(action_tx).run(alarm_rx, done_rx));
+    let cluster = tokio::spawn(ClusterStage::new(Arc::clone(&config), done_tx).run(cluster_rx, action_rx));
+    let alive_checks: std::collections::HashSet<String> = config
+        .clusters
+        .iter()
+        .flat_map(|c| c.servers.iter().filter_map(|s| s.alive.clone()))
+        .collect();
+    let fanout = tokio::spawn(async move {
+        while let Some(result) = result_rx.recv().await {
+            log_result(&result);
+            if let Err(e) = writer.submit_result(&result, Some(&result.state)) {
+                tracing::error!(error = %e, "result not stored");
+            }
+            if alive_checks.contains(&result.check) {
+                let _ = cluster_tx.send(ClusterWork::Result(result.clone()));
+            }
+            let _ = alarm_tx.send(result);
+        }
+        writer
+    });
+    let retention_store = store.clone();
+    let retention = tokio::spawn(async move {
+        let mut every = tokio::time::interval(RETENTION_EVERY);
+        loop {
+            every.tick().await;
+            match retention_store.retention().await {
+                Ok(r) => tracing::info!(results = r.results, events = r.events, partitions = ?r.partitions_dropped, "retention"),
+                Err(e) => tracing::warn!(error = %e, "retention failed; trying again later"),
+            }
+        }
+    });
+
+    let scheduler = Scheduler::new(&config, Runner::new(&config), resumed);
     tracing::info!(
         checks = config.checks.len(),
         hosts = config.hosts.len(),
+        clusters = config.clusters.len(),
         config = %config.path.display(),
         "laxmon started"
     );
-    scheduler.run(tx, shutdown_signal()).await;
-    sink.await?;
-    tracing::info!("laxmon stopped");
+    scheduler.run(result_tx, shutdown_signal()).await;
+    retention.abort();
+    let writer = fanout.await?;
+    alarms.await?;
+    cluster.await?;
+    let stats = writer.shutdown(WRITER_FLUSH).await;
+    tracing::info!(written = stats.written, spooled = stats.spooled, queued = stats.queued, "laxmon stopped");
     Ok(())
 }
 

@@ -192,6 +192,7 @@ impl Scheduler {
             started: done.run.started,
             duration: done.run.duration,
             transition,
+            state: self.states[done.index].clone(),
         }
     }
 }

@@ -5,5 +5,7 @@
 #![allow(dead_code)]
 
 pub mod bin;
+pub mod daemon;
+pub mod http;
 pub mod pg;
 pub mod sshd;

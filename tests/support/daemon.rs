@@ -1,0 +1,90 @@
+//! The real `laxmon run` daemon as a child process, its JSON log lines on a channel.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The daemon with its JSON log lines arriving on a channel.
+pub struct Daemon {
+    child: Child,
+    /// Every JSON log line, in order.
+    pub lines: mpsc::Receiver<Value>,
+}
+
+impl Daemon {
+    /// Starts `laxmon run --config CONFIG` with JSON logs at debug level.
+    pub fn start(config: &str) -> Daemon {
+        let mut child = Command::new(super::bin::laxmon_path())
+            .args([
+                "run",
+                "--config",
+                config,
+                "--log-format",
+                "json",
+                "--log-level",
+                "debug",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start laxmon run");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Daemon { child, lines }
+    }
+
+    /// Waits (bounded) for a log line satisfying `pred`, returning it.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(v) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                if pred(&v) {
+                    return v;
+                }
+            }
+        }
+        panic!("no log line for: {what}");
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self) -> i32 {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "laxmon did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A string field of a log line, empty when missing.
+pub fn field<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
