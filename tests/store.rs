@@ -16,78 +16,8 @@ use laxmon::store::{
 };
 use std::path::PathBuf;
 use std::time::Duration;
+use support::backend::{both, Env};
 use uuid::Uuid;
-
-/// One backend prepared for a test: its config (not yet migrated) and what must live as long.
-struct Env {
-    cfg: StorageConfig,
-    dir: tempfile::TempDir,
-    _db: Option<support::pg::TestDb>,
-}
-
-impl Env {
-    async fn sqlite() -> Env {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = StorageConfig {
-            backend: Storage::Sqlite(dir.path().join("db/laxmon.db")),
-            spool_dir: dir.path().join("spool"),
-            ..StorageConfig::default()
-        };
-        Env {
-            cfg,
-            dir,
-            _db: None,
-        }
-    }
-
-    async fn postgres() -> Env {
-        let db = support::pg::fresh_database().await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = StorageConfig {
-            backend: Storage::Postgres(db.url.clone()),
-            spool_dir: dir.path().join("spool"),
-            ..StorageConfig::default()
-        };
-        Env {
-            cfg,
-            dir,
-            _db: Some(db),
-        }
-    }
-
-    async fn open(&self) -> Store {
-        Store::open(&self.cfg).await.expect("open the store")
-    }
-
-    fn is_postgres(&self) -> bool {
-        matches!(self.cfg.backend, Storage::Postgres(_))
-    }
-
-    fn writer_options(&self) -> WriterOptions {
-        WriterOptions {
-            linger: Duration::from_millis(20),
-            max_backoff: Duration::from_secs(2),
-            ..WriterOptions::from_config(&self.cfg)
-        }
-    }
-}
-
-/// Runs one scenario against both backends.
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Env::sqlite().await).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Env::postgres().await).await;
-            }
-        }
-    };
-}
 
 fn perf(value: f64) -> PerfDatum {
     PerfDatum {
@@ -200,15 +130,15 @@ async fn migrations_are_idempotent_and_locked(env: Env) {
     applied.extend(rb.expect("migrate b"));
     assert_eq!(
         applied,
-        vec![1],
-        "exactly one of two racing migrations applies v1"
+        vec![1, 2],
+        "exactly one of two racing migrations applies each version"
     );
     assert!(a.migrate().await.expect("again").is_empty());
-    assert_eq!(b.schema_version().await.expect("version"), 1);
+    assert_eq!(b.schema_version().await.expect("version"), 2);
     let text = store::migrate_command(&env.cfg)
         .await
         .expect("migrate command");
-    assert!(text.contains("up to date (version 1)"), "{text}");
+    assert!(text.contains("up to date (version 2)"), "{text}");
 }
 
 both!(lazy_store_migrates_on_first_use);
@@ -219,7 +149,7 @@ async fn lazy_store_migrates_on_first_use(env: Env) {
         .write_results(&ok_records("lazy", Utc::now(), 1))
         .await
         .expect("first write migrates");
-    assert_eq!(store.schema_version().await.expect("version"), 1);
+    assert_eq!(store.schema_version().await.expect("version"), 2);
     assert_eq!(stored_seqs(&store, "lazy").await, vec![0]);
 }
 
@@ -567,7 +497,7 @@ async fn history_and_stats_commands(env: Env) {
 
     let stats = store.stats().await.expect("stats");
     assert_eq!(rows(&stats, "results"), 3);
-    assert_eq!(stats.schema_version, 1);
+    assert_eq!(stats.schema_version, 2);
     assert!(stats.size_bytes > 0);
     let oldest = stats.oldest_result.expect("oldest");
     assert!(oldest < now - ChronoDuration::hours(2));

@@ -8,6 +8,7 @@
 //! calls the typed async methods here. This module must never log a
 //! password: URLs are shown through [`mask_url`] only.
 
+mod alarms;
 mod postgres;
 mod sqlite;
 
@@ -26,6 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use uuid::Uuid;
 
+pub use alarms::{ack_command, alarms_command, format_alarms, AckRequest, AlarmRow};
 pub use writer::{resume_states, ResultWriter, SubmitError, WriterOptions, WriterStats};
 
 /// Everything that can go wrong in the store, naming what failed on what.
@@ -100,6 +102,27 @@ pub enum StoreError {
     /// A background database task died.
     #[error("database task failed: {0}")]
     Task(String),
+    /// `laxmon ack` named an alarm that is not stored.
+    #[error("no alarm {0}: list them with `laxmon alarms`")]
+    NoSuchAlarm(u64),
+    /// `laxmon ack` named a resolved alarm.
+    #[error("alarm {id} is already resolved (at {at}); nothing to acknowledge")]
+    AlarmResolved {
+        /// The alarm.
+        id: u64,
+        /// When it resolved.
+        at: DateTime<Utc>,
+    },
+    /// `laxmon ack` named an alarm someone acknowledged before.
+    #[error("alarm {id} is already acknowledged by {by} (at {at})")]
+    AlreadyAcknowledged {
+        /// The alarm.
+        id: u64,
+        /// Who acknowledged it.
+        by: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl StoreError {
@@ -567,6 +590,7 @@ macro_rules! dispatch {
         }
     };
 }
+pub(crate) use dispatch;
 
 impl Store {
     /// Connects and applies pending migrations.
@@ -955,6 +979,7 @@ pub(crate) const TABLES: &[&str] = &[
     "action_runs",
     "cluster_plans",
     "plan_steps",
+    "daemon_state",
 ];
 
 /// A connection string with any password replaced by `***`, fit for logs.

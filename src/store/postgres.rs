@@ -8,12 +8,13 @@
 //! and never hold a pooled connection across an await that waits for
 //! anything but this database.
 
+use super::alarms::{lifecycle_id, AlarmRecord, OutboxRecord, PendingRow, RunRecord};
 use super::latest_state_per_check;
 use super::migrations::{Migration, POSTGRES};
 use super::{
-    ActionRun, Alarm, AlarmEvent, HistoryRow, NewAlarm, NewNotification, Notification,
-    NotificationStatus, Plan, PlanStatus, PlanStep, ResultRecord, RetentionReport, Stats,
-    StepStatus, StoreError, TableRows, WriteMode, TABLES,
+    AckRequest, ActionRun, Alarm, AlarmEvent, AlarmRow, HistoryRow, NewAlarm, NewNotification,
+    Notification, NotificationStatus, Plan, PlanStatus, PlanStep, ResultRecord, RetentionReport,
+    Stats, StepStatus, StoreError, TableRows, WriteMode, TABLES,
 };
 use crate::config::{Config, StorageConfig, TlsMode};
 use crate::state::CheckState;
@@ -1171,6 +1172,325 @@ impl PgStore {
         }
         Ok(plans)
     }
+}
+
+/// The columns of [`AlarmRow`], in [`alarm_row_from`]'s order.
+const ALARM_ROW_COLS: &str = "id, check_name, host, state, opened_at, resolved_at, acknowledged_by,
+    acknowledged_at, ack_comment, summary, suppressed, escalation_level, detail";
+
+/// The lifecycle's persistence (see `alarms.rs` for what goes where).
+impl PgStore {
+    pub(super) async fn save_alarm(&self, a: AlarmRecord) -> Result<(), StoreError> {
+        self.ensure_migrated().await?;
+        let mut client = self.client().await?;
+        let what = |w: &str| format!("{w} alarm {} of {}", a.id, a.check);
+        let tx = client
+            .transaction()
+            .await
+            .map_err(self.err(what("starting to save")))?;
+        if a.resolved.is_none() {
+            // The lifecycle says this is the check's open alarm: any other
+            // still open here is stale (a crash between saves) and ends now.
+            tx.execute(
+                "UPDATE alarms SET resolved_at = GREATEST(opened_at, $3)
+                 WHERE check_name = $1 AND resolved_at IS NULL AND id <> $2",
+                &[&a.check, &a.id, &a.opened],
+            )
+            .await
+            .map_err(self.err(what("resolving stale open alarms before")))?;
+        }
+        let (ack_at, ack_by, ack_comment) = match &a.ack {
+            Some((at, by, comment)) => (Some(*at), Some(by.as_str()), Some(comment.as_str())),
+            None => (None, None, None),
+        };
+        tx.execute(
+            "INSERT INTO alarms (id, check_name, host, opened_at, resolved_at, state, severity, summary,
+                acknowledged_at, acknowledged_by, ack_comment, escalation_level, last_notified_at,
+                suppressed, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (id) DO UPDATE SET
+                check_name = excluded.check_name, host = excluded.host,
+                opened_at = excluded.opened_at, resolved_at = excluded.resolved_at,
+                state = excluded.state, severity = excluded.severity, summary = excluded.summary,
+                acknowledged_at = COALESCE(excluded.acknowledged_at, alarms.acknowledged_at),
+                acknowledged_by = CASE WHEN excluded.acknowledged_at IS NULL
+                    THEN alarms.acknowledged_by ELSE excluded.acknowledged_by END,
+                ack_comment = CASE WHEN excluded.acknowledged_at IS NULL
+                    THEN alarms.ack_comment ELSE excluded.ack_comment END,
+                escalation_level = excluded.escalation_level,
+                last_notified_at = excluded.last_notified_at,
+                suppressed = excluded.suppressed, detail = excluded.detail",
+            &[
+                &a.id,
+                &a.check,
+                &a.host,
+                &a.opened,
+                &a.resolved,
+                &a.state,
+                &a.summary,
+                &ack_at,
+                &ack_by,
+                &ack_comment,
+                &a.escalation_level,
+                &a.last_notified,
+                &a.suppressed,
+                &a.detail,
+            ],
+        )
+        .await
+        .map_err(self.err(what("saving")))?;
+        // Ids come from the lifecycle: keep the sequence past them so that
+        // ids the store makes itself (open_alarm) never collide.
+        tx.execute(
+            "SELECT setval('alarms_id_seq', $1) FROM alarms_id_seq
+             WHERE $1 >= 1 AND (NOT is_called OR last_value < $1)",
+            &[&a.id],
+        )
+        .await
+        .map_err(self.err("advancing alarms_id_seq"))?;
+        let stored: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM alarm_events WHERE alarm_id = $1",
+                &[&a.id],
+            )
+            .await
+            .map_err(self.err(what("counting the events of")))?
+            .get(0);
+        let stored = usize::try_from(stored).unwrap_or(0);
+        if stored < a.events.len() {
+            let insert = tx
+                .prepare(
+                    "INSERT INTO alarm_events (alarm_id, at, kind, detail) VALUES ($1, $2, $3, $4)",
+                )
+                .await
+                .map_err(self.err("preparing to add alarm events"))?;
+            for e in &a.events[stored..] {
+                tx.execute(&insert, &[&a.id, &e.at, &e.kind, &e.detail])
+                    .await
+                    .map_err(self.err(what(&format!("adding event {} to", e.kind))))?;
+            }
+        }
+        tx.commit().await.map_err(self.err(what("committing")))
+    }
+
+    pub(super) async fn save_action_run(&self, r: RunRecord) -> Result<(), StoreError> {
+        self.exec(
+            format!("recording action run {} ({})", r.key, r.action),
+            "INSERT INTO action_runs (alarm_id, action_key, action, argv, started_at, duration_ms,
+                exit_status, timed_out, output, error)
+             VALUES ((SELECT id FROM alarms WHERE id = $1), $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &r.alarm_id,
+                &r.key,
+                &r.action,
+                &r.argv,
+                &r.started,
+                &r.duration_ms,
+                &r.exit_status,
+                &r.timed_out,
+                &r.output,
+                &r.error,
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn put_state(
+        &self,
+        key: &str,
+        value: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            format!("saving daemon state {key}"),
+            "INSERT INTO daemon_state (key, value, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            &[&key, &value, &at],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn get_state(
+        &self,
+        key: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT value FROM daemon_state WHERE key = $1", &[&key])
+            .await
+            .map_err(self.err(format!("reading daemon state {key}")))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub(super) async fn outbox_enqueue(&self, n: OutboxRecord) -> Result<bool, StoreError> {
+        let inserted = self
+            .exec(
+                format!("enqueueing notification {}", n.key),
+                "INSERT INTO notifications (alarm_id, contact, channel, idempotency_key, payload,
+                    status, attempts, next_attempt_at, created_at)
+                 VALUES ((SELECT id FROM alarms WHERE id = $1), $2, $3, $4, $5, 'pending', $6, $7, $8)
+                 ON CONFLICT (idempotency_key) DO NOTHING",
+                &[
+                    &n.alarm_id,
+                    &n.contact,
+                    &n.channel,
+                    &n.key,
+                    &n.payload,
+                    &n.attempts,
+                    &n.next_attempt,
+                    &n.created,
+                ],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    pub(super) async fn outbox_pending(&self) -> Result<Vec<PendingRow>, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT payload, attempts, next_attempt_at, last_error FROM notifications
+                 WHERE status = 'pending' ORDER BY created_at, id",
+                &[],
+            )
+            .await
+            .map_err(self.err("listing pending notifications"))?;
+        Ok(rows
+            .iter()
+            .map(|r| PendingRow {
+                payload: r.get(0),
+                attempts: r.get(1),
+                next_attempt: r.get(2),
+                last_error: r.get(3),
+            })
+            .collect())
+    }
+
+    pub(super) async fn outbox_mark_sent(
+        &self,
+        key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            format!("marking notification {key} sent"),
+            "UPDATE notifications SET status = 'sent', sent_at = $2, last_error = NULL
+             WHERE idempotency_key = $1",
+            &[&key, &at],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn outbox_mark_failed(
+        &self,
+        key: &str,
+        attempts: i32,
+        error: &str,
+        next: Option<DateTime<Utc>>,
+        next_json: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let status = if next.is_some() {
+            NotificationStatus::Pending
+        } else {
+            NotificationStatus::Failed
+        };
+        self.exec(
+            format!("marking notification {key} failed"),
+            "UPDATE notifications SET status = $2, attempts = $3, last_error = $4,
+                next_attempt_at = COALESCE($5, next_attempt_at),
+                payload = jsonb_set(jsonb_set(jsonb_set(payload,
+                    '{attempts}', to_jsonb($3::integer)),
+                    '{last_error}', to_jsonb($4::text)),
+                    '{next_attempt}', COALESCE($6::jsonb, payload -> 'next_attempt'))
+             WHERE idempotency_key = $1 AND status <> 'sent'",
+            &[&key, &status.as_str(), &attempts, &error, &next, &next_json],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn requested_acks(&self) -> Result<Vec<AckRequest>, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, acknowledged_by, ack_comment, acknowledged_at FROM alarms
+                 WHERE resolved_at IS NULL AND acknowledged_at IS NOT NULL ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(self.err("listing acknowledged open alarms"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(AckRequest {
+                    alarm_id: lifecycle_id(r.get(0))?,
+                    by: r.get::<_, Option<String>>(1).unwrap_or_default(),
+                    comment: r.get::<_, Option<String>>(2).unwrap_or_default(),
+                    at: r.get(3),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn list_alarms(
+        &self,
+        open_only: bool,
+        limit: i64,
+    ) -> Result<Vec<AlarmRow>, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let filter = if open_only {
+            "WHERE resolved_at IS NULL"
+        } else {
+            ""
+        };
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {ALARM_ROW_COLS} FROM alarms {filter}
+                     ORDER BY opened_at DESC, id DESC LIMIT $1"
+                ),
+                &[&limit],
+            )
+            .await
+            .map_err(self.err("listing alarms"))?;
+        rows.iter().map(alarm_row_from).collect()
+    }
+
+    pub(super) async fn alarm_row(&self, id: i64) -> Result<Option<AlarmRow>, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {ALARM_ROW_COLS} FROM alarms WHERE id = $1"),
+                &[&id],
+            )
+            .await
+            .map_err(self.err(format!("reading alarm {id}")))?;
+        row.as_ref().map(alarm_row_from).transpose()
+    }
+}
+
+fn alarm_row_from(r: &Row) -> Result<AlarmRow, StoreError> {
+    Ok(AlarmRow {
+        id: lifecycle_id(r.get(0))?,
+        check: r.get(1),
+        host: r.get(2),
+        state: r.get(3),
+        opened: r.get(4),
+        resolved: r.get(5),
+        ack_by: r.get(6),
+        ack_at: r.get(7),
+        ack_comment: r.get(8),
+        summary: r.get(9),
+        suppressed: r.get(10),
+        escalation_level: r.get(11),
+        detail: r.get(12),
+    })
 }
 
 fn alarm_from_row(r: &Row) -> Alarm {

@@ -7,12 +7,13 @@
 //! [`SqliteStore::call`]. Timestamps are stored as fixed-width RFC 3339 UTC
 //! text (microseconds, `Z`) so that text order is time order.
 
+use super::alarms::{lifecycle_id, AlarmRecord, OutboxRecord, PendingRow, RunRecord};
 use super::latest_state_per_check;
 use super::migrations::SQLITE;
 use super::{
-    ActionRun, Alarm, AlarmEvent, HistoryRow, NewAlarm, NewNotification, Notification,
-    NotificationStatus, Plan, PlanStatus, PlanStep, ResultRecord, RetentionReport, Stats,
-    StepStatus, StoreError, TableRows, WriteMode, TABLES,
+    AckRequest, ActionRun, Alarm, AlarmEvent, AlarmRow, HistoryRow, NewAlarm, NewNotification,
+    Notification, NotificationStatus, Plan, PlanStatus, PlanStep, ResultRecord, RetentionReport,
+    Stats, StepStatus, StoreError, TableRows, WriteMode, TABLES,
 };
 use crate::config::Config;
 use crate::state::CheckState;
@@ -985,6 +986,369 @@ fn migrate_conn(conn: &mut Connection, ctx: &Ctx) -> Result<Vec<i64>, StoreError
     }
     tx.commit().map_err(ctx.err("committing migrations"))?;
     Ok(applied)
+}
+
+/// The columns of [`AlarmRow`], in [`alarm_row_from`]'s order.
+const ALARM_ROW_COLS: &str = "id, check_name, host, state, opened_at, resolved_at, acknowledged_by,
+    acknowledged_at, ack_comment, summary, suppressed, escalation_level, detail";
+
+/// The lifecycle's persistence (see `alarms.rs` for what goes where).
+impl SqliteStore {
+    pub(super) async fn save_alarm(&self, a: AlarmRecord) -> Result<(), StoreError> {
+        let detail = json_text(&a.detail, "an alarm")?;
+        let events = a
+            .events
+            .iter()
+            .map(|e| {
+                Ok((
+                    ts(e.at),
+                    e.kind.clone(),
+                    json_text(&e.detail, "an alarm event")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.call(move |conn, ctx| {
+            let what = |w: &str| format!("{w} alarm {} of {}", a.id, a.check);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx.err(what("starting to save")))?;
+            if a.resolved.is_none() {
+                // The lifecycle says this is the check's open alarm: any other
+                // still open here is stale (a crash between saves) and ends now.
+                tx.execute(
+                    "UPDATE alarms SET resolved_at = max(opened_at, ?3)
+                     WHERE check_name = ?1 AND resolved_at IS NULL AND id <> ?2",
+                    params![a.check, a.id, ts(a.opened)],
+                )
+                .map_err(ctx.err(what("resolving stale open alarms before")))?;
+            }
+            let (ack_at, ack_by, ack_comment) = match &a.ack {
+                Some((at, by, comment)) => (Some(ts(*at)), Some(by.clone()), Some(comment.clone())),
+                None => (None, None, None),
+            };
+            tx.execute(
+                "INSERT INTO alarms (id, check_name, host, opened_at, resolved_at, state, severity, summary,
+                    acknowledged_at, acknowledged_by, ack_comment, escalation_level, last_notified_at,
+                    suppressed, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT (id) DO UPDATE SET
+                    check_name = excluded.check_name, host = excluded.host,
+                    opened_at = excluded.opened_at, resolved_at = excluded.resolved_at,
+                    state = excluded.state, severity = excluded.severity, summary = excluded.summary,
+                    acknowledged_at = COALESCE(excluded.acknowledged_at, alarms.acknowledged_at),
+                    acknowledged_by = CASE WHEN excluded.acknowledged_at IS NULL
+                        THEN alarms.acknowledged_by ELSE excluded.acknowledged_by END,
+                    ack_comment = CASE WHEN excluded.acknowledged_at IS NULL
+                        THEN alarms.ack_comment ELSE excluded.ack_comment END,
+                    escalation_level = excluded.escalation_level,
+                    last_notified_at = excluded.last_notified_at,
+                    suppressed = excluded.suppressed, detail = excluded.detail",
+                params![
+                    a.id,
+                    a.check,
+                    a.host,
+                    ts(a.opened),
+                    a.resolved.map(ts),
+                    a.state,
+                    a.summary,
+                    ack_at,
+                    ack_by,
+                    ack_comment,
+                    a.escalation_level,
+                    a.last_notified.map(ts),
+                    a.suppressed,
+                    detail,
+                ],
+            )
+            .map_err(ctx.err(what("saving")))?;
+            let stored: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM alarm_events WHERE alarm_id = ?1",
+                    [a.id],
+                    |r| r.get(0),
+                )
+                .map_err(ctx.err(what("counting the events of")))?;
+            let stored = usize::try_from(stored).unwrap_or(0);
+            if stored < events.len() {
+                let mut insert = tx
+                    .prepare("INSERT INTO alarm_events (alarm_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")
+                    .map_err(ctx.err("preparing to add alarm events"))?;
+                for (at, kind, detail) in &events[stored..] {
+                    insert
+                        .execute(params![a.id, at, kind, detail])
+                        .map_err(ctx.err(what(&format!("adding event {kind} to"))))?;
+                }
+            }
+            tx.commit().map_err(ctx.err(what("committing")))
+        })
+        .await
+    }
+
+    pub(super) async fn save_action_run(&self, r: RunRecord) -> Result<(), StoreError> {
+        let argv = json_text(&r.argv, "an action's argv")?;
+        self.call(move |conn, ctx| {
+            conn.execute(
+                "INSERT INTO action_runs (alarm_id, action_key, action, argv, started_at, duration_ms,
+                    exit_status, timed_out, output, error)
+                 VALUES ((SELECT id FROM alarms WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    r.alarm_id,
+                    r.key,
+                    r.action,
+                    argv,
+                    ts(r.started),
+                    r.duration_ms,
+                    r.exit_status,
+                    r.timed_out,
+                    r.output,
+                    r.error,
+                ],
+            )
+            .map_err(ctx.err(format!("recording action run {} ({})", r.key, r.action)))?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn put_state(
+        &self,
+        key: &str,
+        value: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let value = json_text(&value, &format!("daemon state {key}"))?;
+        self.exec(
+            format!("saving daemon state {key}"),
+            "INSERT INTO daemon_state (key, value, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            vec![key.to_string().into(), value.into(), ts(at).into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn get_state(
+        &self,
+        key: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let key = key.to_string();
+        self.call(move |conn, ctx| {
+            conn.query_row(
+                "SELECT value FROM daemon_state WHERE key = ?1",
+                [&key],
+                |r| get_json(r, 0),
+            )
+            .optional()
+            .map_err(ctx.err(format!("reading daemon state {key}")))
+        })
+        .await
+    }
+
+    pub(super) async fn outbox_enqueue(&self, n: OutboxRecord) -> Result<bool, StoreError> {
+        let payload = json_text(&n.payload, "an outbox item")?;
+        let inserted = self
+            .exec(
+                format!("enqueueing notification {}", n.key),
+                "INSERT INTO notifications (alarm_id, contact, channel, idempotency_key, payload,
+                    status, attempts, next_attempt_at, created_at)
+                 VALUES ((SELECT id FROM alarms WHERE id = ?1), ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8)
+                 ON CONFLICT (idempotency_key) DO NOTHING",
+                vec![
+                    n.alarm_id.into(),
+                    n.contact.into(),
+                    n.channel.into(),
+                    n.key.into(),
+                    payload.into(),
+                    n.attempts.into(),
+                    ts(n.next_attempt).into(),
+                    ts(n.created).into(),
+                ],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    pub(super) async fn outbox_pending(&self) -> Result<Vec<PendingRow>, StoreError> {
+        self.call(|conn, ctx| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT payload, attempts, next_attempt_at, last_error FROM notifications
+                     WHERE status = 'pending' ORDER BY created_at, id",
+                )
+                .map_err(ctx.err("listing pending notifications"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(PendingRow {
+                        payload: get_json(r, 0)?,
+                        attempts: r.get(1)?,
+                        next_attempt: get_ts(r, 2)?,
+                        last_error: r.get(3)?,
+                    })
+                })
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(ctx.err("listing pending notifications"))?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    pub(super) async fn outbox_mark_sent(
+        &self,
+        key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            format!("marking notification {key} sent"),
+            "UPDATE notifications SET status = 'sent', sent_at = ?2, last_error = NULL
+             WHERE idempotency_key = ?1",
+            vec![key.to_string().into(), ts(at).into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn outbox_mark_failed(
+        &self,
+        key: &str,
+        attempts: i32,
+        error: &str,
+        next: Option<DateTime<Utc>>,
+        next_json: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let status = if next.is_some() {
+            NotificationStatus::Pending
+        } else {
+            NotificationStatus::Failed
+        };
+        let text = |v: Option<String>| -> rusqlite::types::Value {
+            v.map_or(rusqlite::types::Value::Null, Into::into)
+        };
+        let next_json = next_json.and_then(|v| v.as_str().map(str::to_string));
+        self.exec(
+            format!("marking notification {key} failed"),
+            "UPDATE notifications SET status = ?2, attempts = ?3, last_error = ?4,
+                next_attempt_at = COALESCE(?5, next_attempt_at),
+                payload = json_set(payload, '$.attempts', ?3, '$.last_error', ?4,
+                    '$.next_attempt', COALESCE(?6, json_extract(payload, '$.next_attempt')))
+             WHERE idempotency_key = ?1 AND status <> 'sent'",
+            vec![
+                key.to_string().into(),
+                status.as_str().to_string().into(),
+                attempts.into(),
+                error.to_string().into(),
+                text(next.map(ts)),
+                text(next_json),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn requested_acks(&self) -> Result<Vec<AckRequest>, StoreError> {
+        self.call(|conn, ctx| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, acknowledged_by, ack_comment, acknowledged_at FROM alarms
+                     WHERE resolved_at IS NULL AND acknowledged_at IS NOT NULL ORDER BY id",
+                )
+                .map_err(ctx.err("listing acknowledged open alarms"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                        r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                        get_ts(r, 3)?,
+                    ))
+                })
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(ctx.err("listing acknowledged open alarms"))?;
+            rows.into_iter()
+                .map(|(id, by, comment, at)| {
+                    Ok(AckRequest {
+                        alarm_id: lifecycle_id(id)?,
+                        by,
+                        comment,
+                        at,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub(super) async fn list_alarms(
+        &self,
+        open_only: bool,
+        limit: i64,
+    ) -> Result<Vec<AlarmRow>, StoreError> {
+        self.call(move |conn, ctx| {
+            let filter = if open_only {
+                "WHERE resolved_at IS NULL"
+            } else {
+                ""
+            };
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {ALARM_ROW_COLS} FROM alarms {filter}
+                     ORDER BY opened_at DESC, id DESC LIMIT ?1"
+                ))
+                .map_err(ctx.err("listing alarms"))?;
+            let rows = stmt
+                .query_map([limit], alarm_row_from)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(ctx.err("listing alarms"))?;
+            rows.into_iter().collect()
+        })
+        .await
+    }
+
+    pub(super) async fn alarm_row(&self, id: i64) -> Result<Option<AlarmRow>, StoreError> {
+        self.call(move |conn, ctx| {
+            conn.query_row(
+                &format!("SELECT {ALARM_ROW_COLS} FROM alarms WHERE id = ?1"),
+                [id],
+                alarm_row_from,
+            )
+            .optional()
+            .map_err(ctx.err(format!("reading alarm {id}")))?
+            .transpose()
+        })
+        .await
+    }
+}
+
+/// One `alarms` row; the outer error is the driver's, the inner a bad id.
+fn alarm_row_from(r: &Row) -> rusqlite::Result<Result<AlarmRow, StoreError>> {
+    let detail = r
+        .get::<_, Option<String>>(12)?
+        .map(|s| {
+            serde_json::from_str(&s).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    12,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })
+        })
+        .transpose()?;
+    let id: i64 = r.get(0)?;
+    let row = AlarmRow {
+        id: 0,
+        check: r.get(1)?,
+        host: r.get(2)?,
+        state: r.get(3)?,
+        opened: get_ts(r, 4)?,
+        resolved: get_opt_ts(r, 5)?,
+        ack_by: r.get(6)?,
+        ack_at: get_opt_ts(r, 7)?,
+        ack_comment: r.get(8)?,
+        summary: r.get(9)?,
+        suppressed: r.get(10)?,
+        escalation_level: r.get(11)?,
+        detail,
+    };
+    Ok(lifecycle_id(id).map(|id| AlarmRow { id, ..row }))
 }
 
 fn alarm_from_row(r: &Row) -> rusqlite::Result<Alarm> {

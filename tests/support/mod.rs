@@ -1,9 +1,11 @@
 //! Test support shared by the integration tests.
 //!
-//! `pg` gives every test a fresh PostgreSQL database; `bin` runs the real
-//! `laxmon` binary. Include with `mod support;` from a test file.
+//! `pg` gives every test a fresh PostgreSQL database; `backend` runs a
+//! store scenario on SQLite and PostgreSQL; `bin` runs the real `laxmon`
+//! binary. Include with `mod support;` from a test file.
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod bin;
 pub mod daemon;
 pub mod http;

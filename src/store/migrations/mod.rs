@@ -17,15 +17,29 @@ pub struct Migration {
 }
 
 /// PostgreSQL migrations in order.
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("postgres/0001_init.sql"),
-}];
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "alarm_detail",
+        sql: include_str!("postgres/0002_alarm_detail.sql"),
+    },
+];
 
 /// SQLite migrations in order.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("sqlite/0001_init.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "alarm_detail",
+        sql: include_str!("sqlite/0002_alarm_detail.sql"),
+    },
+];

@@ -1,0 +1,439 @@
+//! The alarm side's persistence on the real [`Store`]: the lifecycle's
+//! alarms with their history ([`AlarmStore`]), the notification outbox
+//! ([`NotificationStore`]), and what `laxmon alarms` and `laxmon ack` need.
+//!
+//! This file turns lifecycle values into backend-neutral records (which
+//! columns get what) and back; the SQL lives with each backend. The
+//! lifecycle is the source of truth for an alarm, with one exception: an
+//! acknowledgement written by `laxmon ack` (another process) is never
+//! overwritten with nothing, and reaches the daemon through
+//! [`Store::requested_acks`]. Nothing here reads the daemon's memory.
+
+use super::{dispatch, Backend, Store, StoreError};
+use crate::alarm::lifecycle::{Alarm, Snapshot};
+use crate::alarm::outbox::{DeliveryStatus, OutboxItem};
+use crate::alarm::store::{ActionRun, AlarmStore, NotificationStore};
+use crate::config::StorageConfig;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+/// The `daemon_state` key of the lifecycle snapshot.
+pub(super) const SNAPSHOT_KEY: &str = "alarm_snapshot";
+
+/// How many alarms `laxmon alarms` lists at most.
+const LIST_LIMIT: u32 = 200;
+
+/// An acknowledgement given outside the daemon (`laxmon ack`) to an open alarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckRequest {
+    /// The alarm (the lifecycle's id).
+    pub alarm_id: u64,
+    /// Who acknowledged.
+    pub by: String,
+    /// Their comment.
+    pub comment: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// One alarm as `laxmon alarms` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmRow {
+    /// Its id.
+    pub id: u64,
+    /// The check.
+    pub check: String,
+    /// The check's host.
+    pub host: String,
+    /// The latest check state (`CRITICAL`, ...).
+    pub state: String,
+    /// When it opened.
+    pub opened: DateTime<Utc>,
+    /// When it resolved; `None` while open.
+    pub resolved: Option<DateTime<Utc>>,
+    /// Who acknowledged it.
+    pub ack_by: Option<String>,
+    /// When it was acknowledged.
+    pub ack_at: Option<DateTime<Utc>>,
+    /// The acknowledgement's comment.
+    pub ack_comment: Option<String>,
+    /// The check's latest output.
+    pub summary: String,
+    /// Notifications are held back (the check is flapping).
+    pub suppressed: bool,
+    /// Highest escalation level any rule reached.
+    pub escalation_level: i32,
+    /// The lifecycle's whole alarm as JSON (`None` for alarms stored without it).
+    pub detail: Option<serde_json::Value>,
+}
+
+/// A lifecycle alarm as the backends write it.
+#[derive(Debug, Clone)]
+pub(super) struct AlarmRecord {
+    pub(super) id: i64,
+    pub(super) check: String,
+    pub(super) host: String,
+    pub(super) opened: DateTime<Utc>,
+    pub(super) resolved: Option<DateTime<Utc>>,
+    pub(super) state: &'static str,
+    pub(super) summary: String,
+    /// `(at, by, comment)`; `None` keeps what is stored.
+    pub(super) ack: Option<(DateTime<Utc>, String, String)>,
+    pub(super) escalation_level: i32,
+    pub(super) last_notified: Option<DateTime<Utc>>,
+    pub(super) suppressed: bool,
+    pub(super) detail: serde_json::Value,
+    /// The whole history; the backend appends the entries past those stored.
+    pub(super) events: Vec<EventRecord>,
+}
+
+/// One history entry as stored in `alarm_events`.
+#[derive(Debug, Clone)]
+pub(super) struct EventRecord {
+    pub(super) at: DateTime<Utc>,
+    pub(super) kind: String,
+    pub(super) detail: serde_json::Value,
+}
+
+/// An action run as the backends write it.
+#[derive(Debug, Clone)]
+pub(super) struct RunRecord {
+    pub(super) alarm_id: i64,
+    pub(super) key: String,
+    pub(super) action: String,
+    pub(super) argv: serde_json::Value,
+    pub(super) started: DateTime<Utc>,
+    pub(super) duration_ms: f64,
+    pub(super) exit_status: Option<i32>,
+    pub(super) timed_out: bool,
+    pub(super) output: String,
+    pub(super) error: Option<String>,
+}
+
+/// An outbox item as the backends write it.
+#[derive(Debug, Clone)]
+pub(super) struct OutboxRecord {
+    pub(super) alarm_id: i64,
+    pub(super) contact: String,
+    pub(super) channel: String,
+    pub(super) key: String,
+    pub(super) payload: serde_json::Value,
+    pub(super) attempts: i32,
+    pub(super) next_attempt: DateTime<Utc>,
+    pub(super) created: DateTime<Utc>,
+}
+
+/// A pending outbox row as the backends read it.
+#[derive(Debug, Clone)]
+pub(super) struct PendingRow {
+    pub(super) payload: serde_json::Value,
+    pub(super) attempts: i32,
+    pub(super) next_attempt: DateTime<Utc>,
+    pub(super) last_error: Option<String>,
+}
+
+/// An alarm id as the database column holds it.
+pub(super) fn db_id(id: u64) -> Result<i64, StoreError> {
+    i64::try_from(id).map_err(|_| StoreError::Corrupt(format!("alarm id {id} exceeds i64")))
+}
+
+/// A database id as the lifecycle numbers alarms.
+pub(super) fn lifecycle_id(id: i64) -> Result<u64, StoreError> {
+    u64::try_from(id).map_err(|_| StoreError::Corrupt(format!("negative alarm id {id}")))
+}
+
+fn to_json(v: &impl Serialize, what: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(v).map_err(|source| StoreError::Json {
+        what: format!("encoding {what}"),
+        source,
+    })
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    v: serde_json::Value,
+    what: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_value(v).map_err(|source| StoreError::Json {
+        what: format!("decoding {what}"),
+        source,
+    })
+}
+
+/// Whether two instants agree to the microsecond (the databases' precision).
+fn same_micros(a: DateTime<Utc>, b: DateTime<Utc>) -> bool {
+    a.timestamp_micros() == b.timestamp_micros()
+}
+
+impl AlarmRecord {
+    /// Maps a lifecycle alarm to its columns, history entries and JSON.
+    pub(super) fn new(a: &Alarm) -> Result<AlarmRecord, StoreError> {
+        let events = a
+            .history
+            .iter()
+            .map(|e| {
+                let detail = to_json(e, "an alarm event")?;
+                let kind = detail
+                    .get("event")
+                    .and_then(|k| k.as_str())
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("alarm {} event without a kind", a.id))
+                    })?
+                    .to_string();
+                Ok(EventRecord {
+                    at: e.at,
+                    kind,
+                    detail,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let level = a.rules.iter().map(|r| r.level).max().unwrap_or(0);
+        Ok(AlarmRecord {
+            id: db_id(a.id)?,
+            check: a.check.clone(),
+            host: a.host.clone(),
+            opened: a.opened,
+            resolved: a.resolved,
+            state: a.state.as_str(),
+            summary: a.output.clone(),
+            ack: a
+                .ack
+                .as_ref()
+                .map(|k| (k.at, k.by.clone(), k.comment.clone())),
+            escalation_level: i32::try_from(level).unwrap_or(i32::MAX),
+            last_notified: a.rules.iter().filter_map(|r| r.last_round).max(),
+            suppressed: a.flapping,
+            detail: to_json(a, "an alarm")?,
+            events,
+        })
+    }
+}
+
+impl RunRecord {
+    /// Maps a finished action run to its columns.
+    pub(super) fn new(r: &ActionRun) -> Result<RunRecord, StoreError> {
+        Ok(RunRecord {
+            alarm_id: db_id(r.alarm_id)?,
+            key: r.key.clone(),
+            action: r.action.clone(),
+            argv: to_json(&r.argv, "an action's argv")?,
+            started: r.started,
+            duration_ms: r.duration.as_secs_f64() * 1000.0,
+            exit_status: r.exit_code,
+            timed_out: r.timed_out,
+            output: r.output.clone(),
+            error: r.error.clone(),
+        })
+    }
+}
+
+impl OutboxRecord {
+    /// Maps an outbox item to its columns; the payload is the whole item.
+    pub(super) fn new(item: &OutboxItem) -> Result<OutboxRecord, StoreError> {
+        Ok(OutboxRecord {
+            alarm_id: db_id(item.alarm_id)?,
+            contact: item.contact.clone(),
+            channel: item.notifier.clone(),
+            key: item.key.clone(),
+            payload: to_json(item, "an outbox item")?,
+            attempts: i32::try_from(item.attempts).unwrap_or(i32::MAX),
+            next_attempt: item.next_attempt,
+            created: item.created,
+        })
+    }
+}
+
+impl PendingRow {
+    /// The stored item with attempts, next attempt and last error from the
+    /// columns (the payload keeps sub-microsecond digits the columns cannot).
+    fn into_item(self) -> Result<OutboxItem, StoreError> {
+        let mut item: OutboxItem = from_json(self.payload, "an outbox item")?;
+        item.attempts = u32::try_from(self.attempts).unwrap_or(0);
+        if !same_micros(item.next_attempt, self.next_attempt) {
+            item.next_attempt = self.next_attempt;
+        }
+        item.last_error = self.last_error;
+        item.status = DeliveryStatus::Pending;
+        Ok(item)
+    }
+}
+
+impl NotificationStore for Store {
+    type Error = StoreError;
+
+    async fn enqueue(&self, item: &OutboxItem) -> Result<bool, StoreError> {
+        let rec = OutboxRecord::new(item)?;
+        dispatch!(self, b => b.outbox_enqueue(rec).await)
+    }
+
+    async fn pending(&self) -> Result<Vec<OutboxItem>, StoreError> {
+        let rows = dispatch!(self, b => b.outbox_pending().await)?;
+        rows.into_iter().map(PendingRow::into_item).collect()
+    }
+
+    async fn mark_sent(&self, key: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, b => b.outbox_mark_sent(key, at).await)
+    }
+
+    async fn mark_failed(
+        &self,
+        key: &str,
+        attempts: u32,
+        error: &str,
+        next_attempt: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+        // The payload follows the columns, keeping the time's full precision.
+        let next_json = next_attempt
+            .map(|t| to_json(&t, "the next attempt time"))
+            .transpose()?;
+        dispatch!(self, b => b.outbox_mark_failed(key, attempts, error, next_attempt, next_json).await)
+    }
+}
+
+impl AlarmStore for Store {
+    type Error = StoreError;
+
+    async fn save_alarm(&self, alarm: &Alarm) -> Result<(), StoreError> {
+        let rec = AlarmRecord::new(alarm)?;
+        dispatch!(self, b => b.save_alarm(rec).await)
+    }
+
+    async fn save_action_run(&self, run: &ActionRun) -> Result<(), StoreError> {
+        let rec = RunRecord::new(run)?;
+        dispatch!(self, b => b.save_action_run(rec).await)
+    }
+
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let value = to_json(snapshot, "the alarm snapshot")?;
+        dispatch!(self, b => b.put_state(SNAPSHOT_KEY, value, Utc::now()).await)
+    }
+
+    async fn load_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        match dispatch!(self, b => b.get_state(SNAPSHOT_KEY).await)? {
+            Some(v) => from_json(v, "the alarm snapshot").map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Store {
+    /// Acknowledgements of open alarms, oldest alarm first: the daemon polls
+    /// this to apply what `laxmon ack` wrote to its lifecycle (an alarm it
+    /// has acknowledged already stays listed until it resolves).
+    pub async fn requested_acks(&self) -> Result<Vec<AckRequest>, StoreError> {
+        dispatch!(self, b => b.requested_acks().await)
+    }
+
+    /// At most `limit` alarms (only open ones when `open_only`), newest first.
+    pub async fn list_alarms(
+        &self,
+        open_only: bool,
+        limit: u32,
+    ) -> Result<Vec<AlarmRow>, StoreError> {
+        dispatch!(self, b => b.list_alarms(open_only, i64::from(limit)).await)
+    }
+
+    /// One alarm, if it exists.
+    pub async fn alarm_row(&self, id: u64) -> Result<Option<AlarmRow>, StoreError> {
+        let id = db_id(id)?;
+        dispatch!(self, b => b.alarm_row(id).await)
+    }
+}
+
+/// `laxmon ack ID`: acknowledges an open, unacknowledged alarm as `by`
+/// (the caller passes `$SUDO_USER` or `$USER` by default); the daemon
+/// applies it to its lifecycle on its next poll. Returns a confirmation line.
+pub async fn ack_command(
+    cfg: &StorageConfig,
+    id: u64,
+    by: &str,
+    comment: &str,
+) -> Result<String, StoreError> {
+    let store = Store::open(cfg).await?;
+    let Some(row) = store.alarm_row(id).await? else {
+        return Err(StoreError::NoSuchAlarm(id));
+    };
+    if let Some(at) = row.resolved {
+        return Err(StoreError::AlarmResolved { id, at });
+    }
+    if let Some(at) = row.ack_at {
+        return Err(StoreError::AlreadyAcknowledged {
+            id,
+            by: row.ack_by.unwrap_or_else(|| "someone".into()),
+            at,
+        });
+    }
+    store
+        .acknowledge_alarm(db_id(id)?, Utc::now(), by, comment)
+        .await?;
+    let comment = if comment.is_empty() {
+        String::new()
+    } else {
+        format!(": {comment}")
+    };
+    Ok(format!(
+        "alarm {id} ({} on {}, {}) acknowledged by {by}{comment}\n",
+        row.check, row.host, row.state
+    ))
+}
+
+/// `laxmon alarms [--open] [--json]`: the newest alarms as a table, or as
+/// JSON (the [`AlarmRow`]s, with each alarm's `detail`).
+pub async fn alarms_command(
+    cfg: &StorageConfig,
+    open_only: bool,
+    json: bool,
+) -> Result<String, StoreError> {
+    let store = Store::open(cfg).await?;
+    let rows = store.list_alarms(open_only, LIST_LIMIT).await?;
+    if json {
+        return serde_json::to_string_pretty(&rows).map_err(|source| StoreError::Json {
+            what: "encoding alarms".into(),
+            source,
+        });
+    }
+    Ok(format_alarms(&rows))
+}
+
+/// Formats alarms as an aligned text table, one line per alarm.
+pub fn format_alarms(rows: &[AlarmRow]) -> String {
+    if rows.is_empty() {
+        return "no alarms\n".into();
+    }
+    let width = |f: &dyn Fn(&AlarmRow) -> usize, title: &str| {
+        rows.iter().map(f).max().unwrap_or(0).max(title.len())
+    };
+    let wid = width(&|r| r.id.to_string().len(), "ID");
+    let wcheck = width(&|r| r.check.chars().count(), "CHECK");
+    let whost = width(&|r| r.host.chars().count(), "HOST");
+    let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let mut out = format!(
+        "{:>wid$}  {:<8}  {:<wcheck$}  {:<whost$}  {:<19}  {:<19}  {:<3}  ACK  SUMMARY\n",
+        "ID", "STATE", "CHECK", "HOST", "OPENED", "RESOLVED", "ESC"
+    );
+    for r in rows {
+        let resolved = r.resolved.map(time).unwrap_or_else(|| "open".into());
+        let ack = match (&r.ack_by, &r.ack_comment) {
+            (Some(by), Some(c)) if !c.is_empty() => format!("{by} ({c})"),
+            (Some(by), _) => by.clone(),
+            (None, _) => "-".into(),
+        };
+        let flap = if r.suppressed { " [flapping]" } else { "" };
+        let _ = writeln!(
+            out,
+            "{:>wid$}  {:<8}  {:<wcheck$}  {:<whost$}  {:<19}  {:<19}  {:<3}  {}  {}{}",
+            r.id,
+            r.state,
+            r.check,
+            r.host,
+            time(r.opened),
+            resolved,
+            r.escalation_level,
+            ack,
+            r.summary,
+            flap
+        );
+    }
+    out
+}

@@ -1,0 +1,614 @@
+//! The alarm side's persistence on the real store, on SQLite and PostgreSQL:
+//! lifecycle alarms with their history, acknowledgements from `laxmon ack`,
+//! the notification outbox, the lifecycle snapshot and action runs.
+
+mod support;
+
+use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use laxmon::alarm::facts::Facts;
+use laxmon::alarm::lifecycle::{
+    Ack, Alarm, AlarmEvent, CheckMemory, EventKind, NotificationType, RuleProgress, Snapshot,
+};
+use laxmon::alarm::outbox::{DeliveryStatus, OutboxItem};
+use laxmon::alarm::store::{ActionRun, AlarmStore, NotificationStore};
+use laxmon::checks::State;
+use laxmon::config::Storage;
+use laxmon::store::{self, AckRequest, NewAlarm, Store, StoreError};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use support::backend::{both, Env};
+
+/// A fixed instant, `secs` seconds into the test's day.
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+        .single()
+        .expect("valid time")
+        + ChronoDuration::seconds(secs)
+}
+
+/// A lifecycle alarm for `check`, opened CRITICAL at `opened` with its `opened` event.
+fn alarm(id: u64, check: &str, opened: DateTime<Utc>) -> Alarm {
+    Alarm {
+        id,
+        check: check.into(),
+        host: "web1".into(),
+        address: "192.0.2.10".into(),
+        tags: vec!["prod".into()],
+        opened,
+        resolved: None,
+        state: State::Critical,
+        previous_state: State::Ok,
+        attempt: 3,
+        max_attempts: 3,
+        output: format!("{check} is down"),
+        long_output: String::new(),
+        perfdata: "time=3s".into(),
+        flapping: false,
+        ack: None,
+        note: None,
+        rules: vec![RuleProgress {
+            rule: "page".into(),
+            started: opened,
+            initial_done: true,
+            rounds: 1,
+            last_round: Some(opened),
+            level: 0,
+            escalate_now: false,
+            in_maintenance: false,
+        }],
+        notified: vec![("alice".into(), "mail".into())],
+        history: vec![AlarmEvent {
+            at: opened,
+            kind: EventKind::Opened {
+                state: State::Critical,
+                output: format!("{check} is down"),
+            },
+        }],
+    }
+}
+
+/// An outbox item for alarm `alarm_id`, queued at `now`.
+fn item(key: &str, alarm_id: u64, now: DateTime<Utc>) -> OutboxItem {
+    let mut facts = Facts::default();
+    facts.set("check", "web");
+    facts.set("state", "CRITICAL");
+    OutboxItem {
+        key: key.into(),
+        alarm_id,
+        contact: "alice".into(),
+        notifier: "mail".into(),
+        to: "alice@example.org".into(),
+        subject: "PROBLEM web".into(),
+        body: "web is down\nsince 12:00".into(),
+        facts,
+        created: now,
+        next_attempt: now,
+        attempts: 0,
+        status: DeliveryStatus::Pending,
+        last_error: None,
+    }
+}
+
+/// The kinds of an alarm's stored events, oldest first.
+async fn event_kinds(store: &Store, id: u64) -> Vec<String> {
+    store
+        .alarm_events(id as i64)
+        .await
+        .expect("alarm events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+/// One stored action run, read back with the backend's own driver.
+#[derive(Debug, PartialEq)]
+struct StoredRun {
+    alarm_id: Option<i64>,
+    key: Option<String>,
+    action: String,
+    argv: serde_json::Value,
+    exit_status: Option<i32>,
+    timed_out: bool,
+    output: String,
+    error: Option<String>,
+    duration_ms: f64,
+}
+
+async fn stored_runs(env: &Env) -> Vec<StoredRun> {
+    const SQL: &str = "SELECT alarm_id, action_key, action, argv, exit_status, timed_out, output, \
+                       error, duration_ms FROM action_runs ORDER BY id";
+    match &env.cfg.backend {
+        Storage::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).expect("open sqlite");
+            let mut stmt = conn.prepare(SQL).expect("prepare");
+            stmt.query_map([], |r| {
+                let argv: String = r.get(3)?;
+                Ok(StoredRun {
+                    alarm_id: r.get(0)?,
+                    key: r.get(1)?,
+                    action: r.get(2)?,
+                    argv: serde_json::from_str(&argv).expect("argv JSON"),
+                    exit_status: r.get(4)?,
+                    timed_out: r.get(5)?,
+                    output: r.get(6)?,
+                    error: r.get(7)?,
+                    duration_ms: r.get(8)?,
+                })
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+        }
+        Storage::Postgres(url) => {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(conn);
+            client
+                .query(SQL, &[])
+                .await
+                .expect("query")
+                .iter()
+                .map(|r| StoredRun {
+                    alarm_id: r.get(0),
+                    key: r.get(1),
+                    action: r.get(2),
+                    argv: r.get(3),
+                    exit_status: r.get(4),
+                    timed_out: r.get(5),
+                    output: r.get(6),
+                    error: r.get(7),
+                    duration_ms: r.get(8),
+                })
+                .collect()
+        }
+    }
+}
+
+// --- alarms ------------------------------------------------------------------
+
+both!(alarm_round_trips_and_history_is_appended_once);
+async fn alarm_round_trips_and_history_is_appended_once(env: Env) {
+    let store = env.open().await;
+    let mut a = alarm(7, "web", at(0));
+    store.save_alarm(&a).await.expect("save");
+    store.save_alarm(&a).await.expect("save again, unchanged");
+    assert_eq!(event_kinds(&store, 7).await, vec!["opened"]);
+
+    a.history.push(AlarmEvent {
+        at: at(60),
+        kind: EventKind::Notified {
+            rule: "page".into(),
+            contact: "alice".into(),
+            notifier: "mail".into(),
+            kind: NotificationType::Problem,
+            level: 0,
+        },
+    });
+    a.history.push(AlarmEvent {
+        at: at(120),
+        kind: EventKind::Escalated {
+            rule: "page".into(),
+            level: 2,
+        },
+    });
+    a.rules[0].level = 2;
+    a.rules[0].last_round = Some(at(120));
+    a.state = State::Warning;
+    a.output = "web is slow".into();
+    a.flapping = true;
+    store.save_alarm(&a).await.expect("save with more history");
+    store.save_alarm(&a).await.expect("save once more");
+    assert_eq!(
+        event_kinds(&store, 7).await,
+        vec!["opened", "notified", "escalated"],
+        "each history entry stored exactly once"
+    );
+    let events = store.alarm_events(7).await.expect("events");
+    assert_eq!(events[2].at, at(120));
+    assert_eq!(events[2].detail["level"], 2);
+    assert_eq!(events[2].detail["event"], "escalated");
+
+    let rows = store.list_alarms(false, 10).await.expect("list");
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row.id, 7);
+    assert_eq!((row.check.as_str(), row.host.as_str()), ("web", "web1"));
+    assert_eq!(row.state, "WARNING");
+    assert_eq!(row.summary, "web is slow");
+    assert_eq!(row.opened, at(0));
+    assert_eq!(row.resolved, None);
+    assert_eq!(row.escalation_level, 2);
+    assert!(row.suppressed, "flapping alarms are stored as suppressed");
+    let detail: Alarm =
+        serde_json::from_value(row.detail.clone().expect("detail")).expect("detail is an Alarm");
+    assert_eq!(detail, a, "the whole lifecycle alarm round-trips");
+
+    let stored = store.recent_alarms(10).await.expect("recent");
+    assert_eq!(stored[0].severity, "WARNING");
+    assert_eq!(stored[0].last_notified_at, Some(at(120)));
+
+    a.resolved = Some(at(300));
+    a.state = State::Ok;
+    store.save_alarm(&a).await.expect("save resolved");
+    let rows = store.list_alarms(false, 10).await.expect("list");
+    assert_eq!(rows[0].resolved, Some(at(300)));
+    assert!(store.list_alarms(true, 10).await.expect("open").is_empty());
+}
+
+both!(a_new_alarm_of_a_check_resolves_its_stale_open_one);
+async fn a_new_alarm_of_a_check_resolves_its_stale_open_one(env: Env) {
+    let store = env.open().await;
+    store
+        .save_alarm(&alarm(1, "web", at(0)))
+        .await
+        .expect("first");
+    // The daemon crashed before saving alarm 1 resolved; its lifecycle now opens alarm 2.
+    store
+        .save_alarm(&alarm(2, "web", at(600)))
+        .await
+        .expect("a second open alarm of the same check is accepted");
+    let rows = store.list_alarms(false, 10).await.expect("list");
+    let ids: Vec<u64> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec![2, 1], "newest first");
+    assert_eq!(rows[0].resolved, None);
+    assert_eq!(
+        rows[1].resolved,
+        Some(at(600)),
+        "the stale one ends when the new one opened"
+    );
+    let open: Vec<u64> = store
+        .list_alarms(true, 10)
+        .await
+        .expect("open")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(open, vec![2]);
+
+    // Ids the store makes itself never collide with the lifecycle's.
+    let other = store
+        .open_alarm(&NewAlarm {
+            check: "db".into(),
+            host: "db1".into(),
+            opened_at: at(700),
+            state: "CRITICAL".into(),
+            severity: "CRITICAL".into(),
+            summary: "db down".into(),
+            suppressed: false,
+        })
+        .await
+        .expect("open_alarm after explicit ids");
+    assert!(other > 2, "store-made id {other} is past the lifecycle's");
+}
+
+both!(cli_ack_survives_saves_until_the_alarm_resolves);
+async fn cli_ack_survives_saves_until_the_alarm_resolves(env: Env) {
+    let store = env.open().await;
+    let mut a = alarm(3, "web", at(0));
+    store.save_alarm(&a).await.expect("save");
+    assert!(store.requested_acks().await.expect("acks").is_empty());
+
+    let line = store::ack_command(&env.cfg, 3, "alice", "on it")
+        .await
+        .expect("ack");
+    assert!(line.contains("alarm 3"), "{line}");
+    assert!(line.contains("acknowledged by alice: on it"), "{line}");
+
+    // The daemon has not seen the ack yet and saves its un-acked alarm.
+    a.output = "still down".into();
+    store.save_alarm(&a).await.expect("save un-acked");
+    let acks = store.requested_acks().await.expect("acks");
+    assert_eq!(acks.len(), 1);
+    let AckRequest {
+        alarm_id,
+        by,
+        comment,
+        at: acked_at,
+    } = acks[0].clone();
+    assert_eq!(
+        (alarm_id, by.as_str(), comment.as_str()),
+        (3, "alice", "on it")
+    );
+    let row = &store.list_alarms(true, 10).await.expect("list")[0];
+    assert_eq!(row.ack_by.as_deref(), Some("alice"));
+    assert_eq!(row.ack_comment.as_deref(), Some("on it"));
+    assert_eq!(row.ack_at, Some(acked_at));
+    assert_eq!(row.summary, "still down", "the rest was saved");
+
+    // The daemon applies it; the lifecycle's own ack is what is stored then.
+    a.ack = Some(Ack {
+        by: "alice".into(),
+        comment: "on it".into(),
+        at: acked_at,
+    });
+    store.save_alarm(&a).await.expect("save acked");
+    assert_eq!(store.requested_acks().await.expect("acks"), acks);
+
+    a.resolved = Some(at(900));
+    store.save_alarm(&a).await.expect("save resolved");
+    assert!(
+        store.requested_acks().await.expect("acks").is_empty(),
+        "resolved alarms ask for nothing"
+    );
+}
+
+both!(ack_command_refuses_unknown_resolved_and_acknowledged_alarms);
+async fn ack_command_refuses_unknown_resolved_and_acknowledged_alarms(env: Env) {
+    let store = env.open().await;
+    let mut resolved = alarm(1, "db", at(0));
+    resolved.resolved = Some(at(60));
+    store.save_alarm(&resolved).await.expect("save resolved");
+    store
+        .save_alarm(&alarm(2, "web", at(0)))
+        .await
+        .expect("save open");
+
+    let err = store::ack_command(&env.cfg, 99, "bob", "")
+        .await
+        .expect_err("unknown alarm");
+    assert!(matches!(err, StoreError::NoSuchAlarm(99)), "{err:?}");
+    assert!(err.to_string().contains("no alarm 99"), "{err}");
+
+    let err = store::ack_command(&env.cfg, 1, "bob", "")
+        .await
+        .expect_err("resolved alarm");
+    assert!(
+        matches!(err, StoreError::AlarmResolved { id: 1, at: when } if when == at(60)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("already resolved"), "{err}");
+
+    store::ack_command(&env.cfg, 2, "alice", "")
+        .await
+        .expect("first ack");
+    let err = store::ack_command(&env.cfg, 2, "bob", "me too")
+        .await
+        .expect_err("second ack");
+    assert!(
+        matches!(&err, StoreError::AlreadyAcknowledged { id: 2, by, .. } if by == "alice"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("already acknowledged by alice"),
+        "{err}"
+    );
+    let row = store.alarm_row(2).await.expect("row").expect("alarm 2");
+    assert_eq!(row.ack_by.as_deref(), Some("alice"), "the first ack stays");
+}
+
+both!(list_alarms_open_only_and_all);
+async fn list_alarms_open_only_and_all(env: Env) {
+    let store = env.open().await;
+    for (id, check, opened, resolved) in [
+        (1, "a", 0, Some(100)),
+        (2, "b", 200, Some(300)),
+        (3, "c", 400, None),
+        (4, "d", 500, None),
+    ] {
+        let mut a = alarm(id, check, at(opened));
+        a.resolved = resolved.map(at);
+        store.save_alarm(&a).await.expect("save");
+    }
+    let ids = |rows: Vec<store::AlarmRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_alarms(false, 10).await.expect("all")),
+        vec![4, 3, 2, 1]
+    );
+    assert_eq!(
+        ids(store.list_alarms(false, 2).await.expect("limited")),
+        vec![4, 3]
+    );
+    assert_eq!(
+        ids(store.list_alarms(true, 10).await.expect("open")),
+        vec![4, 3]
+    );
+
+    let text = store::alarms_command(&env.cfg, false, false)
+        .await
+        .expect("text");
+    assert_eq!(text.lines().count(), 5, "header and four alarms:\n{text}");
+    assert!(
+        text.lines().next().is_some_and(|h| h.contains("CHECK")),
+        "{text}"
+    );
+    assert!(text.contains("c is down"), "{text}");
+    let open_text = store::alarms_command(&env.cfg, true, false)
+        .await
+        .expect("open text");
+    assert_eq!(open_text.lines().count(), 3, "{open_text}");
+    assert!(!open_text.contains("a is down"), "{open_text}");
+
+    let json = store::alarms_command(&env.cfg, true, true)
+        .await
+        .expect("json");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    let list = v.as_array().expect("an array");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], 4);
+    assert_eq!(list[0]["check"], "d");
+    assert_eq!(list[0]["detail"]["history"][0]["event"], "opened");
+    assert_eq!(list[0]["detail"]["notified"][0][0], "alice");
+}
+
+// --- outbox ------------------------------------------------------------------
+
+both!(outbox_is_idempotent_and_round_trips_items);
+async fn outbox_is_idempotent_and_round_trips_items(env: Env) {
+    let store = env.open().await;
+    store
+        .save_alarm(&alarm(1, "web", at(0)))
+        .await
+        .expect("alarm");
+    // Nanoseconds on purpose: the database keeps microseconds.
+    let now = Utc::now();
+    let first = item("1:page:0:alice:mail", 1, now);
+    let mut second = item(
+        "1:page:0:bob:sms",
+        1,
+        now + ChronoDuration::nanoseconds(1500),
+    );
+    second.contact = "bob".into();
+    second.notifier = "sms".into();
+    // An item whose alarm was never saved is kept all the same.
+    let orphan = item("9:page:0:alice:mail", 9, now + ChronoDuration::seconds(1));
+
+    assert!(store.enqueue(&first).await.expect("enqueue"));
+    assert!(!store.enqueue(&first).await.expect("enqueue again"));
+    assert!(store.enqueue(&second).await.expect("enqueue second"));
+    assert!(store.enqueue(&orphan).await.expect("enqueue orphan"));
+    assert_eq!(
+        store.pending().await.expect("pending"),
+        vec![first.clone(), second.clone(), orphan.clone()],
+        "pending items come back exactly, in queue order"
+    );
+
+    store
+        .mark_sent(&first.key, now + ChronoDuration::seconds(2))
+        .await
+        .expect("sent");
+    let retry = now + ChronoDuration::seconds(30);
+    store
+        .mark_failed(&second.key, 1, "gateway: 503", Some(retry))
+        .await
+        .expect("failed once");
+    let mut expected = second.clone();
+    expected.attempts = 1;
+    expected.next_attempt = retry;
+    expected.last_error = Some("gateway: 503".into());
+    assert_eq!(
+        store.pending().await.expect("pending"),
+        vec![expected, orphan.clone()],
+        "sent is gone, failed-with-retry stays with its new attempt time"
+    );
+
+    store
+        .mark_failed(&second.key, 5, "gateway: 503", None)
+        .await
+        .expect("given up");
+    store
+        .mark_failed(&first.key, 1, "late failure report", None)
+        .await
+        .expect("a failure after the send");
+    assert_eq!(store.pending().await.expect("pending"), vec![orphan]);
+    assert!(
+        !store.enqueue(&first).await.expect("sent key"),
+        "a sent key is never queued again"
+    );
+    assert!(
+        !store.enqueue(&second).await.expect("given-up key"),
+        "a given-up key is never queued again"
+    );
+}
+
+// --- snapshot and action runs -----------------------------------------------
+
+both!(snapshot_round_trips);
+async fn snapshot_round_trips(env: Env) {
+    let store = env.open().await;
+    assert_eq!(store.load_snapshot().await.expect("load empty"), None);
+    let mut checks = BTreeMap::new();
+    checks.insert(
+        "web".to_string(),
+        CheckMemory {
+            cycle: 42,
+            restarts: [40, 41].into_iter().collect(),
+            last_paged: Some(Utc::now()),
+            open: Some(5),
+        },
+    );
+    let snapshot = Snapshot {
+        next_id: 6,
+        open: vec![alarm(5, "web", Utc::now())],
+        checks,
+    };
+    store.save_snapshot(&snapshot).await.expect("save");
+    assert_eq!(
+        store.load_snapshot().await.expect("load"),
+        Some(snapshot.clone())
+    );
+
+    let later = Snapshot {
+        next_id: 7,
+        open: Vec::new(),
+        checks: BTreeMap::new(),
+    };
+    store.save_snapshot(&later).await.expect("replace");
+    assert_eq!(store.load_snapshot().await.expect("load"), Some(later));
+    let reopened = env.open().await;
+    assert_eq!(
+        reopened
+            .load_snapshot()
+            .await
+            .expect("load from a new handle")
+            .map(|s| s.next_id),
+        Some(7)
+    );
+}
+
+both!(action_runs_are_recorded_with_their_alarm);
+async fn action_runs_are_recorded_with_their_alarm(env: Env) {
+    let store = env.open().await;
+    store
+        .save_alarm(&alarm(4, "web", at(0)))
+        .await
+        .expect("alarm");
+    let ran = ActionRun {
+        key: "4:restart:0".into(),
+        alarm_id: 4,
+        action: "restart-service".into(),
+        argv: vec!["systemctl".into(), "restart".into(), "nginx".into()],
+        started: at(10),
+        duration: Duration::from_millis(1500),
+        exit_code: Some(0),
+        timed_out: false,
+        output: "restarted\n".into(),
+        error: None,
+    };
+    let failed = ActionRun {
+        key: "8:script:1".into(),
+        alarm_id: 8,
+        action: "script".into(),
+        argv: Vec::new(),
+        started: at(20),
+        duration: Duration::ZERO,
+        exit_code: None,
+        timed_out: true,
+        output: String::new(),
+        error: Some("no such file: /opt/fix.sh".into()),
+    };
+    store.save_action_run(&ran).await.expect("save run");
+    store
+        .save_action_run(&failed)
+        .await
+        .expect("save run of an unsaved alarm");
+
+    let runs = stored_runs(&env).await;
+    assert_eq!(
+        runs,
+        vec![
+            StoredRun {
+                alarm_id: Some(4),
+                key: Some("4:restart:0".into()),
+                action: "restart-service".into(),
+                argv: serde_json::json!(["systemctl", "restart", "nginx"]),
+                exit_status: Some(0),
+                timed_out: false,
+                output: "restarted\n".into(),
+                error: None,
+                duration_ms: 1500.0,
+            },
+            StoredRun {
+                alarm_id: None,
+                key: Some("8:script:1".into()),
+                action: "script".into(),
+                argv: serde_json::json!([]),
+                exit_status: None,
+                timed_out: true,
+                output: String::new(),
+                error: Some("no such file: /opt/fix.sh".into()),
+                duration_ms: 0.0,
+            },
+        ]
+    );
+}
