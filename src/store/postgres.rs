@@ -1190,7 +1190,8 @@ impl PgStore {
             .map_err(self.err(what("starting to save")))?;
         if a.resolved.is_none() {
             // The lifecycle says this is the check's open alarm: any other
-            // still open here is stale (a crash between saves) and ends now.
+            // still open here is stale (a crash between saves) and ends when
+            // this one opened (never before it opened itself).
             tx.execute(
                 "UPDATE alarms SET resolved_at = GREATEST(opened_at, $3)
                  WHERE check_name = $1 AND resolved_at IS NULL AND id <> $2",

@@ -1014,7 +1014,8 @@ impl SqliteStore {
                 .map_err(ctx.err(what("starting to save")))?;
             if a.resolved.is_none() {
                 // The lifecycle says this is the check's open alarm: any other
-                // still open here is stale (a crash between saves) and ends now.
+                // still open here is stale (a crash between saves) and ends when
+                // this one opened (never before it opened itself).
                 tx.execute(
                     "UPDATE alarms SET resolved_at = max(opened_at, ?3)
                      WHERE check_name = ?1 AND resolved_at IS NULL AND id <> ?2",
