@@ -108,7 +108,9 @@ enum Command {
     #[command(subcommand)]
     Cluster(ClusterCommand),
     /// Show a check's stored results.
-    #[command(after_help = "Examples:\n  laxmon history --config config/laxmon.yaml admin-load\n  laxmon history --config config/laxmon.yaml admin-load --since 24h --json")]
+    #[command(
+        after_help = "Examples:\n  laxmon history --config config/laxmon.yaml admin-load\n  laxmon history --config config/laxmon.yaml admin-load --since 24h --json"
+    )]
     History {
         /// The check.
         #[arg(value_name = "CHECK")]
@@ -121,7 +123,9 @@ enum Command {
         json: bool,
     },
     /// List alarms (newest first).
-    #[command(after_help = "Examples:\n  laxmon alarms --config config/laxmon.yaml --open\n  laxmon alarms --config config/laxmon.yaml --json")]
+    #[command(
+        after_help = "Examples:\n  laxmon alarms --config config/laxmon.yaml --open\n  laxmon alarms --config config/laxmon.yaml --json"
+    )]
     Alarms {
         /// Only alarms that are still open.
         #[arg(long)]
@@ -131,7 +135,9 @@ enum Command {
         json: bool,
     },
     /// Acknowledge an alarm: stops its repeats and escalation (the daemon applies it within seconds).
-    #[command(after_help = "Example:\n  laxmon ack --config config/laxmon.yaml 17 --comment \"disk ordered, replacing tonight\"")]
+    #[command(
+        after_help = "Example:\n  laxmon ack --config config/laxmon.yaml 17 --comment \"disk ordered, replacing tonight\""
+    )]
     Ack {
         /// The alarm's number (see `laxmon alarms`).
         #[arg(value_name = "ID")]
@@ -297,7 +303,9 @@ pub fn main() -> ExitCode {
             json,
         } => crate::cluster::run_plan_command(&cluster, &fail, json).clamp(0, 255) as u8,
         Command::Cluster(c) => cluster(&cli.global.config, c),
-        Command::History { check, since, json } => history(&cli.global.config, &check, &since, json),
+        Command::History { check, since, json } => {
+            history(&cli.global.config, &check, &since, json)
+        }
         Command::Alarms { open, json } => store_command(&cli.global.config, |cfg| async move {
             crate::store::alarms_command(&cfg.storage, open, json).await
         }),
@@ -313,9 +321,11 @@ pub fn main() -> ExitCode {
         Command::Db(DbCommand::Migrate) => store_command(&cli.global.config, |cfg| async move {
             crate::store::migrate_command(&cfg.storage).await
         }),
-        Command::Db(DbCommand::Stats { json }) => store_command(&cli.global.config, |cfg| async move {
-            crate::store::stats_command(&cfg.storage, json).await
-        }),
+        Command::Db(DbCommand::Stats { json }) => {
+            store_command(&cli.global.config, |cfg| async move {
+                crate::store::stats_command(&cfg.storage, json).await
+            })
+        }
         Command::Sim(c) => sim(c),
     };
     ExitCode::from(code)

@@ -7,7 +7,6 @@
 mod support;
 
 use chrono::{DateTime, Duration, Utc};
-use support::http::{serve, Recorder};
 use laxmon::actions::notify::{deliver_due, enqueue, Notifiers};
 use laxmon::alarm::lifecycle::{Alarms, Effect};
 use laxmon::alarm::outbox::Outbox;
@@ -20,8 +19,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::http::serve;
 use tokio::net::TcpListener;
 
 fn free_port() -> u16 {

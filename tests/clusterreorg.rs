@@ -556,7 +556,8 @@ struct Liveness {
 
 impl Liveness {
     fn start(port: u16) -> Liveness {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind liveness port");
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind liveness port");
         let port = listener.local_addr().expect("addr").port();
         listener.set_nonblocking(true).expect("nonblocking");
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -597,7 +598,9 @@ fn daemon_demo(setup: Setup) -> (Demo, Vec<Liveness>) {
     let live: Vec<Liveness> = (0..3).map(|_| Liveness::start(0)).collect();
     let mut yaml = std::fs::read_to_string(&demo.config).expect("config");
     for (i, s) in ["cs1", "cs2", "cs3"].iter().enumerate() {
-        let start = yaml.find(&format!("  - {{name: {s}-alive,")).expect("alive check line");
+        let start = yaml
+            .find(&format!("  - {{name: {s}-alive,"))
+            .expect("alive check line");
         let end = start + yaml[start..].find('\n').expect("line end");
         yaml.replace_range(
             start..end,
@@ -625,11 +628,15 @@ fn is_msg(v: &Value, m: &str) -> bool {
 fn the_daemon_fails_over_when_a_liveness_check_goes_hard_critical() {
     let (demo, mut live) = daemon_demo(Setup::default());
     let mut d = daemon(&demo);
-    d.wait_for("cs2-alive OK", |v| v["check"] == "cs2-alive" && v["state"] == "OK");
+    d.wait_for("cs2-alive OK", |v| {
+        v["check"] == "cs2-alive" && v["state"] == "OK"
+    });
     let failed_at = std::time::Instant::now();
     live[1].stop();
     demo.sim(&["fail", "cs2"]);
-    let hard = d.wait_for("cs2-alive HARD", |v| is_msg(v, "HARD state change") && v["check"] == "cs2-alive");
+    let hard = d.wait_for("cs2-alive HARD", |v| {
+        is_msg(v, "HARD state change") && v["check"] == "cs2-alive"
+    });
     let detected = failed_at.elapsed();
     assert_eq!(hard["state"], "CRITICAL");
     let done = d.wait_for("reorganised", |v| is_msg(v, "cluster reorganised"));
@@ -646,30 +653,56 @@ fn the_daemon_fails_over_when_a_liveness_check_goes_hard_critical() {
     );
     let history = demo.history();
     assert_never_on_two_servers(&history);
-    let fence = history.iter().position(|e| s(&e["op"]) == "fence").expect("fenced");
-    let first_start = history.iter().position(|e| s(&e["op"]) == "start").expect("started");
-    assert!(fence < first_start, "fence must come before any start: {history:?}");
+    let fence = history
+        .iter()
+        .position(|e| s(&e["op"]) == "fence")
+        .expect("fenced");
+    let first_start = history
+        .iter()
+        .position(|e| s(&e["op"]) == "start")
+        .expect("started");
+    assert!(
+        fence < first_start,
+        "fence must come before any start: {history:?}"
+    );
     let now = demo.placement();
     for vm in ["newjoomla", "clamxp2", "winxpc12"] {
         let host = now.get(vm).cloned().flatten();
-        assert!(matches!(host.as_deref(), Some("cs1" | "cs3")), "{vm} on {host:?}");
+        assert!(
+            matches!(host.as_deref(), Some("cs1" | "cs3")),
+            "{vm} on {host:?}"
+        );
     }
     assert_ne!(now.get("clamxp2"), now.get("winxpc12"), "anti-affinity");
 
     // cs2 returns: the VMs the reorganisation stopped are started again.
-    let stopped: Vec<String> = now.iter().filter(|(_, h)| h.is_none()).map(|(v, _)| v.clone()).collect();
+    let stopped: Vec<String> = now
+        .iter()
+        .filter(|(_, h)| h.is_none())
+        .map(|(v, _)| v.clone())
+        .collect();
     demo.sim(&["revive", "cs2"]);
     let _back = Liveness::start(live[1].port);
-    d.wait_for("restored", |v| is_msg(v, "cluster reorganised") && v["kind"] == "restore");
+    d.wait_for("restored", |v| {
+        is_msg(v, "cluster reorganised") && v["kind"] == "restore"
+    });
     let after = demo.placement();
     for vm in &stopped {
-        assert!(after.get(vm).cloned().flatten().is_some(), "{vm} not restarted: {after:?}");
+        assert!(
+            after.get(vm).cloned().flatten().is_some(),
+            "{vm} not restarted: {after:?}"
+        );
     }
     assert_never_on_two_servers(&demo.history());
     assert_eq!(d.terminate(), 0);
     let alarms = demo.laxmon(&["alarms", "--json"]);
     let alarms: Value = serde_json::from_str(&stdout(&alarms)).expect("alarms json");
-    assert!(alarms.as_array().is_some_and(|a| a.iter().any(|x| x["check"] == "cs2-alive")), "{alarms}");
+    assert!(
+        alarms
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["check"] == "cs2-alive")),
+        "{alarms}"
+    );
 }
 
 #[test]
@@ -680,7 +713,9 @@ fn a_daemon_killed_mid_plan_finishes_it_after_restart() {
         ..Setup::default()
     });
     let d = daemon(&demo);
-    d.wait_for("cs2-alive OK", |v| v["check"] == "cs2-alive" && v["state"] == "OK");
+    d.wait_for("cs2-alive OK", |v| {
+        v["check"] == "cs2-alive" && v["state"] == "OK"
+    });
     live[1].stop();
     demo.sim(&["fail", "cs2"]);
     let mut waited = 0;
@@ -696,8 +731,15 @@ fn a_daemon_killed_mid_plan_finishes_it_after_restart() {
     d.wait_for("resumed and finished", |v| is_msg(v, "cluster reorganised"));
     let history = demo.history();
     assert_never_on_two_servers(&history);
-    assert!(history.iter().all(|e| e["ok"] == Value::Bool(true)), "{history:?}");
-    assert_eq!(history.iter().filter(|e| s(&e["op"]) == "fence").count(), 1, "fenced once");
+    assert!(
+        history.iter().all(|e| e["ok"] == Value::Bool(true)),
+        "{history:?}"
+    );
+    assert_eq!(
+        history.iter().filter(|e| s(&e["op"]) == "fence").count(),
+        1,
+        "fenced once"
+    );
     let mut seen = std::collections::HashSet::new();
     for e in history.iter().filter(|e| !e["vm"].is_null()) {
         let key = format!("{}:{}", s(&e["op"]), s(&e["vm"]));

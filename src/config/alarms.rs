@@ -1531,8 +1531,14 @@ fn decode_rule(ctx: &Ctx, node: &Node, raw: &mut RawAlarms, errors: &mut Errors)
     if let Some(n) = map.take("actions") {
         for a in seq(file, "actions", n, errors) {
             if let Some(action) = decode_action(ctx, &raw.config.scripts_dir, a, errors) {
-                if let Action::ClusterReorg { cluster } | Action::RestartVm { cluster: Some(cluster), .. } = &action {
-                    raw.cluster_refs.push((cluster.clone(), file.to_path_buf(), a.pos));
+                if let Action::ClusterReorg { cluster }
+                | Action::RestartVm {
+                    cluster: Some(cluster),
+                    ..
+                } = &action
+                {
+                    raw.cluster_refs
+                        .push((cluster.clone(), file.to_path_buf(), a.pos));
                 }
                 actions.push(action);
             }

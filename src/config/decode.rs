@@ -1328,7 +1328,11 @@ fn finish(path: &Path, files: Vec<PathBuf>, raw: RawConfig, errors: &mut Errors)
         }
     }
     let hosts: Vec<Host> = raw.hosts.into_iter().map(|h| h.host).collect();
-    let cluster_names: Vec<String> = raw.clusters.iter().filter_map(|c| c.name().map(str::to_string)).collect();
+    let cluster_names: Vec<String> = raw
+        .clusters
+        .iter()
+        .filter_map(|c| c.name().map(str::to_string))
+        .collect();
     let alarms = super::alarms::finish(raw.alarms, &checks, &hosts, &cluster_names, errors);
     let clusters = super::clusters::resolve(raw.clusters, &hosts, &checks, &raw.engine.ssh, errors);
     Config {

@@ -54,7 +54,10 @@ impl AlarmStage {
             .await
             .map_err(|e| anyhow::anyhow!("cannot load the notification outbox: {e}"))?;
         if !pending.is_empty() {
-            tracing::info!(pending = pending.len(), "resuming notifications from the outbox");
+            tracing::info!(
+                pending = pending.len(),
+                "resuming notifications from the outbox"
+            );
         }
         outbox.restore(pending);
         let notifiers = Notifiers::new(&config.alarms)?;
@@ -85,7 +88,10 @@ impl AlarmStage {
     }
 
     /// Sends `clusterreorg` and `restart-vm` requests to this channel.
-    pub fn with_cluster_actions(mut self, tx: mpsc::UnboundedSender<crate::alarm::lifecycle::ActionRequest>) -> Self {
+    pub fn with_cluster_actions(
+        mut self,
+        tx: mpsc::UnboundedSender<crate::alarm::lifecycle::ActionRequest>,
+    ) -> Self {
         self.cluster_actions = Some(tx);
         self
     }
@@ -175,7 +181,14 @@ impl AlarmStage {
                     }
                 }
                 Effect::Notify(n) => {
-                    let r = notify::enqueue(&mut self.outbox, &self.store, &self.config.alarms, &n, Utc::now()).await;
+                    let r = notify::enqueue(
+                        &mut self.outbox,
+                        &self.store,
+                        &self.config.alarms,
+                        &n,
+                        Utc::now(),
+                    )
+                    .await;
                     if let Err(e) = r {
                         tracing::error!(key = %n.key, error = %e, "cannot store notification; it stays queued in memory");
                     }
@@ -183,15 +196,22 @@ impl AlarmStage {
                 Effect::Run(req) => {
                     tracing::info!(alarm = req.alarm_id, check = %req.check, action = req.action.kind(), "running action");
                     match &req.action {
-                        Action::ClusterReorg { .. } | Action::RestartVm { .. } => match &self.cluster_actions {
-                            Some(tx) => {
-                                let _ = tx.send(req);
+                        Action::ClusterReorg { .. } | Action::RestartVm { .. } => {
+                            match &self.cluster_actions {
+                                Some(tx) => {
+                                    let _ = tx.send(req);
+                                }
+                                None => tracing::error!(
+                                    action = req.action.kind(),
+                                    "no cluster is configured to carry out this action"
+                                ),
                             }
-                            None => tracing::error!(action = req.action.kind(), "no cluster is configured to carry out this action"),
-                        },
+                        }
                         _ => {
                             let config = Arc::clone(&self.config);
-                            self.actions.spawn(async move { crate::actions::restart::run(&req, &config).await });
+                            self.actions.spawn(async move {
+                                crate::actions::restart::run(&req, &config).await
+                            });
                         }
                     }
                 }
@@ -210,8 +230,11 @@ impl AlarmStage {
     }
 
     async fn deliver(&mut self) {
-        match notify::deliver_due(&mut self.outbox, &self.store, &self.notifiers, Utc::now()).await {
-            Ok(r) if r.sent + r.failed > 0 => tracing::debug!(sent = r.sent, failed = r.failed, "delivered notifications"),
+        match notify::deliver_due(&mut self.outbox, &self.store, &self.notifiers, Utc::now()).await
+        {
+            Ok(r) if r.sent + r.failed > 0 => {
+                tracing::debug!(sent = r.sent, failed = r.failed, "delivered notifications")
+            }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot record a delivery in the store"),
         }
@@ -226,16 +249,24 @@ impl AlarmStage {
             }
         };
         for ack in requested {
-            let pending = self.alarms.alarm(ack.alarm_id).is_some_and(|a| a.is_open() && a.ack.is_none());
+            let pending = self
+                .alarms
+                .alarm(ack.alarm_id)
+                .is_some_and(|a| a.is_open() && a.ack.is_none());
             if !pending {
                 continue;
             }
-            match self.alarms.acknowledge(ack.alarm_id, &ack.by, &ack.comment, ack.at) {
+            match self
+                .alarms
+                .acknowledge(ack.alarm_id, &ack.by, &ack.comment, ack.at)
+            {
                 Ok(effects) => {
                     tracing::info!(alarm = ack.alarm_id, by = %ack.by, "alarm acknowledged");
                     self.handle(effects).await;
                 }
-                Err(e) => tracing::warn!(alarm = ack.alarm_id, error = %e, "acknowledgement not applied"),
+                Err(e) => {
+                    tracing::warn!(alarm = ack.alarm_id, error = %e, "acknowledgement not applied")
+                }
             }
         }
     }

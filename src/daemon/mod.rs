@@ -79,7 +79,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     match store.migrate().await {
         Ok(applied) if !applied.is_empty() => tracing::info!(?applied, "database migrated"),
         Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "database not ready; results wait in the spool until it is"),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not ready; results wait in the spool until it is")
+        }
     }
     if let Err(e) = store.sync_config(&config).await {
         tracing::warn!(error = %e, "cannot record the configured hosts and checks");
@@ -108,8 +110,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
     let (action_tx, action_rx) = mpsc::unbounded_channel();
-    let alarms = tokio::spawn(alarm_stage.with_cluster_actions(action_tx).run(alarm_rx, done_rx));
-    let cluster = tokio::spawn(ClusterStage::new(Arc::clone(&config), done_tx).run(cluster_rx, action_rx));
+    let alarms = tokio::spawn(
+        alarm_stage
+            .with_cluster_actions(action_tx)
+            .run(alarm_rx, done_rx),
+    );
+    let cluster =
+        tokio::spawn(ClusterStage::new(Arc::clone(&config), done_tx).run(cluster_rx, action_rx));
     let alive_checks: std::collections::HashSet<String> = config
         .clusters
         .iter()
@@ -134,7 +141,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         loop {
             every.tick().await;
             match retention_store.retention().await {
-                Ok(r) => tracing::info!(results = r.results, events = r.events, partitions = ?r.partitions_dropped, "retention"),
+                Ok(r) => {
+                    tracing::info!(results = r.results, events = r.events, partitions = ?r.partitions_dropped, "retention")
+                }
                 Err(e) => tracing::warn!(error = %e, "retention failed; trying again later"),
             }
         }
@@ -154,7 +163,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     alarms.await?;
     cluster.await?;
     let stats = writer.shutdown(WRITER_FLUSH).await;
-    tracing::info!(written = stats.written, spooled = stats.spooled, queued = stats.queued, "laxmon stopped");
+    tracing::info!(
+        written = stats.written,
+        spooled = stats.spooled,
+        queued = stats.queued,
+        "laxmon stopped"
+    );
     Ok(())
 }
 

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
 pub struct Request {
