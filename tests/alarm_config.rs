@@ -34,10 +34,26 @@ const BASE: &str = "checks:\n  - {name: web, kind: plugin, command: /bin/true}\n
 #[test]
 fn a_full_alarm_config_passes() {
     let yaml = format!(
-        "{BASE}windows:\n  - {{name: days, cron: \"0 8 * * 1-5\", duration: 10h, timezone: Europe/Berlin}}\nrules:\n  - name: web\n    match: {{checks: [\"web*\"]}}\n    after: 1m\n    repeat: 30m\n    notify: [alice]\n    escalate:\n      - {{after: 15m, notify: [alice]}}\n    actions:\n      - script: fix-it\n        args: [\"$SERVICESTATE$\", \"{{{{host}}}}\"]\n      - restart-service: apache2.service\n      - restart-vm: web1\n        cluster: cl1\n      - clusterreorg: cl1\n    restarts: 3\n    within: 5\nmaintenance:\n  - {{name: m, match: {{checks: [web]}}, windows: [days]}}\n"
+        "{BASE}windows:\n  - {{name: days, cron: \"0 8 * * 1-5\", duration: 10h, timezone: Europe/Berlin}}\nrules:\n  - name: web\n    match: {{checks: [\"web*\"]}}\n    after: 1m\n    repeat: 30m\n    notify: [alice]\n    escalate:\n      - {{after: 15m, notify: [alice]}}\n    actions:\n      - script: fix-it\n        args: [\"$SERVICESTATE$\", \"{{{{host}}}}\"]\n      - restart-service: apache2.service\n      - restart-vm: web1\n        cluster: cl1\n      - clusterreorg: cl1\n    restarts: 3\n    within: 5\nmaintenance:\n  - {{name: m, match: {{checks: [web]}}, windows: [days]}}\n{CLUSTER}"
     );
     let (code, err, _) = config_check(&yaml);
     assert_eq!(code, 0, "{err}");
+}
+
+/// A sim cluster `cl1` with one server and the VM `web1`.
+const CLUSTER: &str = "hosts:\n  - {name: cs1, address: 127.0.0.1}\nclusters:\n  - name: cl1\n    driver: sim\n    sim: {state: var/sim.json}\n    servers:\n      - {host: cs1, memory_mb: 4096}\n    vms:\n      - {name: web1, memory_mb: 1024}\n";
+
+#[test]
+fn cluster_actions_must_name_a_defined_cluster() {
+    let yaml = format!(
+        "{BASE}rules:\n  - name: r\n    match: {{checks: [web]}}\n    actions:\n      - clusterreorg: nope\n"
+    );
+    assert_error(
+        &yaml,
+        12,
+        9,
+        &["cluster \"nope\"", "not defined under clusters"],
+    );
 }
 
 #[test]

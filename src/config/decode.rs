@@ -588,6 +588,19 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 const MAX_ATTEMPTS: i64 = 100;
 
+/// Where results wait while the database is away, when `spool_dir` is not
+/// set: beside an SQLite database (so two daemons with two databases never
+/// share a spool), `var/spool` for PostgreSQL.
+fn default_spool_dir(backend: &Storage) -> PathBuf {
+    match backend {
+        Storage::Sqlite(path) => match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join("spool"),
+            _ => PathBuf::from("spool"),
+        },
+        Storage::Postgres(_) => PathBuf::from("var/spool"),
+    }
+}
+
 fn storage_url(file: &Path, node: &Node, errors: &mut Errors) -> Option<Storage> {
     let s = string(file, "storage", node, errors)?;
     if let Some(path) = s.strip_prefix("sqlite:") {
@@ -636,6 +649,7 @@ fn decode_storage(file: &Path, node: &Node, errors: &mut Errors) -> StorageConfi
     let mut cfg = StorageConfig::default();
     if let Value::Str(_) = node.value {
         if let Some(backend) = storage_url(file, node, errors) {
+            cfg.spool_dir = default_spool_dir(&backend);
             cfg.backend = backend;
         }
         return cfg;
@@ -702,10 +716,13 @@ fn decode_storage(file: &Path, node: &Node, errors: &mut Errors) -> StorageConfi
             cfg.keep_events = d;
         }
     }
-    if let Some(n) = map.take("spool_dir") {
-        if let Some(s) = string(file, "storage.spool_dir", n, errors) {
-            cfg.spool_dir = PathBuf::from(s);
+    match map.take("spool_dir") {
+        Some(n) => {
+            if let Some(s) = string(file, "storage.spool_dir", n, errors) {
+                cfg.spool_dir = PathBuf::from(s);
+            }
         }
+        None => cfg.spool_dir = default_spool_dir(&cfg.backend),
     }
     if let Some(n) = map.take("queue_capacity") {
         if let Some(i) = integer(file, "storage.queue_capacity", n, 100, 100_000_000, errors) {

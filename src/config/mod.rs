@@ -246,7 +246,8 @@ pub struct StorageConfig {
     pub keep_results: Duration,
     /// State changes, alarms and notifications older than this are dropped.
     pub keep_events: Duration,
-    /// Directory where results wait while the database is unreachable.
+    /// Directory where results wait while the database is unreachable
+    /// (default: `spool/` beside an SQLite database, `var/spool` for PostgreSQL).
     pub spool_dir: PathBuf,
     /// Results held in memory before they spill to the spool file.
     pub queue_capacity: usize,

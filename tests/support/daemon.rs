@@ -34,10 +34,11 @@ impl Daemon {
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if tx.send(v).is_err() {
-                        break;
-                    }
+                // Lines that are not JSON (e.g. a fatal start-up error) arrive as {"raw": line}.
+                let v = serde_json::from_str::<Value>(&line)
+                    .unwrap_or_else(|_| serde_json::json!({ "raw": line }));
+                if tx.send(v).is_err() {
+                    break;
                 }
             }
         });
@@ -47,14 +48,23 @@ impl Daemon {
     /// Waits (bounded) for a log line satisfying `pred`, returning it.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = std::collections::VecDeque::new();
         while Instant::now() < deadline {
-            if let Ok(v) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                if pred(&v) {
-                    return v;
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(v) if pred(&v) => return v,
+                Ok(v) => {
+                    last.push_back(v);
+                    if last.len() > 20 {
+                        last.pop_front();
+                    }
                 }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("laxmon exited before logging {what}; last lines: {last:?}");
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
         }
-        panic!("no log line for: {what}");
+        panic!("no log line for: {what}; last lines: {last:?}");
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
