@@ -310,12 +310,30 @@ fn config_path_comes_from_the_environment() {
 
 #[test]
 fn help_texts_have_examples() {
-    for args in [
-        vec!["--help"],
-        vec!["run", "--help"],
-        vec!["check", "--help"],
-        vec!["config", "check", "--help"],
-    ] {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["run"],
+        &["check"],
+        &["config", "check"],
+        &["plugin"],
+        &["plan"],
+        &["cluster", "reorg"],
+        &["cluster", "restore"],
+        &["cluster", "status"],
+        &["sim", "fail"],
+        &["sim", "revive"],
+        &["sim", "alive"],
+        &["sim", "fence"],
+        &["sim", "show"],
+        &["history"],
+        &["alarms"],
+        &["ack"],
+        &["db", "migrate"],
+        &["db", "stats"],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.push("--help");
         let out = laxmon(&args);
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         let text = stdout(&out);

@@ -215,3 +215,33 @@ fn a_restarted_daemon_resumes_soft_attempts() {
         "attempt must continue after a restart: {next}"
     );
 }
+
+#[test]
+fn db_migrate_and_stats_through_the_cli() {
+    let scene = Scene::new();
+    let (port, _hook) = serve_in_thread(200, "ok");
+    let storage = format!("sqlite:{}/laxmon.db", scene.path().display());
+    let cfg = scene.config(&storage, port, "");
+    let out = laxmon(&["db", "migrate", "--config", &cfg]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let again = laxmon(&["db", "migrate", "--config", &cfg]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_ne!(
+        stdout(&out),
+        stdout(&again),
+        "the second migrate applies nothing"
+    );
+    let out = laxmon(&["check", "--config", &cfg]);
+    assert_eq!(out.status.code(), Some(0));
+    let mut daemon = Daemon::start(&cfg);
+    daemon.wait_for("a result", |v| field(v, "check") == "flip");
+    assert_eq!(daemon.terminate(), 0);
+    let stats = json_out(&["db", "stats", "--config", &cfg, "--json"]);
+    assert_eq!(stats["schema_version"], 2, "{stats}");
+    let results = stats["tables"]
+        .as_array()
+        .and_then(|t| t.iter().find(|r| r["table"] == "results"))
+        .and_then(|r| r["rows"].as_i64());
+    assert!(results.is_some_and(|n| n >= 1), "{stats}");
+    assert!(stats["oldest_result"].is_string(), "{stats}");
+}
