@@ -3,30 +3,7 @@
 
 mod support;
 
-use support::bin::{laxmon, stderr, write_file};
-
-/// Runs `laxmon config check` on `yaml` and returns (exit code, stderr, path).
-fn config_check(yaml: &str) -> (i32, String, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_file(dir.path(), "alarm-scripts/fix-it", "#!/bin/sh\nexit 0\n");
-    let path = write_file(dir.path(), "laxmon.yaml", yaml);
-    let out = laxmon(&["config", "check", "--config", &path]);
-    (out.status.code().unwrap_or(-1), stderr(&out), path)
-}
-
-/// Asserts an error at `line:col` that mentions all `words`.
-fn assert_error(yaml: &str, line: u32, col: u32, words: &[&str]) {
-    let (code, err, path) = config_check(yaml);
-    assert_eq!(code, 64, "exit code for:\n{yaml}\nstderr:\n{err}");
-    let prefix = format!("{path}:{line}:{col}: ");
-    let hit = err
-        .lines()
-        .find(|l| l.starts_with(&prefix))
-        .unwrap_or_else(|| panic!("no error at {prefix} in:\n{err}"));
-    for w in words {
-        assert!(hit.contains(w), "error {hit:?} should mention {w:?}");
-    }
-}
+use support::config::{assert_error, config_check};
 
 /// Hosts, a check, a mail notifier and a contact every case can use (8 lines).
 const BASE: &str = "checks:\n  - {name: web, kind: plugin, command: /bin/true}\nnotifiers:\n  - {name: mail, kind: smtp, host: localhost, tls: none, from: laxmon@localhost}\ncontacts:\n  - name: alice\n    email: alice@example.org\n";

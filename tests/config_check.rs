@@ -4,29 +4,7 @@
 mod support;
 
 use support::bin::{laxmon, stderr, stdout, write_file};
-
-/// Runs `laxmon config check` on `yaml` (as laxmon.yaml in a temp dir) and
-/// returns (exit code, stderr, path of the file).
-fn config_check(yaml: &str) -> (i32, String, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_file(dir.path(), "laxmon.yaml", yaml);
-    let out = laxmon(&["config", "check", "--config", &path]);
-    (out.status.code().unwrap_or(-1), stderr(&out), path)
-}
-
-/// Asserts that the errors contain exactly one line at `line:col` with all `words`.
-fn assert_error(yaml: &str, line: u32, col: u32, words: &[&str]) {
-    let (code, err, path) = config_check(yaml);
-    assert_eq!(code, 64, "exit code for:\n{yaml}\nstderr:\n{err}");
-    let prefix = format!("{path}:{line}:{col}: ");
-    let hit = err
-        .lines()
-        .find(|l| l.starts_with(&prefix))
-        .unwrap_or_else(|| panic!("no error at {prefix} in:\n{err}"));
-    for w in words {
-        assert!(hit.contains(w), "error {hit:?} should mention {w:?}");
-    }
-}
+use support::config::{assert_error, config_check};
 
 const HOST: &str = "hosts:\n  - name: cs1\n    address: 127.0.0.1\n";
 

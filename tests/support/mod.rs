@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod bin;
+pub mod config;
 pub mod daemon;
 pub mod http;
 pub mod pg;
