@@ -2,19 +2,19 @@
 //! in the environment (`LAXMON_*` and the Nagios `NAGIOS_*` names), a
 //! timeout that kills the whole process group, output capped.
 //!
-//! Interim: the plugin runner in `checks::plugin` does the same for checks;
-//! the two should be unified. This module never interprets what a script
+//! Process handling is the checks' runner ([`crate::checks::plugin::execute`])
+//! with one difference: what the program leaves running (a service it
+//! restarted) is left alone. This module never interprets what a script
 //! means; the caller records the returned [`ActionRun`].
 
 use crate::alarm::store::ActionRun;
+use crate::checks::plugin::{self, End, RunOptions};
 use chrono::Utc;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// Bytes of stdout + stderr kept per run.
-pub const OUTPUT_CAP: usize = 64 * 1024;
+/// Bytes of stdout and of stderr kept per run.
+pub const OUTPUT_CAP: usize = plugin::DEFAULT_OUTPUT_CAP;
 
 /// One program to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +25,7 @@ pub struct Exec {
     pub args: Vec<String>,
     /// Extra environment variables (on top of the daemon's).
     pub env: Vec<(String, String)>,
-    /// The run is killed (process group, SIGKILL) after this.
+    /// The run is killed (process group, SIGTERM then SIGKILL) after this.
     pub timeout: Duration,
 }
 
@@ -54,97 +54,44 @@ pub async fn run(exec: &Exec, key: &str, alarm_id: u64, action: &str) -> ActionR
         output: String::new(),
         error: None,
     };
-    let mut cmd = tokio::process::Command::new(&exec.program);
-    cmd.args(&exec.args)
-        .envs(exec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            record.error = Some(format!("cannot start {}: {e}", exec.program.display()));
-            record.duration = clock.elapsed();
-            return record;
-        }
-    };
-    let pgid = child.id();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let reader = async {
-        let (a, b) = tokio::join!(read_capped(stdout), read_capped(stderr));
-        (a, b)
-    };
-    let waited = tokio::time::timeout(exec.timeout, async {
-        let (out, err) = reader.await;
-        let status = child.wait().await;
-        (out, err, status)
-    })
-    .await;
-    match waited {
-        Ok((out, err, status)) => {
-            record.output = join_output(out, err);
-            match status {
-                Ok(s) => record.exit_code = s.code(),
-                Err(e) => {
-                    record.error = Some(format!("waiting for {}: {e}", exec.program.display()))
+    let mut opts = RunOptions::new(exec.timeout);
+    opts.env = exec.env.clone();
+    opts.keep_leftovers = true;
+    match plugin::execute(&exec.argv(), &opts).await {
+        Ok(done) => {
+            record.output = join_output(&done.stdout.bytes, &done.stderr.bytes);
+            match done.end {
+                End::Exited(code) => record.exit_code = Some(code),
+                End::Signaled(sig) => {
+                    record.error = Some(format!(
+                        "killed by signal {sig} ({})",
+                        plugin::signal_name(sig)
+                    ))
+                }
+                End::TimedOut(limit) => {
+                    record.timed_out = true;
+                    record.error = Some(format!(
+                        "timed out after {}; process group killed",
+                        crate::config::duration::format(limit)
+                    ));
                 }
             }
         }
-        Err(_) => {
-            record.timed_out = true;
-            if let Some(pid) = pgid {
-                kill_group(pid);
-            }
-            let _ = child.wait().await;
-            record.error = Some(format!(
-                "timed out after {}; process group killed",
-                crate::config::duration::format(exec.timeout)
-            ));
-        }
+        Err(e) => record.error = Some(format!("cannot start {}: {e}", exec.program.display())),
     }
     record.duration = clock.elapsed();
     record
 }
 
-fn kill_group(pid: u32) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: killpg only sends a signal; the group is the child's own (process_group(0)).
-        unsafe {
-            libc::killpg(pid, libc::SIGKILL);
-        }
-    }
-}
-
-async fn read_capped<R: AsyncRead + Unpin>(r: Option<R>) -> Vec<u8> {
-    let Some(mut r) = r else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = OUTPUT_CAP.saturating_sub(out.len());
-                out.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-    }
-    out
-}
-
-fn join_output(out: Vec<u8>, err: Vec<u8>) -> String {
-    let mut s = String::from_utf8_lossy(&out).into_owned();
+/// stdout, then stderr on a line of its own, without a final newline.
+fn join_output(out: &[u8], err: &[u8]) -> String {
+    let mut s = String::from_utf8_lossy(out).into_owned();
     if !err.is_empty() {
         if !s.is_empty() && !s.ends_with('\n') {
             s.push('\n');
         }
-        s.push_str(&String::from_utf8_lossy(&err));
+        s.push_str(&String::from_utf8_lossy(err));
     }
-    let mut s: String = s.chars().take(OUTPUT_CAP).collect();
     if s.ends_with('\n') {
         s.pop();
     }
@@ -181,16 +128,50 @@ mod tests {
     #[tokio::test]
     async fn timeout_kills_the_process_group() {
         // The grandchild keeps stdout open; only killing the group ends the run.
-        let r = run(
-            &sh("sleep 30 & sleep 30; echo never", 300),
-            "k",
-            1,
-            "script",
-        )
-        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pids = dir.path().join("pids");
+        let script = format!(
+            "sleep 30 & echo $! $$ > {}; sleep 30; echo never",
+            pids.display()
+        );
+        let r = run(&sh(&script, 300), "k", 1, "script").await;
         assert!(r.timed_out);
         assert_eq!(r.exit_code, None);
-        assert!(r.duration < Duration::from_secs(20));
+        let text = std::fs::read_to_string(&pids).expect("pids");
+        for pid in text.split_whitespace() {
+            assert!(
+                !alive(pid),
+                "process {pid} of the timed-out action still runs"
+            );
+        }
+    }
+
+    /// Whether `pid` runs (a zombie waiting for its reaper does not).
+    fn alive(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+            .unwrap_or(false)
+    }
+
+    #[tokio::test]
+    async fn a_service_the_action_started_keeps_running() {
+        // A restart script starts a "daemon" that inherits stdout and exits 0:
+        // the run ends as done, and the daemon is not killed.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pidfile = dir.path().join("daemon.pid");
+        let script = format!("sleep 30 & echo $! > {}; echo restarted", pidfile.display());
+        let r = run(&sh(&script, 10_000), "k", 1, "restart-service").await;
+        assert_eq!(r.exit_code, Some(0), "{r:?}");
+        assert!(!r.timed_out);
+        assert_eq!(r.output, "restarted");
+        let pid = std::fs::read_to_string(&pidfile).expect("pid");
+        let pid = pid.trim();
+        assert!(alive(pid), "the started service was killed");
+        // SAFETY: kill(2) on the test's own stray sleep.
+        unsafe {
+            libc::kill(pid.parse().expect("pid number"), libc::SIGKILL);
+        }
     }
 
     #[tokio::test]

@@ -51,6 +51,13 @@ pub struct RunOptions {
     pub kill_grace: Duration,
     /// Time the plugin's leftovers may keep its pipes open after it exited.
     pub pipe_grace: Duration,
+    /// Extra environment variables, on top of laxmon's own.
+    pub env: Vec<(String, String)>,
+    /// Leave processes the program started and left running alone (a
+    /// service an action restarted): stop reading their pipes after
+    /// `pipe_grace` instead of killing them. Checks leave this off, so a
+    /// plugin's stray children never outlive it.
+    pub keep_leftovers: bool,
 }
 
 impl RunOptions {
@@ -61,6 +68,8 @@ impl RunOptions {
             output_cap: DEFAULT_OUTPUT_CAP,
             kill_grace: Duration::from_secs(1),
             pipe_grace: Duration::from_millis(500),
+            env: Vec::new(),
+            keep_leftovers: false,
         }
     }
 }
@@ -352,7 +361,7 @@ impl Drop for GroupGuard {
 /// Starts `argv` and supervises it to the end: capture, timeout, leftovers, reaping.
 pub async fn execute(argv: &[String], opts: &RunOptions) -> Result<Execution, RunError> {
     let (program, args) = argv.split_first().ok_or(RunError::EmptyCommand)?;
-    let mut child = spawn(program, args).await?;
+    let mut child = spawn(program, args, &opts.env).await?;
     let pid = child.id().ok_or_else(|| RunError::Wait {
         program: program.clone(),
         source: io::Error::other("child has no pid right after spawn"),
@@ -436,7 +445,8 @@ async fn supervise(
     // pipes, then the group is killed and we read one more grace at most (what
     // still holds the pipes then has left our group and is abandoned).
     let mut leftovers_killed = false;
-    for attempt in 0..2 {
+    let rounds = if opts.keep_leftovers { 1 } else { 2 };
+    for attempt in 0..rounds {
         if out_done && err_done {
             break;
         }
@@ -459,7 +469,6 @@ async fn supervise(
     Ok((end, leftovers_killed))
 }
 
-/// Spawns without a shell in a new process group; retries briefly on ETXTBSY.
 /// The file to execute for `program`: a program named exactly `laxmon` is
 /// the running laxmon binary (so `laxmon plugin ...` and `laxmon sim ...`
 /// commands work without laxmon on `PATH`); anything else is looked up as usual.
@@ -474,12 +483,18 @@ fn resolve_program(program: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(program)
 }
 
-async fn spawn(program: &str, args: &[String]) -> Result<Child, RunError> {
+/// Spawns without a shell in a new process group; retries briefly on ETXTBSY.
+async fn spawn(
+    program: &str,
+    args: &[String],
+    env: &[(String, String)],
+) -> Result<Child, RunError> {
     let mut attempts = 0;
     let file = resolve_program(program);
     loop {
         let result = Command::new(&file)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
