@@ -8,9 +8,10 @@
 //! small so the ControlMaster-aware SSH runner of `checks::ssh` can replace
 //! it after the merge.
 
+use crate::checks::plugin::{self, End, RunOptions};
 use std::fmt;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::time::Duration;
 
 /// Where the text comes from: this machine, an SSH destination, or a capture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,36 +220,33 @@ pub fn ssh_argv(dest: &str, port: Option<u16>, fetch: &Fetch) -> Vec<String> {
     argv
 }
 
+/// Output kept of a gathering command (tool listings can be long).
+const GATHER_CAP: usize = 16 * 1024 * 1024;
+
+/// Runs `argv` through the checks' process runner (no shell, own process
+/// group, `LC_ALL=C`); the caller bounds the time (a dropped run kills its group).
 async fn run(argv: &[String], what: &str) -> Result<String, GatherError> {
-    let Some((program, args)) = argv.split_first() else {
-        return Err(GatherError::Spawn {
-            program: String::new(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"),
-        });
-    };
-    let out = tokio::process::Command::new(program)
-        .args(args)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .output()
+    let mut opts = RunOptions::new(Duration::from_secs(24 * 3600));
+    opts.output_cap = GATHER_CAP;
+    opts.env = vec![("LC_ALL".into(), "C".into())];
+    let program = argv.first().cloned().unwrap_or_default();
+    let done = plugin::execute(argv, &opts)
         .await
         .map_err(|e| GatherError::Spawn {
             program: program.clone(),
-            source: e,
+            source: std::io::Error::other(e.to_string()),
         })?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
-        return Ok(stdout);
-    }
+    let stdout = String::from_utf8_lossy(&done.stdout.bytes).into_owned();
+    let code = match done.end {
+        End::Exited(0) => return Ok(stdout),
+        End::Exited(code) => Some(code),
+        End::Signaled(_) | End::TimedOut(_) => None,
+    };
     Err(GatherError::Failed {
         what: what.to_string(),
-        code: out.status.code(),
+        code,
         stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stderr: String::from_utf8_lossy(&done.stderr.bytes).into_owned(),
     })
 }
 
