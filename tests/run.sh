@@ -34,4 +34,4 @@ if [ -n "$need" ]; then
     # Debian starts a PostgreSQL and an sshd on install; the tests run their own.
 fi
 
-exec cargo test --release --lib --bins --tests "$@"
+exec cargo test --lib --bins --tests "$@"
