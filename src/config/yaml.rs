@@ -79,7 +79,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             pos: Pos { line: 1, column: 1 },
         });
     }
-    serde_saphyr::from_str::<Node>(text).map_err(|e| {
+    serde_saphyr::from_str_with_options::<Node>(text, parse_options()).map_err(|e| {
         let pos = e
             .location()
             .map(|l| Pos {
@@ -98,6 +98,18 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             .unwrap_or_else(|| first.trim_start_matches("error: ").to_string());
         SyntaxError { pos, message }
     })
+}
+
+/// Parser limits for configuration files: the crate's defaults (250,000
+/// nodes) stop at about 25,000 checks; a large cluster's config is trusted
+/// admin input, so allow far more while keeping the other guards.
+fn parse_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = 50_000_000;
+    budget.max_events = 100_000_000;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }
 
 impl<'de> Deserialize<'de> for Node {
@@ -202,6 +214,22 @@ mod tests {
         let e = parse("a: 1\na: 2\n").expect_err("duplicate");
         assert_eq!(e.pos, Pos { line: 2, column: 1 });
         assert!(e.message.contains("duplicate mapping key"), "{}", e.message);
+    }
+
+    #[test]
+    fn large_configs_parse() {
+        let mut text = String::from("checks:\n");
+        for i in 0..30_000 {
+            text.push_str(&format!("  - {{name: c{i}, kind: plugin, command: [/bin/true, x]}}\n"));
+        }
+        let n = parse(&text).expect("30,000 checks (300,000 nodes) parse");
+        let Value::Map(top) = &n.value else {
+            panic!("map")
+        };
+        let Value::Seq(items) = &top[0].1.value else {
+            panic!("seq")
+        };
+        assert_eq!(items.len(), 30_000);
     }
 
     #[test]
