@@ -245,3 +245,40 @@ fn db_migrate_and_stats_through_the_cli() {
     assert!(results.is_some_and(|n| n >= 1), "{stats}");
     assert!(stats["oldest_result"].is_string(), "{stats}");
 }
+
+/// The webhook is down when the alarm opens and the daemon is restarted
+/// before it comes back: the notification waits in the outbox and arrives
+/// exactly once.
+#[test]
+fn a_notification_survives_a_restart_and_arrives_once() {
+    let scene = Scene::new();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let storage = format!("sqlite:{}/laxmon.db", scene.path().display());
+    let cfg = scene.config(&storage, port, "");
+    scene.set(2);
+    let mut daemon = Daemon::start(&cfg);
+    daemon.wait_for("HARD CRITICAL", |v| {
+        field(v, "message") == "HARD state change"
+    });
+    daemon.wait_for("a failed delivery", |v| {
+        field(v, "message") == "delivery failed"
+    });
+    assert_eq!(daemon.terminate(), 0);
+    drop(daemon);
+    let (_, hook) = support::http::serve_in_thread_on(port, 200, "ok");
+    let mut daemon = Daemon::start(&cfg);
+    eventually("the problem notification", || {
+        hook_types(&hook).contains(&"PROBLEM".to_string())
+    });
+    // Let a few more delivery rounds and results pass: nothing is sent twice.
+    daemon.wait_for("more results", |v| {
+        field(v, "check") == "flip" && v["attempt"] == 3
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(daemon.terminate(), 0);
+    let problems = hook_types(&hook).iter().filter(|t| *t == "PROBLEM").count();
+    assert_eq!(problems, 1, "{:?}", hook_types(&hook));
+}

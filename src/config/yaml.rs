@@ -220,7 +220,9 @@ mod tests {
     fn large_configs_parse() {
         let mut text = String::from("checks:\n");
         for i in 0..30_000 {
-            text.push_str(&format!("  - {{name: c{i}, kind: plugin, command: [/bin/true, x]}}\n"));
+            text.push_str(&format!(
+                "  - {{name: c{i}, kind: plugin, command: [/bin/true, x]}}\n"
+            ));
         }
         let n = parse(&text).expect("30,000 checks (300,000 nodes) parse");
         let Value::Map(top) = &n.value else {

@@ -93,6 +93,11 @@ pub fn serve(listener: TcpListener, status: u16, reply: &'static str) -> Recorde
 /// Starts a recorder on 127.0.0.1 in a thread of its own (for tests that
 /// are not async); returns its port.
 pub fn serve_in_thread(status: u16, reply: &'static str) -> (u16, Recorder) {
+    serve_in_thread_on(0, status, reply)
+}
+
+/// Like [`serve_in_thread`] on a given port (0: any free one).
+pub fn serve_in_thread_on(port: u16, status: u16, reply: &'static str) -> (u16, Recorder) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -100,7 +105,7 @@ pub fn serve_in_thread(status: u16, reply: &'static str) -> (u16, Recorder) {
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
             let port = listener.local_addr().expect("addr").port();
             let rec = serve(listener, status, reply);
             tx.send((port, rec)).expect("send port");
