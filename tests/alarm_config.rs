@@ -11,7 +11,7 @@ const BASE: &str = "checks:\n  - {name: web, kind: plugin, command: /bin/true}\n
 #[test]
 fn a_full_alarm_config_passes() {
     let yaml = format!(
-        "{BASE}windows:\n  - {{name: days, cron: \"0 8 * * 1-5\", duration: 10h, timezone: Europe/Berlin}}\nrules:\n  - name: web\n    match: {{checks: [\"web*\"]}}\n    after: 1m\n    repeat: 30m\n    notify: [alice]\n    escalate:\n      - {{after: 15m, notify: [alice]}}\n    actions:\n      - script: fix-it\n        args: [\"$SERVICESTATE$\", \"{{{{host}}}}\"]\n      - restart-service: apache2.service\n      - restart-vm: web1\n        cluster: cl1\n      - clusterreorg: cl1\n    restarts: 3\n    within: 5\nmaintenance:\n  - {{name: m, match: {{checks: [web]}}, windows: [days]}}\n{CLUSTER}"
+        "{BASE}windows:\n  - {{name: days, cron: \"0 8 * * 1-5\", duration: 10h, timezone: Europe/Berlin}}\nrules:\n  - name: web\n    match: {{checks: [\"web*\"], states: [CRITICAL]}}\n    after: 1m\n    repeat: 30m\n    notify: [alice]\n    escalate:\n      - {{after: 15m, notify: [alice]}}\n    actions:\n      - script: fix-it\n        args: [\"$SERVICESTATE$\", \"{{{{host}}}}\"]\n      - restart-service: apache2.service\n      - restart-vm: web1\n        cluster: cl1\n      - clusterreorg: cl1\n    restarts: 3\n    within: 5\nmaintenance:\n  - {{name: m, match: {{checks: [web]}}, windows: [days]}}\n{CLUSTER}"
     );
     let (code, err, _) = config_check(&yaml);
     assert_eq!(code, 0, "{err}");
@@ -23,7 +23,7 @@ const CLUSTER: &str = "hosts:\n  - {name: cs1, address: 127.0.0.1}\nclusters:\n 
 #[test]
 fn cluster_actions_must_name_a_defined_cluster() {
     let yaml = format!(
-        "{BASE}rules:\n  - name: r\n    match: {{checks: [web]}}\n    actions:\n      - clusterreorg: nope\n"
+        "{BASE}rules:\n  - name: r\n    match: {{checks: [web], states: [CRITICAL]}}\n    actions:\n      - clusterreorg: nope\n"
     );
     assert_error(
         &yaml,
@@ -174,4 +174,17 @@ fn all_errors_of_a_file_come_at_once() {
     let (code, err, _) = config_check(&yaml);
     assert_eq!(code, 64);
     assert!(err.lines().count() >= 3, "{err}");
+}
+
+#[test]
+fn clusterreorg_acts_only_on_critical() {
+    let yaml = format!(
+        "{BASE}rules:\n  - name: r\n    match: {{checks: [web]}}\n    actions:\n      - clusterreorg: cl1\n{CLUSTER}"
+    );
+    assert_error(
+        &yaml,
+        12,
+        9,
+        &["clusterreorg", "states: [CRITICAL]", "UNKNOWN"],
+    );
 }

@@ -611,7 +611,7 @@ fn daemon_demo(setup: Setup) -> (Demo, Vec<Liveness>) {
         );
     }
     let d = demo.dir.path().display();
-    yaml = format!("storage: {{url: \"sqlite:{d}/laxmon.db\", spool_dir: {d}/spool}}\n{yaml}rules:\n  - name: failover\n    match: {{checks: [cs1-alive, cs2-alive, cs3-alive]}}\n    actions:\n      - clusterreorg: demo\n");
+    yaml = format!("storage: {{url: \"sqlite:{d}/laxmon.db\", spool_dir: {d}/spool}}\n{yaml}rules:\n  - name: failover\n    match: {{checks: [cs1-alive, cs2-alive, cs3-alive], states: [CRITICAL]}}\n    actions:\n      - clusterreorg: demo\n");
     std::fs::write(&demo.config, yaml).expect("write config");
     (demo, live)
 }

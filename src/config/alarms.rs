@@ -1540,6 +1540,16 @@ fn decode_rule(ctx: &Ctx, node: &Node, raw: &mut RawAlarms, errors: &mut Errors)
                     raw.cluster_refs
                         .push((cluster.clone(), file.to_path_buf(), a.pos));
                 }
+                let only_critical = matcher
+                    .as_ref()
+                    .is_some_and(|m| m.states == [State::Critical]);
+                if matches!(action, Action::ClusterReorg { .. }) && !only_critical {
+                    errors.at(
+                        file,
+                        a.pos,
+                        "a clusterreorg action fences and replaces a server, so it acts only on a confirmed dead one: add `states: [CRITICAL]` to this rule's match (UNKNOWN means the liveness check could not decide)",
+                    );
+                }
                 actions.push(action);
             }
         }

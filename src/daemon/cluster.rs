@@ -11,11 +11,12 @@
 use super::CheckResult;
 use crate::alarm::lifecycle::ActionRequest;
 use crate::alarm::store::ActionRun;
+use crate::checks::State;
 use crate::cluster::executor::{self, ReorgOptions, ReorgReport};
 use crate::cluster::journal::{Journal, RunKind};
 use crate::cluster::restart;
 use crate::config::alarms::Action;
-use crate::config::{ClusterConfig, Config};
+use crate::config::{ClusterConfig, Config, DriverConfig};
 use crate::state::Change;
 use chrono::Utc;
 use std::collections::HashMap;
@@ -63,6 +64,7 @@ impl ClusterStage {
         mut work: mpsc::UnboundedReceiver<ClusterWork>,
         mut actions: mpsc::UnboundedReceiver<ActionRequest>,
     ) {
+        self.init_simulated().await;
         self.resume_unfinished();
         let (mut work_open, mut actions_open) = (true, true);
         while work_open || actions_open {
@@ -93,6 +95,18 @@ impl ClusterStage {
         }
     }
 
+    /// Creates the state of simulated clusters (from their config) if it does
+    /// not exist yet, so their liveness checks have something to ask.
+    async fn init_simulated(&self) {
+        for cluster in &self.config.clusters {
+            if matches!(cluster.driver, DriverConfig::Sim { .. }) {
+                if let Err(e) = executor::status(cluster).await {
+                    tracing::warn!(cluster = %cluster.name, error = %e, "cannot set up the simulated cluster");
+                }
+            }
+        }
+    }
+
     /// Picks up reorganisations and restores a killed daemon left unfinished.
     fn resume_unfinished(&mut self) {
         for cluster in self.config.clusters.clone() {
@@ -119,6 +133,17 @@ impl ClusterStage {
     }
 
     fn action(&mut self, req: ActionRequest) {
+        if matches!(req.action, Action::ClusterReorg { .. }) && req.facts.get("state") != "CRITICAL"
+        {
+            let msg = format!(
+                "not reorganising: {} is {}, not CRITICAL; a server is replaced only when its liveness check confirms it dead",
+                req.check,
+                req.facts.get("state")
+            );
+            tracing::error!(alarm = req.alarm_id, "{msg}");
+            let _ = self.done.send(failed_run(&req, msg));
+            return;
+        }
         let (cluster_name, job) = match &req.action {
             Action::ClusterReorg { cluster } => (Some(cluster.clone()), Job::Reorg),
             Action::RestartVm { vm, cluster } => (cluster.clone(), Job::RestartVm(vm.clone())),
@@ -170,7 +195,11 @@ impl ClusterStage {
     }
 
     fn result(&mut self, r: &CheckResult) {
-        if r.transition.change != Change::HardRecovery {
+        // Only a server that was down (HARD CRITICAL) comes back; a check that
+        // could not decide (UNKNOWN) and recovers changed nothing.
+        if r.transition.change != Change::HardRecovery
+            || r.transition.previous.state != State::Critical
+        {
             return;
         }
         for cluster in self.config.clusters.clone() {
@@ -250,6 +279,10 @@ enum Job {
 }
 
 fn log_report(r: &ReorgReport) {
+    if r.steps.is_empty() && r.kind == "restore" {
+        tracing::info!(cluster = %r.cluster, server = %r.server, "server is back; nothing to restore");
+        return;
+    }
     tracing::warn!(
         cluster = %r.cluster,
         server = %r.server,
