@@ -34,7 +34,7 @@ fn a_valid_cluster_passes() {
       shutdown: [vx-stop, \"{cluster}\", \"{vm}\"]
     allow_unfenced: true
     servers:
-      - {host: cs1, memory_mb: 16384, reserve_mb: 1024, alive: cs1-alive, fence: [ipmitool, -H, 10.0.0.11, chassis, power, \"off\"]}
+      - {host: cs1, memory_mb: 16384, reserve_mb: 1024, alive: cs1-alive, fence: [ipmitool, -H, 127.0.0.11, chassis, power, \"off\"]}
       - {host: cs2, memory_mb: 16384, alive: cs1-alive}
     vms:
       - {name: t1, memory_mb: 1024, priority: 3, home: cs1, allowed_hosts: [cs1, cs2], anti_affinity: dns}
@@ -265,10 +265,10 @@ fn unquoted_off_in_a_fence_command() {
     servers:
       - host: cs1
         memory_mb: 4096
-        fence: [ipmitool, -H, 10.0.0.11, chassis, power, off]
+        fence: [ipmitool, -H, 127.0.0.11, chassis, power, off]
 ",
     );
-    assert_error(&yaml, 16, 58, &["fence", "boolean false", "quote it"]);
+    assert_error(&yaml, 16, 59, &["fence", "the boolean false", "quote it"]);
 }
 
 #[test]

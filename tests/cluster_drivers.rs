@@ -355,8 +355,8 @@ fn ssh_cluster(driver: DriverConfig, sshd: &Sshd) -> ClusterConfig {
         driver,
         vec![
             // Migration targets are addresses only passed to the fakes.
-            server("cs1", "192.168.1.11", Some("root@127.0.0.1")),
-            server("cs2", "192.168.1.12", Some("root@127.0.0.1")),
+            server("cs1", "127.0.0.11", Some("root@127.0.0.1")),
+            server("cs2", "127.0.0.12", Some("root@127.0.0.1")),
         ],
         vec![],
     );
@@ -401,7 +401,7 @@ async fn xl_over_ssh_runs_the_xl_commands() {
     let logged = std::fs::read_to_string(&log).expect("log");
     assert_eq!(
         logged,
-        "xl list\nxl migrate clamxp2 192.168.1.12\nxl create /etc/xen/win3.cfg\nxl shutdown -w t1\nxl destroy t1\n"
+        "xl list\nxl migrate clamxp2 127.0.0.12\nxl create /etc/xen/win3.cfg\nxl shutdown -w t1\nxl destroy t1\n"
     );
 }
 
@@ -448,7 +448,7 @@ async fn virsh_over_ssh_runs_the_virsh_commands() {
         "virsh -c qemu:///system list --all\n\
          virsh -c qemu:///system dominfo debtest\n\
          virsh -c qemu:///system dominfo win3\n\
-         virsh -c qemu:///system migrate --live debtest qemu+ssh://192.168.1.12/system\n\
+         virsh -c qemu:///system migrate --live debtest qemu+ssh://127.0.0.12/system\n\
          virsh -c qemu:///system start winxpc12\n\
          virsh -c qemu:///system shutdown win3\n\
          virsh -c qemu:///system list --all\n\

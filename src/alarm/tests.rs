@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 const BASE: &str = r#"
 hosts:
   - name: cs1
-    address: 10.0.0.1
+    address: 127.0.0.21
     tags: [cluster]
 checks:
   - name: web

@@ -255,7 +255,7 @@ fn argv(file: &Path, key: &str, node: &Node, errors: &mut Errors) -> Option<Vec<
                     file,
                     b.pos,
                     format!(
-                        "{key}: the word {} was read as a boolean: quote it, e.g. \"off\"",
+                        "{key}: a word here was read as {} (YAML reads off/on/yes/no as booleans): quote it, e.g. \"off\"",
                         b.value.describe()
                     ),
                 );
