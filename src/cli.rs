@@ -57,7 +57,7 @@ struct GlobalArgs {
 enum Command {
     /// Run the daemon: schedule every check, keep states, store results, raise alarms.
     #[command(
-        after_help = "Example:\n  laxmon run --config /etc/laxmon/laxmon.yaml --log-format json\n\nStops cleanly on SIGTERM or SIGINT: running checks finish within their timeout."
+        after_help = "Example:\n  laxmon run --config /etc/laxmon/laxmon.yaml --log-format json\n\nStops cleanly on SIGTERM or SIGINT: running checks finish within their timeout.\nSIGHUP reloads the configuration (an invalid one is logged and ignored); states,\nattempts, open alarms and queued notifications carry over."
     )]
     Run,
     /// Run checks once, now, and print their results (a Nagios plugin itself).
@@ -384,7 +384,7 @@ fn check(path: &Path, names: &[String], json: bool) -> u8 {
 }
 
 fn run(path: &Path) -> u8 {
-    let cfg = match load_config(path) {
+    let mut cfg = match load_config(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -392,11 +392,16 @@ fn run(path: &Path) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match rt.block_on(crate::daemon::run(cfg)) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("laxmon: {e:#}");
-            1
+    loop {
+        match rt.block_on(crate::daemon::run(cfg)) {
+            Ok(crate::daemon::Stop::Terminated) => return 0,
+            // Everything (states, alarms, outbox, spool) was handed to the
+            // store on the way out; the next run resumes it.
+            Ok(crate::daemon::Stop::Reload(new)) => cfg = *new,
+            Err(e) => {
+                eprintln!("laxmon: {e:#}");
+                return 1;
+            }
         }
     }
 }

@@ -133,3 +133,59 @@ fn checks_of_an_unreachable_host_raise_no_problem_of_their_own() {
     }
     assert_eq!(daemon.terminate(), 0);
 }
+
+#[test]
+fn sighup_reloads_a_valid_config_and_ignores_a_broken_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display().to_string();
+    let check = |name: &str| {
+        format!("  - name: {name}\n    kind: plugin\n    command: [/usr/lib/nagios/plugins/check_dummy, \"0\", \"{name} fine\"]\n    interval: 300ms\n")
+    };
+    let cfg = write_file(
+        dir.path(),
+        "laxmon.yaml",
+        &format!("storage: sqlite:{d}/db\nchecks:\n{}", check("one")),
+    );
+    let mut daemon = Daemon::start(&cfg);
+    daemon.wait_for("a result of one", |v| field(v, "check") == "one");
+    let hup = |daemon: &Daemon| {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(daemon.pid() as i32, libc::SIGHUP);
+        }
+    };
+    // A broken config is reported and ignored: "one" keeps running.
+    write_file(
+        dir.path(),
+        "laxmon.yaml",
+        &format!(
+            "storage: sqlite:{d}/db\nchecks:\n{}    colour: red\n",
+            check("one")
+        ),
+    );
+    hup(&daemon);
+    let err = daemon.wait_for("the reload error", |v| {
+        field(v, "message") == "configuration not reloaded"
+    });
+    assert!(
+        field(&err, "error").contains("unknown key \"colour\""),
+        "{err}"
+    );
+    daemon.wait_for("one still runs", |v| field(v, "check") == "one");
+    // A valid config is taken over: "two" starts.
+    write_file(
+        dir.path(),
+        "laxmon.yaml",
+        &format!(
+            "storage: sqlite:{d}/db\nchecks:\n{}{}",
+            check("one"),
+            check("two")
+        ),
+    );
+    hup(&daemon);
+    daemon.wait_for("reloading", |v| {
+        field(v, "message") == "SIGHUP: reloading the configuration"
+    });
+    daemon.wait_for("a result of two", |v| field(v, "check") == "two");
+    assert_eq!(daemon.terminate(), 0);
+}

@@ -72,7 +72,8 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// result through the state machine into the store, the alarm stage and the
 /// cluster stage. Starts even while the database is away (results wait in
 /// the spool); resumes states, attempts, open alarms and the outbox.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(config: Config) -> anyhow::Result<Stop> {
+    let config_path = config.path.clone();
     let config = Arc::new(config);
     let store = Store::open_lazy(&config.storage)?;
     tracing::info!(store = %store.describe(), "opening the store");
@@ -157,7 +158,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config = %config.path.display(),
         "laxmon started"
     );
-    scheduler.run(result_tx, shutdown_signal()).await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let stop_signal = async move {
+        let _ = stop_tx.send(stop_signal(&config_path).await);
+    };
+    scheduler.run(result_tx, stop_signal).await;
     retention.abort();
     let writer = fanout.await?;
     alarms.await?;
@@ -169,7 +174,45 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         queued = stats.queued,
         "laxmon stopped"
     );
-    Ok(())
+    Ok(stop_rx.await.unwrap_or(Stop::Terminated))
+}
+
+/// Why [`run`] returned.
+#[derive(Debug)]
+pub enum Stop {
+    /// SIGTERM or SIGINT: exit.
+    Terminated,
+    /// SIGHUP with a valid configuration: run again with it.
+    Reload(Box<Config>),
+}
+
+/// Waits for SIGTERM/SIGINT (stop) or SIGHUP (reload `path`). A SIGHUP with
+/// a configuration that does not load is logged with every error and
+/// ignored: the daemon keeps running on what it has.
+pub async fn stop_signal(path: &std::path::Path) -> Stop {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        shutdown_signal().await;
+        return Stop::Terminated;
+    };
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return Stop::Terminated,
+            _ = hup.recv() => match crate::config::load(path) {
+                Ok(config) => {
+                    tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                    return Stop::Reload(Box::new(config));
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        tracing::error!(error = %e, "configuration not reloaded");
+                    }
+                }
+            },
+        }
+    }
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.

@@ -67,6 +67,11 @@ impl Daemon {
         panic!("no log line for: {what}; last lines: {last:?}");
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(&mut self) -> i32 {
         // SAFETY: kill(2) on our own child's pid.
