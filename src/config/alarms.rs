@@ -6,7 +6,7 @@
 //! the value, through the helpers of `decode.rs`; references between
 //! entries (a rule naming a contact, a contact naming a notifier or a
 //! window) are resolved here, references to checks and hosts in
-//! [`finish`]. Plain data: nothing here sends, runs or reads a clock (the
+//! `finish`. Plain data: nothing here sends, runs or reads a clock (the
 //! only file access is checking that a named alarm script exists).
 
 use super::decode::{duration_in, integer, name, seq, string, string_list, Errors, MapView};

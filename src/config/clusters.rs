@@ -4,7 +4,7 @@
 //! Decoding collects every error with its `FILE:LINE:COLUMN` like the rest of
 //! the configuration; the cross-references (a server is a defined host, its
 //! `alive` check exists, VMs name servers of their own cluster) are resolved
-//! in [`resolve`] once every file is read. This module only describes a
+//! in `resolve` once every file is read. This module only describes a
 //! cluster: it never talks to a hypervisor or runs a fence command.
 
 use super::decode::{duration_in, integer, name, seq, string, string_list, Errors, MapView};

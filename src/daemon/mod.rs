@@ -1,11 +1,14 @@
-//! Wires the pipeline: schedule -> check -> state -> (store, alarm).
+//! Wires the pipeline: schedule -> check -> state -> store, alarm, cluster.
 //!
-//! One scheduler task owns every check's [`Slot`] and [`CheckState`]; runs
-//! are spawned as tasks and report back over a channel, so no state is
-//! shared between tasks and a check never overlaps itself. Each finished run
-//! becomes a [`CheckResult`] that goes to the result sink. On SIGTERM/SIGINT
-//! the scheduler stops planning, waits for the runs in flight (each ends
-//! within its timeout) and hands every result to the sink before returning.
+//! [`run`] opens the store, resumes states, starts the alarm stage
+//! ([`alarms`]) and the cluster stage ([`cluster`]), and runs the
+//! [`Scheduler`]: one task that owns every check's timing and state and
+//! spawns the runs, so a check never overlaps itself. Each finished run
+//! becomes a [`CheckResult`] that a fan-out task hands to the result writer
+//! (never blocking), the alarm stage and the cluster stage. On SIGTERM or
+//! SIGINT the scheduler stops planning, the runs in flight finish within
+//! their timeout, and every stage drains before [`run`] returns; SIGHUP
+//! returns [`Stop::Reload`] with the new configuration.
 
 pub mod alarms;
 pub mod cluster;
