@@ -282,3 +282,35 @@ fn a_notification_survives_a_restart_and_arrives_once() {
     let problems = hook_types(&hook).iter().filter(|t| *t == "PROBLEM").count();
     assert_eq!(problems, 1, "{:?}", hook_types(&hook));
 }
+
+/// One notifier hangs (its server accepts and never answers, 10-minute
+/// timeout); the other contact still gets their message: deliveries run
+/// side by side, so one slow server holds up nobody else.
+#[test]
+fn a_hanging_notifier_does_not_hold_up_the_others() {
+    let scene = Scene::new();
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hang_port = hang.local_addr().expect("addr").port();
+    let (ok_port, ok_hook) = serve_in_thread(200, "ok");
+    let d = scene.path().display();
+    let cfg = write_file(
+        scene.path(),
+        "laxmon.yaml",
+        &format!(
+            "storage: sqlite:{d}/laxmon.db\nchecks:\n  - name: flip\n    kind: plugin\n    command: [\"{plugin}\"]\n    interval: 300ms\n    retry_interval: 200ms\n    max_attempts: 2\nalarms:\n  group_window: 0s\nnotifiers:\n  - {{name: a-hang, kind: webhook, url: \"http://127.0.0.1:{hang_port}/hook\", timeout: 10m}}\n  - {{name: b-ok, kind: webhook, url: \"http://127.0.0.1:{ok_port}/hook\"}}\ncontacts:\n  - {{name: first, via: [a-hang]}}\n  - {{name: second, via: [b-ok]}}\nrules:\n  - {{name: r, match: {{checks: [flip]}}, notify: [first, second]}}\n",
+            plugin = scene.plugin
+        ),
+    );
+    scene.set(2);
+    let mut daemon = Daemon::start(&cfg);
+    daemon.wait_for("HARD CRITICAL", |v| {
+        field(v, "message") == "HARD state change"
+    });
+    // The hanging server has accepted the first contact's request by now or soon;
+    // the second contact's message must arrive while that request still hangs.
+    eventually("the second contact's notification", || {
+        hook_types(&ok_hook).contains(&"PROBLEM".to_string())
+    });
+    let (_conn, _) = hang.accept().expect("the hanging notifier was called");
+    assert_eq!(daemon.terminate(), 0);
+}

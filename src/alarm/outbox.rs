@@ -304,6 +304,12 @@ impl Outbox {
             .collect()
     }
 
+    /// Drops an item that must not be sent (e.g. the store already knew its key).
+    pub fn forget(&mut self, key: &str) {
+        self.items.remove(key);
+        self.in_flight.remove(key);
+    }
+
     /// When the next pending item comes due.
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
         self.pending()

@@ -10,7 +10,7 @@
 use super::CheckResult;
 use crate::actions::notify::{self, Notifiers};
 use crate::alarm::lifecycle::{Alarms, Effect};
-use crate::alarm::outbox::Outbox;
+use crate::alarm::outbox::{Delivery, Outbox};
 use crate::alarm::store::{ActionRun, AlarmStore, NotificationStore};
 use crate::config::alarms::Action;
 use crate::config::Config;
@@ -27,6 +27,10 @@ const ACK_POLL: Duration = Duration::from_secs(2);
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// How long shutdown waits for running actions.
 const ACTION_GRACE: Duration = Duration::from_secs(60);
+/// How long shutdown waits for notifications being sent.
+const DELIVERY_GRACE: Duration = Duration::from_secs(5);
+/// How long delivered notifications stay in memory (the store keeps them all).
+const OUTBOX_KEEP: Duration = Duration::from_secs(24 * 3600);
 
 /// The alarm stage and everything it owns.
 pub struct AlarmStage {
@@ -34,8 +38,10 @@ pub struct AlarmStage {
     store: Store,
     alarms: Alarms,
     outbox: Outbox,
-    notifiers: Notifiers,
+    notifiers: Arc<Notifiers>,
     actions: JoinSet<ActionRun>,
+    /// Deliveries being sent, each with its outcome.
+    deliveries: JoinSet<(Delivery, Result<(), String>)>,
     /// Handles `clusterreorg` and `restart-vm` actions.
     cluster_actions: Option<mpsc::UnboundedSender<crate::alarm::lifecycle::ActionRequest>>,
 }
@@ -60,7 +66,7 @@ impl AlarmStage {
             );
         }
         outbox.restore(pending);
-        let notifiers = Notifiers::new(&config.alarms)?;
+        let notifiers = Arc::new(Notifiers::new(&config.alarms)?);
         Ok(AlarmStage {
             config,
             store,
@@ -68,6 +74,7 @@ impl AlarmStage {
             outbox,
             notifiers,
             actions: JoinSet::new(),
+            deliveries: JoinSet::new(),
             cluster_actions: None,
         })
     }
@@ -75,7 +82,7 @@ impl AlarmStage {
     /// A stage with no open alarms and an empty outbox (when the store could
     /// not be read at start-up).
     pub fn fresh(config: Arc<Config>, store: Store) -> anyhow::Result<AlarmStage> {
-        let notifiers = Notifiers::new(&config.alarms)?;
+        let notifiers = Arc::new(Notifiers::new(&config.alarms)?);
         Ok(AlarmStage {
             alarms: Alarms::new(&config),
             outbox: Outbox::new(&config.alarms),
@@ -83,6 +90,7 @@ impl AlarmStage {
             store,
             notifiers,
             actions: JoinSet::new(),
+            deliveries: JoinSet::new(),
             cluster_actions: None,
         })
     }
@@ -118,6 +126,7 @@ impl AlarmStage {
                     None => break,
                 },
                 Some(run) = cluster_done.recv() => self.record_run(run).await,
+                Some(sent) = self.deliveries.join_next(), if !self.deliveries.is_empty() => self.delivered(sent).await,
                 Some(done) = self.actions.join_next(), if !self.actions.is_empty() => {
                     match done {
                         Ok(run) => self.record_run(run).await,
@@ -125,9 +134,11 @@ impl AlarmStage {
                     }
                 }
                 _ = tokio::time::sleep(wake) => {
-                    let effects = self.alarms.tick(Utc::now());
+                    let now = Utc::now();
+                    let effects = self.alarms.tick(now);
                     self.handle(effects).await;
                     self.deliver().await;
+                    self.outbox.prune(now, OUTBOX_KEEP);
                 }
                 _ = ack_poll.tick() => self.apply_acks().await,
             }
@@ -154,6 +165,21 @@ impl AlarmStage {
             self.record_run(run).await;
         }
         self.deliver().await;
+        // Sends in flight get a short grace; one that hangs longer is
+        // abandoned and stays pending in the store, to be sent after the
+        // restart (with the same idempotency key).
+        let grace = tokio::time::sleep(DELIVERY_GRACE);
+        tokio::pin!(grace);
+        while !self.deliveries.is_empty() {
+            tokio::select! {
+                Some(sent) = self.deliveries.join_next() => self.delivered(sent).await,
+                _ = &mut grace => {
+                    tracing::warn!(sending = self.deliveries.len(), "notifications still sending at shutdown; they stay queued");
+                    self.deliveries.abort_all();
+                    break;
+                }
+            }
+        }
         self.save_snapshot().await;
     }
 
@@ -229,14 +255,31 @@ impl AlarmStage {
         }
     }
 
+    /// Starts sending everything due; each send reports back to [`Self::delivered`].
     async fn deliver(&mut self) {
-        match notify::deliver_due(&mut self.outbox, &self.store, &self.notifiers, Utc::now()).await
-        {
-            Ok(r) if r.sent + r.failed > 0 => {
-                tracing::debug!(sent = r.sent, failed = r.failed, "delivered notifications")
+        for d in self.outbox.due(Utc::now()) {
+            let notifiers = Arc::clone(&self.notifiers);
+            self.deliveries.spawn(async move {
+                let result = notifiers.send(&d).await.map_err(|e| e.to_string());
+                (d, result)
+            });
+        }
+    }
+
+    async fn delivered(
+        &mut self,
+        sent: Result<(Delivery, Result<(), String>), tokio::task::JoinError>,
+    ) {
+        match sent {
+            Ok((d, result)) => {
+                if let Err(e) =
+                    notify::record_delivery(&mut self.outbox, &self.store, &d, result, Utc::now())
+                        .await
+                {
+                    tracing::error!(error = %e, "cannot record a delivery in the store");
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "cannot record a delivery in the store"),
+            Err(e) => tracing::error!(error = %e, "delivery task failed"),
         }
     }
 

@@ -132,7 +132,13 @@ pub async fn enqueue<S: NotificationStore>(
     let Some(item) = outbox.enqueue(item, now) else {
         return Ok(false);
     };
-    store.enqueue(&item).await
+    let stored = store.enqueue(&item).await?;
+    if !stored {
+        // The store has seen this key (sent or queued before a restart or
+        // after the outbox forgot it): never send it a second time.
+        outbox.forget(&item.key);
+    }
+    Ok(stored)
 }
 
 /// What one [`deliver_due`] pass did.
@@ -144,7 +150,9 @@ pub struct DeliveryReport {
     pub failed: usize,
 }
 
-/// Sends everything due, reports each outcome to the outbox and the store.
+/// Sends everything due, one after another, and reports each outcome to
+/// the outbox and the store. (The daemon sends concurrently with
+/// [`record_delivery`] instead, so one slow server holds up nothing.)
 pub async fn deliver_due<S: NotificationStore>(
     outbox: &mut Outbox,
     store: &S,
@@ -153,25 +161,40 @@ pub async fn deliver_due<S: NotificationStore>(
 ) -> Result<DeliveryReport, S::Error> {
     let mut report = DeliveryReport::default();
     for d in outbox.due(now) {
-        match notifiers.send(&d).await {
-            Ok(()) => {
-                report.sent += 1;
-                for item in outbox.delivered(&d.keys, now) {
-                    store.mark_sent(&item.key, now).await?;
-                }
+        let result = notifiers.send(&d).await.map_err(|e| e.to_string());
+        match &result {
+            Ok(()) => report.sent += 1,
+            Err(_) => report.failed += 1,
+        }
+        record_delivery(outbox, store, &d, result, now).await?;
+    }
+    Ok(report)
+}
+
+/// Reports one delivery's outcome to the outbox (sent, or retried with
+/// backoff / given up) and writes the change to the store.
+pub async fn record_delivery<S: NotificationStore>(
+    outbox: &mut Outbox,
+    store: &S,
+    d: &Delivery,
+    result: Result<(), String>,
+    now: DateTime<Utc>,
+) -> Result<(), S::Error> {
+    match result {
+        Ok(()) => {
+            for item in outbox.delivered(&d.keys, now) {
+                store.mark_sent(&item.key, now).await?;
             }
-            Err(e) => {
-                report.failed += 1;
-                let error = e.to_string();
-                tracing::warn!(notifier = %d.notifier, contact = %d.contact, error = %error, "delivery failed");
-                for item in outbox.failed(&d.keys, &error, now) {
-                    let next = item.is_pending().then_some(item.next_attempt);
-                    store
-                        .mark_failed(&item.key, item.attempts, &error, next)
-                        .await?;
-                }
+        }
+        Err(error) => {
+            tracing::warn!(notifier = %d.notifier, contact = %d.contact, error = %error, "delivery failed");
+            for item in outbox.failed(&d.keys, &error, now) {
+                let next = item.is_pending().then_some(item.next_attempt);
+                store
+                    .mark_failed(&item.key, item.attempts, &error, next)
+                    .await?;
             }
         }
     }
-    Ok(report)
+    Ok(())
 }
