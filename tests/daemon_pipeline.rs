@@ -314,3 +314,51 @@ fn a_hanging_notifier_does_not_hold_up_the_others() {
     let (_conn, _) = hang.accept().expect("the hanging notifier was called");
     assert_eq!(daemon.terminate(), 0);
 }
+
+/// PostgreSQL goes away while the daemon runs: checks go on, results wait in
+/// the spool, and when the database is back every result is stored exactly
+/// once.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_keeps_checking_through_a_database_outage() {
+    let cluster = std::sync::Arc::new(support::pg::OwnCluster::start());
+    let url = cluster.url();
+    let scene = Scene::new();
+    let (port, _hook) = serve_in_thread(200, "ok");
+    let cfg = scene.config(&url, port, "");
+    let c = std::sync::Arc::clone(&cluster);
+    let logged = tokio::task::spawn_blocking(move || {
+        let mut daemon = Daemon::start(&cfg);
+        let mut results = 0usize;
+        let mut count = |daemon: &Daemon, n: usize| {
+            for _ in 0..n {
+                daemon.wait_for("a result", |v| {
+                    field(v, "check") == "flip" && !v["state"].is_null()
+                });
+                results += 1;
+            }
+        };
+        count(&daemon, 3);
+        c.stop();
+        // The check keeps running while the database is down.
+        count(&daemon, 20);
+        c.start_server();
+        count(&daemon, 5);
+        assert_eq!(daemon.terminate(), 0);
+        // Every result line the daemon logged after start, drained.
+        while let Ok(v) = daemon.lines.try_recv() {
+            if field(&v, "check") == "flip" && !v["state"].is_null() {
+                results += 1;
+            }
+        }
+        (results, cfg)
+    })
+    .await
+    .expect("daemon scenario");
+    let (results, cfg) = logged;
+    let history = json_out(&[
+        "history", "--config", &cfg, "flip", "--since", "1h", "--json",
+    ]);
+    let rows = history.as_array().expect("rows");
+    assert_eq!(rows.len(), results, "every logged result stored once");
+    drop(cluster);
+}
