@@ -503,18 +503,13 @@ fn decode_settings(
         .and_then(|n| string(file, "alarms.scripts_dir", n, errors))
         .unwrap_or_else(|| "alarm-scripts".to_string());
     cfg.scripts_dir = base.join(dir);
-    if let Some(n) = map.take("group_window") {
-        if let Some(d) = duration_in(
-            file,
-            "alarms.group_window",
-            n,
-            Duration::ZERO,
-            Duration::from_secs(3600),
-            errors,
-        ) {
-            cfg.group_window = d;
-        }
-    }
+    map.duration_into(
+        "group_window",
+        "alarms.group_window",
+        (Duration::ZERO, Duration::from_secs(3600)),
+        &mut cfg.group_window,
+        errors,
+    );
     if let Some(n) = map.take("timezone") {
         if let Some(tz) = timezone(file, "alarms.timezone", n, errors) {
             ctx.timezone = tz;
@@ -523,42 +518,27 @@ fn decode_settings(
     if let Some(n) = map.take("delivery") {
         if let Some(mut d) = MapView::new(file, n, "alarms.delivery", errors) {
             let day = Duration::from_secs(86400);
-            if let Some(v) = d.take("first_retry") {
-                if let Some(x) = duration_in(
-                    file,
-                    "alarms.delivery.first_retry",
-                    v,
-                    Duration::from_millis(10),
-                    day,
-                    errors,
-                ) {
-                    cfg.delivery.first_retry = x;
-                }
-            }
-            if let Some(v) = d.take("max_retry") {
-                if let Some(x) = duration_in(
-                    file,
-                    "alarms.delivery.max_retry",
-                    v,
-                    Duration::from_millis(10),
-                    day,
-                    errors,
-                ) {
-                    cfg.delivery.max_retry = x;
-                }
-            }
-            if let Some(v) = d.take("give_up_after") {
-                if let Some(x) = duration_in(
-                    file,
-                    "alarms.delivery.give_up_after",
-                    v,
-                    Duration::from_secs(1),
-                    30 * day,
-                    errors,
-                ) {
-                    cfg.delivery.give_up_after = x;
-                }
-            }
+            d.duration_into(
+                "first_retry",
+                "alarms.delivery.first_retry",
+                (Duration::from_millis(10), day),
+                &mut cfg.delivery.first_retry,
+                errors,
+            );
+            d.duration_into(
+                "max_retry",
+                "alarms.delivery.max_retry",
+                (Duration::from_millis(10), day),
+                &mut cfg.delivery.max_retry,
+                errors,
+            );
+            d.duration_into(
+                "give_up_after",
+                "alarms.delivery.give_up_after",
+                (Duration::from_secs(1), 30 * day),
+                &mut cfg.delivery.give_up_after,
+                errors,
+            );
             if cfg.delivery.first_retry > cfg.delivery.max_retry {
                 errors.at(
                     file,

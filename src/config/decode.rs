@@ -180,6 +180,24 @@ impl<'a> MapView<'a> {
         Some(self.entries[i].2)
     }
 
+    /// Takes `key` as a duration within `min..=max` into `slot`; `slot`
+    /// keeps its value when the key is absent or invalid (then reported as `label`).
+    pub(super) fn duration_into(
+        &mut self,
+        key: &str,
+        label: &str,
+        (min, max): (Duration, Duration),
+        slot: &mut Duration,
+        errors: &mut Errors,
+    ) {
+        if let Some(d) = self
+            .take(key)
+            .and_then(|n| duration_in(self.file, label, n, min, max, errors))
+        {
+            *slot = d;
+        }
+    }
+
     /// Reports every key not taken as unknown, listing the keys allowed in `what`.
     pub(super) fn finish(self, what: &str, allowed: &[&str], errors: &mut Errors) {
         for (i, (key, knode, _)) in self.entries.iter().enumerate() {
@@ -552,33 +570,32 @@ fn decode_defaults(file: &Path, node: &Node, defaults: &mut CheckDefaults, error
     let Some(mut map) = MapView::new(file, node, "defaults", errors) else {
         return;
     };
-    if let Some(n) = map.take("interval") {
-        if let Some(d) = duration_in(file, "interval", n, MIN_INTERVAL, MAX_INTERVAL, errors) {
-            defaults.interval = d;
-        }
-    }
-    if let Some(n) = map.take("retry_interval") {
-        if let Some(d) = duration_in(
-            file,
-            "retry_interval",
-            n,
-            MIN_INTERVAL,
-            MAX_INTERVAL,
-            errors,
-        ) {
-            defaults.retry_interval = d;
-        }
-    }
+    map.duration_into(
+        "interval",
+        "interval",
+        (MIN_INTERVAL, MAX_INTERVAL),
+        &mut defaults.interval,
+        errors,
+    );
+    map.duration_into(
+        "retry_interval",
+        "retry_interval",
+        (MIN_INTERVAL, MAX_INTERVAL),
+        &mut defaults.retry_interval,
+        errors,
+    );
     if let Some(n) = map.take("max_attempts") {
         if let Some(i) = integer(file, "max_attempts", n, 1, MAX_ATTEMPTS, errors) {
             defaults.max_attempts = i as u32;
         }
     }
-    if let Some(n) = map.take("timeout") {
-        if let Some(d) = duration_in(file, "timeout", n, MIN_TIMEOUT, MAX_TIMEOUT, errors) {
-            defaults.timeout = d;
-        }
-    }
+    map.duration_into(
+        "timeout",
+        "timeout",
+        (MIN_TIMEOUT, MAX_TIMEOUT),
+        &mut defaults.timeout,
+        errors,
+    );
     map.finish("defaults", DEFAULT_KEYS, errors);
 }
 
@@ -692,30 +709,20 @@ fn decode_storage(file: &Path, node: &Node, errors: &mut Errors) -> StorageConfi
         cfg.ca_file = string(file, "storage.ca_file", n, errors).map(PathBuf::from);
     }
     let day = Duration::from_secs(86400);
-    if let Some(n) = map.take("keep_results") {
-        if let Some(d) = duration_in(
-            file,
-            "storage.keep_results",
-            n,
-            Duration::from_secs(3600),
-            3650 * day,
-            errors,
-        ) {
-            cfg.keep_results = d;
-        }
-    }
-    if let Some(n) = map.take("keep_events") {
-        if let Some(d) = duration_in(
-            file,
-            "storage.keep_events",
-            n,
-            Duration::from_secs(3600),
-            3650 * day,
-            errors,
-        ) {
-            cfg.keep_events = d;
-        }
-    }
+    map.duration_into(
+        "keep_results",
+        "storage.keep_results",
+        (Duration::from_secs(3600), 3650 * day),
+        &mut cfg.keep_results,
+        errors,
+    );
+    map.duration_into(
+        "keep_events",
+        "storage.keep_events",
+        (Duration::from_secs(3600), 3650 * day),
+        &mut cfg.keep_events,
+        errors,
+    );
     match map.take("spool_dir") {
         Some(n) => {
             if let Some(s) = string(file, "storage.spool_dir", n, errors) {
@@ -770,18 +777,13 @@ fn decode_engine(file: &Path, node: &Node, engine: &mut Engine, errors: &mut Err
                     engine.ssh.connect_timeout = d;
                 }
             }
-            if let Some(v) = ssh.take("control_persist") {
-                if let Some(d) = duration_in(
-                    file,
-                    "engine.ssh.control_persist",
-                    v,
-                    Duration::from_secs(1),
-                    MAX_INTERVAL,
-                    errors,
-                ) {
-                    engine.ssh.control_persist = d;
-                }
-            }
+            ssh.duration_into(
+                "control_persist",
+                "engine.ssh.control_persist",
+                (Duration::from_secs(1), MAX_INTERVAL),
+                &mut engine.ssh.control_persist,
+                errors,
+            );
             if let Some(v) = ssh.take("options") {
                 engine.ssh.options = string_list(file, "engine.ssh.options", v, errors);
             }
