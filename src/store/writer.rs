@@ -394,6 +394,9 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Task(format!("spool task: {e}")))?
 }
 
+/// Failed writes tolerated while shutting down before the rest is left in the spool.
+const CLOSING_RETRIES: u32 = 4;
+
 async fn flush_loop(store: Store, shared: Arc<Shared>, opts: WriterOptions) {
     let max = opts.max_batch.max(1);
     let mut outage: Option<Instant> = None;
@@ -401,6 +404,7 @@ async fn flush_loop(store: Store, shared: Arc<Shared>, opts: WriterOptions) {
     let mut idle = true;
     // The previous write failed: the next batch from memory may be partly stored.
     let mut after_failure = false;
+    let mut closing_failures = 0;
     loop {
         let s = Arc::clone(&shared);
         let batch = match blocking(move || take_batch(&s, max)).await {
@@ -480,7 +484,15 @@ async fn flush_loop(store: Store, shared: Arc<Shared>, opts: WriterOptions) {
                 })
                 .await;
                 if shared.closing.load(Ordering::SeqCst) {
-                    return;
+                    // Shutting down: a few quick retries (a busy pool, a
+                    // restarting server), then leave the rest in the spool
+                    // rather than hold up the stop.
+                    closing_failures += 1;
+                    if closing_failures >= CLOSING_RETRIES {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
