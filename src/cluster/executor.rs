@@ -280,7 +280,13 @@ pub async fn reorganise_with(
     let resumed = resume.is_some();
 
     // (a) Fence first, or refuse.
-    let fencing = if let Some(u) = resume.as_ref().filter(|u| u.fenced) {
+    // A resumed run skips fencing only when the server was fenced by its fence
+    // command; an unfenced run must be confirmed dead again (the server may
+    // have come back while laxmon was down).
+    let fencing = if let Some(u) = resume
+        .as_ref()
+        .filter(|u| u.fenced && server.fence.is_some())
+    {
         format!("fenced earlier (resumed run {})", u.id)
     } else if dry_run {
         match safety(cluster, failed, opts) {

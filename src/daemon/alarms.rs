@@ -79,22 +79,6 @@ impl AlarmStage {
         })
     }
 
-    /// A stage with no open alarms and an empty outbox (when the store could
-    /// not be read at start-up).
-    pub fn fresh(config: Arc<Config>, store: Store) -> anyhow::Result<AlarmStage> {
-        let notifiers = Arc::new(Notifiers::new(&config.alarms)?);
-        Ok(AlarmStage {
-            alarms: Alarms::new(&config),
-            outbox: Outbox::new(&config.alarms),
-            config,
-            store,
-            notifiers,
-            actions: JoinSet::new(),
-            deliveries: JoinSet::new(),
-            cluster_actions: None,
-        })
-    }
-
     /// Sends `clusterreorg` and `restart-vm` requests to this channel.
     pub fn with_cluster_actions(
         mut self,

@@ -35,6 +35,9 @@ pub enum ClusterWork {
 /// The cluster stage: one task that spawns executor runs.
 pub struct ClusterStage {
     config: Arc<Config>,
+    /// Unfinished reorganisations waiting for their server's liveness check
+    /// to confirm it dead again (unfenced mode), by (cluster, server).
+    awaiting_confirmation: Vec<(String, String)>,
     locks: HashMap<String, Arc<Mutex<()>>>,
     runs: JoinSet<Option<ActionRun>>,
     /// Finished action runs go back to the alarm stage to be recorded.
@@ -51,6 +54,7 @@ impl ClusterStage {
             .collect();
         ClusterStage {
             config,
+            awaiting_confirmation: Vec::new(),
             locks,
             runs: JoinSet::new(),
             done,
@@ -121,13 +125,23 @@ impl ClusterStage {
             };
             for u in unfinished {
                 tracing::warn!(cluster = %cluster.name, server = %u.server, run = %u.id, "resuming an unfinished cluster run");
-                let kind = match u.kind {
-                    RunKind::Reorg => Job::Reorg,
-                    RunKind::Restore => Job::Restore,
-                };
-                // A resumed fenced run needs no confirmation; an unfenced one
-                // waits for its liveness check to be HARD CRITICAL again.
-                self.spawn(cluster.clone(), u.server, kind, None, false);
+                let fenced_by_command =
+                    cluster.server(&u.server).is_some_and(|s| s.fence.is_some());
+                match u.kind {
+                    // Without a fence command the server must be confirmed dead
+                    // again: wait for its liveness check to say HARD CRITICAL.
+                    RunKind::Reorg if !fenced_by_command => {
+                        tracing::warn!(cluster = %cluster.name, server = %u.server, "unfenced run resumes once the liveness check confirms the server dead");
+                        self.awaiting_confirmation
+                            .push((cluster.name.clone(), u.server));
+                    }
+                    RunKind::Reorg => {
+                        self.spawn(cluster.clone(), u.server, Job::Reorg, None, false)
+                    }
+                    RunKind::Restore => {
+                        self.spawn(cluster.clone(), u.server, Job::Restore, None, false)
+                    }
+                }
             }
         }
     }
@@ -173,15 +187,14 @@ impl ClusterStage {
             return;
         };
         let server = match &job {
-            Job::Reorg => match cluster
-                .server_alive_by(&req.check)
-                .or_else(|| cluster.server(&req.host))
-            {
+            // Only a server's own liveness check says it is dead: a CRITICAL
+            // disk or service check on the same host must never fence it.
+            Job::Reorg => match cluster.server_alive_by(&req.check) {
                 Some(s) => s.name.clone(),
                 None => {
                     let msg = format!(
-                        "check {} on host {} is not the liveness check of a server of cluster {}",
-                        req.check, req.host, cluster.name
+                        "not reorganising: check {} is not the liveness check (`alive:`) of a server of cluster {}",
+                        req.check, cluster.name
                     );
                     tracing::error!(alarm = req.alarm_id, "{msg}");
                     let _ = self.done.send(failed_run(&req, msg));
@@ -195,6 +208,24 @@ impl ClusterStage {
     }
 
     fn result(&mut self, r: &CheckResult) {
+        let confirmed_dead = r.transition.current.state == State::Critical
+            && r.transition.current.state_type == crate::state::StateType::Hard;
+        if confirmed_dead && !self.awaiting_confirmation.is_empty() {
+            let waiting = std::mem::take(&mut self.awaiting_confirmation);
+            for (cluster_name, server) in waiting {
+                let cluster = self.config.cluster(&cluster_name).cloned();
+                match cluster {
+                    Some(c)
+                        if c.server_alive_by(&r.check)
+                            .is_some_and(|s| s.name == server) =>
+                    {
+                        tracing::warn!(cluster = %c.name, server = %server, "server confirmed dead again; resuming its reorganisation");
+                        self.spawn(c, server, Job::Reorg, None, true);
+                    }
+                    _ => self.awaiting_confirmation.push((cluster_name, server)),
+                }
+            }
+        }
         // Only a server that was down (HARD CRITICAL) comes back; a check that
         // could not decide (UNKNOWN) and recovers changed nothing.
         if r.transition.change != Change::HardRecovery

@@ -68,6 +68,10 @@ impl CheckResult {
 
 /// How long shutdown waits for the result writer to flush (the rest stays in the spool).
 const WRITER_FLUSH: Duration = Duration::from_secs(30);
+/// How often the alarm state is tried again while the database is away at start.
+const ALARM_RESTORE_RETRY: Duration = Duration::from_secs(5);
+/// How long shutdown waits for cluster actions in progress.
+const CLUSTER_GRACE: Duration = Duration::from_secs(60);
 /// How often old results and events are dropped.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
@@ -106,19 +110,31 @@ pub async fn run(config: Config) -> anyhow::Result<Stop> {
     let (alarm_tx, alarm_rx) = mpsc::unbounded_channel();
     let (result_tx, mut result_rx) = mpsc::unbounded_channel::<CheckResult>();
 
-    let alarm_stage = match AlarmStage::restore(Arc::clone(&config), store.clone()).await {
-        Ok(stage) => stage,
-        Err(e) => {
-            tracing::error!(error = %e, "alarm state not restored; starting with no open alarms");
-            AlarmStage::fresh(Arc::clone(&config), store.clone())?
-        }
-    };
     let (action_tx, action_rx) = mpsc::unbounded_channel();
-    let alarms = tokio::spawn(
-        alarm_stage
+    let alarm_config = Arc::clone(&config);
+    let alarm_store = store.clone();
+    let alarms = tokio::spawn(async move {
+        // The alarm state must come from the store (ids, open alarms, the
+        // outbox): starting empty would reuse alarm ids and notification keys.
+        // While the database is away, results wait in the channel.
+        let stage = loop {
+            match AlarmStage::restore(Arc::clone(&alarm_config), alarm_store.clone()).await {
+                Ok(stage) => break stage,
+                Err(e) if alarm_rx.is_closed() => {
+                    tracing::error!(error = %e, "stopping before the alarm state could be restored");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "alarm state not restored yet; alarms wait for the database");
+                    tokio::time::sleep(ALARM_RESTORE_RETRY).await;
+                }
+            }
+        };
+        stage
             .with_cluster_actions(action_tx)
-            .run(alarm_rx, done_rx),
-    );
+            .run(alarm_rx, done_rx)
+            .await;
+    });
     let cluster =
         tokio::spawn(ClusterStage::new(Arc::clone(&config), done_tx).run(cluster_rx, action_rx));
     let alive_checks: std::collections::HashSet<String> = config
@@ -167,10 +183,21 @@ pub async fn run(config: Config) -> anyhow::Result<Stop> {
     };
     scheduler.run(result_tx, stop_signal).await;
     retention.abort();
+    // Results first: the writer flushes (or spools) before the stages finish
+    // their actions and deliveries.
     let writer = fanout.await?;
-    alarms.await?;
-    cluster.await?;
     let stats = writer.shutdown(WRITER_FLUSH).await;
+    // A reorganisation in progress gets a grace; after it, it is abandoned
+    // and resumed from its journal at the next start.
+    let mut cluster = cluster;
+    if tokio::time::timeout(CLUSTER_GRACE, &mut cluster)
+        .await
+        .is_err()
+    {
+        tracing::warn!("cluster actions still running at shutdown; they resume from their journal at the next start");
+        cluster.abort();
+    }
+    alarms.await?;
     tracing::info!(
         written = stats.written,
         spooled = stats.spooled,

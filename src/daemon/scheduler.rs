@@ -162,7 +162,17 @@ impl Scheduler {
         let check = Arc::clone(&self.checks[index]);
         let runner = Arc::clone(&self.runner);
         tokio::spawn(async move {
-            let run = runner.run(&check).await;
+            // The run in a task of its own: should it panic (a bug), the check
+            // still reports back (UNKNOWN) and shutdown does not wait for it forever.
+            let started = chrono::Utc::now();
+            let run = match tokio::spawn(async move { runner.run(&check).await }).await {
+                Ok(run) => run,
+                Err(e) => crate::checks::Run {
+                    output: crate::checks::CheckOutput::unknown(format!("check run failed: {e}")),
+                    started,
+                    duration: std::time::Duration::ZERO,
+                },
+            };
             let _ = done.send(Finished {
                 index,
                 planned,
