@@ -362,3 +362,59 @@ async fn the_daemon_keeps_checking_through_a_database_outage() {
     assert_eq!(rows.len(), results, "every logged result stored once");
     drop(cluster);
 }
+
+/// The alarm opens while PostgreSQL and the webhook are both down: the
+/// notification waits in memory, is stored once the database is back, and
+/// after a restart (webhook up again) it arrives exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notification_made_while_the_database_is_down_is_not_lost() {
+    let cluster = std::sync::Arc::new(support::pg::OwnCluster::start());
+    let url = cluster.url();
+    let scene = Scene::new();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let cfg = scene.config(&url, port, "");
+    let c = std::sync::Arc::clone(&cluster);
+    let hook = tokio::task::spawn_blocking(move || {
+        let mut daemon = Daemon::start(&cfg);
+        daemon.wait_for("first OK", |v| {
+            field(v, "check") == "flip" && field(v, "state") == "OK"
+        });
+        c.stop();
+        scene.set(2);
+        daemon.wait_for("HARD CRITICAL", |v| {
+            field(v, "message") == "HARD state change"
+        });
+        daemon.wait_for("a failed delivery", |v| {
+            field(v, "message") == "delivery failed"
+        });
+        c.start_server();
+        // A few more results: the alarm stage stores what it could not before.
+        for _ in 0..5 {
+            daemon.wait_for("a result", |v| {
+                field(v, "check") == "flip" && !v["state"].is_null()
+            });
+        }
+        assert_eq!(daemon.terminate(), 0);
+        drop(daemon);
+        let (_, hook) = support::http::serve_in_thread_on(port, 200, "ok");
+        let mut daemon = Daemon::start(&cfg);
+        eventually("the problem notification after the restart", || {
+            hook_types(&hook).contains(&"PROBLEM".to_string())
+        });
+        for _ in 0..5 {
+            daemon.wait_for("more results", |v| {
+                field(v, "check") == "flip" && !v["state"].is_null()
+            });
+        }
+        assert_eq!(daemon.terminate(), 0);
+        hook
+    })
+    .await
+    .expect("scenario");
+    let problems = hook_types(&hook).iter().filter(|t| *t == "PROBLEM").count();
+    assert_eq!(problems, 1, "{:?}", hook_types(&hook));
+    drop(cluster);
+}

@@ -10,7 +10,7 @@
 use super::CheckResult;
 use crate::actions::notify::{self, Notifiers};
 use crate::alarm::lifecycle::{Alarms, Effect};
-use crate::alarm::outbox::{Delivery, Outbox};
+use crate::alarm::outbox::{Delivery, DeliveryStatus, Outbox};
 use crate::alarm::store::{ActionRun, AlarmStore, NotificationStore};
 use crate::config::alarms::Action;
 use crate::config::Config;
@@ -42,6 +42,9 @@ pub struct AlarmStage {
     actions: JoinSet<ActionRun>,
     /// Deliveries being sent, each with its outcome.
     deliveries: JoinSet<(Delivery, Result<(), String>)>,
+    /// Keys of notifications the store could not take yet (database away);
+    /// written on every tick until it can.
+    unsaved: Vec<String>,
     /// Handles `clusterreorg` and `restart-vm` actions.
     cluster_actions: Option<mpsc::UnboundedSender<crate::alarm::lifecycle::ActionRequest>>,
 }
@@ -75,6 +78,7 @@ impl AlarmStage {
             notifiers,
             actions: JoinSet::new(),
             deliveries: JoinSet::new(),
+            unsaved: Vec::new(),
             cluster_actions: None,
         })
     }
@@ -106,6 +110,9 @@ impl AlarmStage {
                         let effects = self.alarms.observe(&result, Utc::now());
                         self.handle(effects).await;
                         self.deliver().await;
+                        if !self.unsaved.is_empty() {
+                            self.save_unsaved().await;
+                        }
                     }
                     None => break,
                 },
@@ -122,6 +129,7 @@ impl AlarmStage {
                     let effects = self.alarms.tick(now);
                     self.handle(effects).await;
                     self.deliver().await;
+                    self.save_unsaved().await;
                     self.outbox.prune(now, OUTBOX_KEEP);
                 }
                 _ = ack_poll.tick() => self.apply_acks().await,
@@ -164,6 +172,7 @@ impl AlarmStage {
                 }
             }
         }
+        self.save_unsaved().await;
         self.save_snapshot().await;
     }
 
@@ -200,7 +209,8 @@ impl AlarmStage {
                     )
                     .await;
                     if let Err(e) = r {
-                        tracing::error!(key = %n.key, error = %e, "cannot store notification; it stays queued in memory");
+                        tracing::error!(key = %n.key, error = %e, "cannot store notification yet; it is sent from memory and stored when the database is back");
+                        self.unsaved.push(n.key.clone());
                     }
                 }
                 Effect::Run(req) => {
@@ -264,6 +274,34 @@ impl AlarmStage {
                 }
             }
             Err(e) => tracing::error!(error = %e, "delivery task failed"),
+        }
+    }
+
+    /// Stores the notifications the database could not take before, with
+    /// what happened to them since (sent, given up), so a restart neither
+    /// loses nor resends them.
+    async fn save_unsaved(&mut self) {
+        let keys = std::mem::take(&mut self.unsaved);
+        for key in keys {
+            let Some(item) = self.outbox.item(&key).cloned() else {
+                continue;
+            };
+            let saved = async {
+                self.store.enqueue(&item).await?;
+                match item.status {
+                    DeliveryStatus::Pending => Ok(()),
+                    DeliveryStatus::Sent { at } => self.store.mark_sent(&item.key, at).await,
+                    DeliveryStatus::GaveUp => {
+                        let error = item.last_error.clone().unwrap_or_default();
+                        self.store
+                            .mark_failed(&item.key, item.attempts, &error, None)
+                            .await
+                    }
+                }
+            };
+            if saved.await.is_err() {
+                self.unsaved.push(key);
+            }
         }
     }
 
