@@ -9,7 +9,7 @@ use super::plugin::{self, RunOptions};
 use super::port::PortCheck;
 use super::ssh::{Location, SshOptions};
 use super::{init, ping, port, CheckOutput};
-use crate::config::{Check, CheckKind, Config, LOCAL_HOST};
+use crate::config::{connect_address, Check, CheckKind, Config, LOCAL_HOST};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -95,13 +95,7 @@ impl Runner {
     }
 
     fn address(&self, host: &str) -> String {
-        if host == LOCAL_HOST {
-            return "127.0.0.1".to_string();
-        }
-        self.hosts
-            .get(host)
-            .map(|h| h.address.clone())
-            .unwrap_or_else(|| host.to_string())
+        connect_address(host, self.hosts.get(host).map(|h| h.address.as_str()))
     }
 
     fn location(&self, host: &str) -> Result<Location, CheckOutput> {

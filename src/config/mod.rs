@@ -65,18 +65,22 @@ impl Config {
     /// The address a check on `host` connects to: the host entry's address,
     /// `127.0.0.1` for [`LOCAL_HOST`], the name itself for an unknown host.
     pub fn address_of(&self, host: &str) -> String {
-        if host == LOCAL_HOST {
-            return "127.0.0.1".to_string();
-        }
-        self.host(host)
-            .map(|h| h.address.clone())
-            .unwrap_or_else(|| host.to_string())
+        connect_address(host, self.host(host).map(|h| h.address.as_str()))
     }
 
     /// Loads a file and validates it; see [`load`].
     pub fn from_file(path: &Path) -> Result<Config, ConfigErrors> {
         load(path)
     }
+}
+
+/// The address checks on `host` connect to, given its entry's `address`:
+/// `127.0.0.1` for [`LOCAL_HOST`], the entry's address, else the name itself.
+pub fn connect_address(host: &str, entry_address: Option<&str>) -> String {
+    if host == LOCAL_HOST {
+        return "127.0.0.1".to_string();
+    }
+    entry_address.unwrap_or(host).to_string()
 }
 
 /// A host laxmon watches.

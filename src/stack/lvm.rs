@@ -299,13 +299,24 @@ impl VmCheck {
 
     /// Gathers and evaluates.
     pub async fn run(&self) -> CheckOutput {
-        match super::gather(&self.source()).await {
-            Ok(text) => match parse_lvs(&text) {
-                Ok(lvs) => evaluate_vm(&lvs, self),
-                Err(e) => CheckOutput::unknown(format!("LVM-VM UNKNOWN - {e}")),
-            },
-            Err(e) => CheckOutput::unknown(format!("LVM-VM UNKNOWN - {e}")),
-        }
+        with_lvs(&self.source(), "LVM-VM", |lvs| evaluate_vm(lvs, self)).await
+    }
+}
+
+/// Gathers and parses `lvs` output, then evaluates it; UNKNOWN (labelled
+/// `subject`) when either step fails.
+async fn with_lvs(
+    source: &Source,
+    subject: &str,
+    evaluate: impl FnOnce(&[Lv]) -> CheckOutput,
+) -> CheckOutput {
+    let parsed = match super::gather(source).await {
+        Ok(text) => parse_lvs(&text).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match parsed {
+        Ok(lvs) => evaluate(&lvs),
+        Err(e) => CheckOutput::unknown(format!("{subject} UNKNOWN - {e}")),
     }
 }
 
@@ -385,13 +396,10 @@ impl SnapshotCheck {
 
     /// Gathers and evaluates.
     pub async fn run(&self) -> CheckOutput {
-        match super::gather(&self.source()).await {
-            Ok(text) => match parse_lvs(&text) {
-                Ok(lvs) => evaluate_snapshots(&lvs, self),
-                Err(e) => CheckOutput::unknown(format!("LVM-SNAPSHOT UNKNOWN - {e}")),
-            },
-            Err(e) => CheckOutput::unknown(format!("LVM-SNAPSHOT UNKNOWN - {e}")),
-        }
+        with_lvs(&self.source(), "LVM-SNAPSHOT", |lvs| {
+            evaluate_snapshots(lvs, self)
+        })
+        .await
     }
 }
 
