@@ -263,6 +263,15 @@ impl ResultWriter {
         if let Some(intake) = self.intake.take() {
             let _ = tokio::task::spawn_blocking(move || intake.join()).await;
         }
+        // Aborting the flusher does not stop blocking work it handed off
+        // (a spool append, a replay read), which holds the queue and so the
+        // spool's lock: wait for it, boundedly, as a dying process would.
+        for _ in 0..3000 {
+            if Arc::strong_count(&self.shared) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
