@@ -229,7 +229,7 @@ fn remote_checks_run_over_ssh_as_configured() {
         dir.path(),
         "laxmon.yaml",
         &format!(
-            "storage: sqlite:{d}/db\nengine:\n  ssh:\n    control_dir: {control}\n    options: [{opts}]\nhosts:\n  - name: cs1\n    address: 127.0.0.1\n    ssh: root@127.0.0.1\nchecks:\n  - name: remote-dummy\n    kind: plugin\n    host: cs1\n    command: \"{DUMMY} 1 'remote $HOSTNAME$ $HOSTADDRESS$'\"\n  - name: remote-init\n    kind: init\n    host: cs1\n    script: {init}\n",
+            "storage: sqlite:{d}/db\nengine:\n  ssh:\n    control_dir: {control}\n    options: [{opts}]\nhosts:\n  - name: cs1\n    address: 127.0.0.1\n    ssh: root@127.0.0.1\nchecks:\n  - name: remote-dummy\n    kind: plugin\n    host: cs1\n    run_on: host\n    command: \"{DUMMY} 1 'remote $HOSTNAME$ $HOSTADDRESS$'\"\n  - name: remote-init\n    kind: init\n    host: cs1\n    script: {init}\n",
             control = sshd.control_dir().display(),
             opts = opts.join(", ")
         ),
@@ -242,4 +242,30 @@ fn remote_checks_run_over_ssh_as_configured() {
     assert_eq!(v[1]["state"], "CRITICAL", "{v}");
     assert_eq!(out.status.code(), Some(2));
     assert!(sshd.logins() >= 1, "{}", sshd.log());
+}
+
+#[test]
+fn host_bound_plugin_runs_on_the_admin_server_with_the_hosts_macros() {
+    // No sshd at all: a plugin check bound to a host runs here, as in Nagios,
+    // with $HOSTNAME$ and $HOSTADDRESS$ from its host entry.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_file(
+        dir.path(),
+        "laxmon.yaml",
+        &format!(
+            "storage: sqlite:{d}/db\nhosts:\n  - name: web1\n    address: 127.0.0.9\n    ssh: root@127.0.0.1\nchecks:\n  - name: for-web1\n    kind: plugin\n    host: web1\n    command: \"{DUMMY} 0 'for $HOSTNAME$ at $HOSTADDRESS$'\"\n  - name: gone\n    kind: plugin\n    host: web1\n    command: [/nonexistent/check_thing, -H, $HOSTADDRESS$]\n",
+            d = dir.path().display()
+        ),
+    );
+    let out = laxmon(&["check", "--config", &cfg, "--json"]);
+    let v: Value =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    assert_eq!(v[0]["state"], "OK", "{v}");
+    assert_eq!(v[0]["output"], "OK: for web1 at 127.0.0.9", "{v}");
+    // A program that is not on the admin server says where it ran and how to move it.
+    assert_eq!(v[1]["state"], "UNKNOWN", "{v}");
+    let msg = v[1]["output"].as_str().unwrap_or_default();
+    assert!(msg.contains("/nonexistent/check_thing"), "{msg}");
+    assert!(msg.contains("run_on: host"), "{msg}");
+    assert!(msg.contains("web1"), "{msg}");
 }

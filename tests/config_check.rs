@@ -120,9 +120,60 @@ fn dangling_host_reference() {
 #[test]
 fn remote_plugin_needs_ssh() {
     let yaml = format!(
-        "{HOST}checks:\n  - name: d\n    kind: plugin\n    host: cs1\n    command: [check_disk]\n"
+        "{HOST}checks:\n  - name: d\n    kind: plugin\n    host: cs1\n    run_on: host\n    command: [check_disk]\n"
     );
     assert_error(&yaml, 7, 11, &["over SSH", "no `ssh:`"]);
+}
+
+#[test]
+fn host_bound_plugin_naming_its_host_runs_locally_without_ssh() {
+    for command in [
+        "check_tcp -H $HOSTADDRESS$ -p 80",
+        "check_http --hostname=$HOSTNAME$",
+        "[check_ping, -H, cs1]",
+    ] {
+        let yaml = format!(
+            "{HOST}checks:\n  - name: d\n    kind: plugin\n    host: cs1\n    command: {command}\n"
+        );
+        let (code, err, _) = config_check(&yaml);
+        assert_eq!(code, 0, "{command}: {err}");
+    }
+}
+
+#[test]
+fn old_form_host_plugin_is_an_error_not_a_silent_move() {
+    // Before `run_on`, a plugin check on a host ran there over SSH. Such a
+    // check (no host macro, no -H) would now check the admin server instead.
+    let yaml = "hosts:\n  - name: cs1\n    ssh: root@127.0.0.1\nchecks:\n  - name: d\n    kind: plugin\n    host: cs1\n    command: [check_disk, -w, 10%]\n";
+    assert_error(
+        yaml,
+        7,
+        11,
+        &["\"d\"", "admin server", "run_on: host", "run_on: local"],
+    );
+    for run_on in ["host", "local"] {
+        let ok = yaml.replace(
+            "    command:",
+            &format!("    run_on: {run_on}\n    command:"),
+        );
+        let (code, err, _) = config_check(&ok);
+        assert_eq!(code, 0, "run_on: {run_on}: {err}");
+    }
+}
+
+#[test]
+fn run_on_values_and_place() {
+    let bad = format!(
+        "{HOST}checks:\n  - name: d\n    kind: plugin\n    host: cs1\n    run_on: remote\n    command: [check_disk]\n"
+    );
+    assert_error(&bad, 8, 13, &["unknown run_on \"remote\"", "local, host"]);
+    let no_host =
+        "checks:\n  - name: d\n    kind: plugin\n    run_on: host\n    command: [check_disk]\n";
+    assert_error(no_host, 4, 13, &["run_on: host", "has no host"]);
+    let wrong_kind = format!(
+        "{HOST}checks:\n  - name: p\n    kind: port\n    host: cs1\n    port: 22\n    run_on: host\n"
+    );
+    assert_error(&wrong_kind, 9, 5, &["unknown key \"run_on\""]);
 }
 
 #[test]

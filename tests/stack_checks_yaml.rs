@@ -2,6 +2,7 @@
 //! every `laxmon plugin ...` command in them is a valid plugin invocation.
 //! Nothing is run: the hosts in those files are not contacted.
 
+use laxmon::checks::plugin::expand_macros;
 use laxmon::config::{self, CheckKind};
 use laxmon::stack::cli::{parse_args, Invocation};
 
@@ -21,7 +22,7 @@ fn cluster_check_files_load_and_their_plugin_commands_parse() {
     }
     let mut plugins = 0;
     for check in &cfg.checks {
-        let CheckKind::Plugin { command } = &check.kind else {
+        let CheckKind::Plugin { command, .. } = &check.kind else {
             continue;
         };
         if command.first().map(String::as_str) != Some("laxmon") {
@@ -31,6 +32,17 @@ fn cluster_check_files_load_and_their_plugin_commands_parse() {
             command.get(1).map(String::as_str),
             Some("plugin"),
             "{}",
+            check.name
+        );
+        // As the runner does: the check's host fills in $HOSTNAME$/$HOSTADDRESS$.
+        let address = config::connect_address(
+            &check.host,
+            cfg.host(&check.host).map(|h| h.address.as_str()),
+        );
+        let command = expand_macros(command, &check.host, &address);
+        assert!(
+            !command.iter().any(|w| w.contains('$')),
+            "{}: {command:?}",
             check.name
         );
         match parse_args(&command[2..]) {

@@ -7,7 +7,9 @@ mod support;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use laxmon::checks::{CheckOutput, PerfDatum, State};
-use laxmon::config::{Check, CheckKind, Config, Engine, Host, Storage, StorageConfig, LOCAL_HOST};
+use laxmon::config::{
+    Check, CheckKind, Config, Engine, Host, RunOn, Storage, StorageConfig, LOCAL_HOST,
+};
 use laxmon::state::{CheckState, Policy, Reachability, StateType};
 use laxmon::store::spool::{Spool, SpoolEntry};
 use laxmon::store::{
@@ -440,6 +442,7 @@ fn config(hosts: &[&str], checks: &[&str]) -> Config {
                 tags: vec![],
                 kind: CheckKind::Plugin {
                     command: vec!["true".into()],
+                    run_on: RunOn::Local,
                 },
             })
             .collect(),

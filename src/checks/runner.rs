@@ -10,6 +10,7 @@ use super::port::PortCheck;
 use super::ssh::{Location, SshOptions};
 use super::{init, ping, port, CheckOutput};
 use crate::config::{connect_address, Check, CheckKind, Config, LOCAL_HOST};
+
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -158,11 +159,28 @@ impl Runner {
                 Ok(location) => init::run(target, &location, &opts).await,
                 Err(out) => out,
             },
-            CheckKind::Plugin { command } => {
+            CheckKind::Plugin { command, .. } => {
                 let argv = plugin::expand_macros(command, &check.host, &self.address(&check.host));
-                match self.location(&check.host) {
-                    Ok(location) => plugin::run_at(&location, &argv, &opts).await,
-                    Err(out) => out,
+                if check.runs_on_host() {
+                    return match self.location(&check.host) {
+                        Ok(location) => plugin::run_at(&location, &argv, &opts).await,
+                        Err(out) => out,
+                    };
+                }
+                match plugin::execute(&argv, &opts).await {
+                    Ok(exec) => plugin::interpret(&exec, "plugin"),
+                    Err(e @ plugin::RunError::NotFound { .. })
+                        if self.hosts.get(&check.host).is_some_and(|h| h.ssh.is_some()) =>
+                    {
+                        // Perhaps the form that ran on the host before
+                        // `run_on` existed: say where it ran and how to move it.
+                        CheckOutput::unknown(format!(
+                            "plugin {e} on the admin server, where plugin checks run; \
+                             add `run_on: host` to run it on {} over SSH",
+                            check.host
+                        ))
+                    }
+                    Err(e) => CheckOutput::unknown(format!("plugin {e}")),
                 }
             }
         }

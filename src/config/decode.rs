@@ -111,6 +111,8 @@ struct RawCheck {
     name: Named<String>,
     host: Option<Named<String>>,
     kind: Option<CheckKind>,
+    /// Where `run_on:` was written, when it was (plugin checks).
+    run_on_at: Option<Named<()>>,
     interval: Option<Duration>,
     retry_interval: Option<Duration>,
     max_attempts: Option<u32>,
@@ -887,7 +889,7 @@ fn kind_keys(kind: &str) -> &'static [&'static str] {
         "ping" => &["count", "warn", "crit"],
         "port" => &["port", "send", "expect", "warn", "crit"],
         "init" => &["script", "unit"],
-        "plugin" => &["command"],
+        "plugin" => &["command", "run_on"],
         _ => &[],
     }
 }
@@ -967,11 +969,12 @@ fn decode_check(file: &Path, node: &Node, errors: &mut Errors) -> Option<RawChec
             None => None,
         },
     };
+    let mut run_on_at = None;
     let kind = match kind_name.as_deref() {
         Some("ping") => decode_ping(file, &mut map, errors).map(CheckKind::Ping),
         Some("port") => decode_port(file, node, &what, &mut map, errors).map(CheckKind::Port),
         Some("init") => decode_init(file, node, &what, &mut map, errors).map(CheckKind::Init),
-        Some("plugin") => decode_plugin(file, node, &what, &mut map, errors),
+        Some("plugin") => decode_plugin(file, node, &what, &mut map, &mut run_on_at, errors),
         _ => {
             // Unknown kind: take every kind-specific key so only truly unknown keys are reported.
             for k in KINDS.iter().flat_map(|k| kind_keys(k)) {
@@ -1005,6 +1008,7 @@ fn decode_check(file: &Path, node: &Node, errors: &mut Errors) -> Option<RawChec
         },
         host,
         kind,
+        run_on_at,
         interval,
         retry_interval,
         max_attempts,
@@ -1151,13 +1155,41 @@ fn decode_init(
     }
 }
 
+const RUN_ON: &[&str] = &["local", "host"];
+
 fn decode_plugin(
     file: &Path,
     node: &Node,
     what: &str,
     map: &mut MapView,
+    run_on_at: &mut Option<Named<()>>,
     errors: &mut Errors,
 ) -> Option<CheckKind> {
+    let run_on = match map.take("run_on") {
+        None => RunOn::Local,
+        Some(n) => {
+            *run_on_at = Some(Named {
+                value: (),
+                file: file.to_path_buf(),
+                pos: n.pos,
+            });
+            match string(file, "run_on", n, errors)?.as_str() {
+                "local" => RunOn::Local,
+                "host" => RunOn::Host,
+                other => {
+                    errors.at(
+                        file,
+                        n.pos,
+                        format!(
+                            "unknown run_on {other:?} in {what}: use one of {}",
+                            RUN_ON.join(", ")
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
     let Some(n) = map.take("command") else {
         errors.at(
             file,
@@ -1195,7 +1227,25 @@ fn decode_plugin(
         errors.at(file, n.pos, "command is empty: name the plugin to run");
         return None;
     }
-    Some(CheckKind::Plugin { command })
+    Some(CheckKind::Plugin { command, run_on })
+}
+
+/// Whether a plugin command says which host it checks: a `$HOSTNAME$` or
+/// `$HOSTADDRESS$` macro, or a `-H` / `--hostname` / `--host` option.
+///
+/// A host-bound plugin check whose command does neither checks the admin
+/// server, where it runs, and not its host: the form that ran over SSH on
+/// the host before `run_on` existed.
+fn names_its_host(command: &[String]) -> bool {
+    command.iter().any(|w| {
+        w.contains("$HOSTNAME$")
+            || w.contains("$HOSTADDRESS$")
+            || w.starts_with("-H")
+            || w == "--hostname"
+            || w.starts_with("--hostname=")
+            || w == "--host"
+            || w.starts_with("--host=")
+    })
 }
 
 // ---- whole-configuration validation ----
@@ -1262,7 +1312,10 @@ fn finish(path: &Path, files: Vec<PathBuf>, raw: RawConfig, errors: &mut Errors)
                         ),
                     ),
                     Some(host) => {
-                        let remote = matches!(c.kind, Some(CheckKind::Init(_) | CheckKind::Plugin { .. }));
+                        let remote = matches!(
+                            c.kind,
+                            Some(CheckKind::Init(_) | CheckKind::Plugin { run_on: RunOn::Host, .. })
+                        );
                         if remote && host.ssh.is_none() {
                             errors.at(
                                 &h.file,
@@ -1273,8 +1326,42 @@ fn finish(path: &Path, files: Vec<PathBuf>, raw: RawConfig, errors: &mut Errors)
                                 ),
                             );
                         }
+                        if let Some(CheckKind::Plugin { command, .. }) = &c.kind {
+                            if c.run_on_at.is_none() && !names_its_host(command) {
+                                errors.at(
+                                    &h.file,
+                                    h.pos,
+                                    format!(
+                                        "plugin check {:?} is bound to host {:?} but its command names neither $HOSTADDRESS$/$HOSTNAME$ nor -H, \
+                                         so on the admin server, where plugin checks run, it would check the admin server instead: \
+                                         add `run_on: host` to run it on {:?} over SSH (what laxmon did before `run_on` existed), \
+                                         or `run_on: local` if the admin server is meant",
+                                        c.name.value, h.value, h.value
+                                    ),
+                                );
+                            }
+                        }
                     }
                 }
+            }
+        }
+        if let (
+            Some(CheckKind::Plugin {
+                run_on: RunOn::Host,
+                ..
+            }),
+            Some(at),
+        ) = (&c.kind, &c.run_on_at)
+        {
+            if host_name == LOCAL_HOST {
+                errors.at(
+                    &at.file,
+                    at.pos,
+                    format!(
+                        "check {:?} says `run_on: host` but has no host: add `host:` naming a host entry with `ssh:`, or drop run_on",
+                        c.name.value
+                    ),
+                );
             }
         }
         let retry_interval = c.retry_interval.unwrap_or(defaults.retry_interval);

@@ -126,6 +126,19 @@ impl Check {
         self.kind.name()
     }
 
+    /// Whether the check's process runs over SSH on its host: `init` checks
+    /// of a host other than `local`, and `plugin` checks with `run_on: host`.
+    pub fn runs_on_host(&self) -> bool {
+        if self.host == LOCAL_HOST {
+            return false;
+        }
+        match &self.kind {
+            CheckKind::Init(_) => true,
+            CheckKind::Plugin { run_on, .. } => *run_on == RunOn::Host,
+            CheckKind::Ping(_) | CheckKind::Port(_) => false,
+        }
+    }
+
     /// Whether the check runs as an external process (and so counts against
     /// the process limit).
     pub fn is_external(&self) -> bool {
@@ -146,7 +159,32 @@ pub enum CheckKind {
     Plugin {
         /// Program and arguments, `$HOSTNAME$`/`$HOSTADDRESS$` not yet expanded.
         command: Vec<String>,
+        /// Where the command runs: on the admin server (the default) or on the check's host.
+        run_on: RunOn,
     },
+}
+
+/// Where a plugin check's command runs (`run_on:` in the config).
+///
+/// The default is [`RunOn::Local`], as in Nagios: the admin server runs the
+/// plugin *for* the host, with `$HOSTNAME$`/`$HOSTADDRESS$` taken from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunOn {
+    /// On the admin server (`run_on: local`).
+    #[default]
+    Local,
+    /// Over SSH on the check's host, through the host's `ssh:` destination (`run_on: host`).
+    Host,
+}
+
+impl RunOn {
+    /// The value as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunOn::Local => "local",
+            RunOn::Host => "host",
+        }
+    }
 }
 
 impl CheckKind {
