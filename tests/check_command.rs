@@ -1,5 +1,5 @@
 //! `laxmon check`: runs checks once, prints them as a table or as the JSON
-//! the spec pins, and exits with the worst state.
+//! `docs/checks.md` pins, and exits with the worst state.
 
 mod support;
 

@@ -1,4 +1,5 @@
-//! `laxmon plan` through the real binary: the spec's examples, JSON on
+//! `laxmon plan` through the real binary: the examples of
+//! `docs/clusterreorg.md`, JSON on
 //! stdout, exit 2 with a one-line message for bad input.
 
 mod support;

@@ -1,5 +1,5 @@
-//! The clusterreorg planner against its contract (`spec/clusterreorg.md`):
-//! the spec's examples, an exhaustive reference search on generated small
+//! The clusterreorg planner against its contract (`docs/clusterreorg.md`):
+//! its examples, an exhaustive reference search on generated small
 //! clusters, a step-by-step replay checker, determinism, heuristic quality
 //! and bad input.
 

@@ -3,7 +3,7 @@
 //! [`model`] holds the planner's input (hosts and VMs, loaded and validated
 //! from YAML) and output (the [`Plan`] of stop / migrate / start actions);
 //! [`planner`] turns one into the other as a pure function. The contract is
-//! `spec/clusterreorg.md`. Nothing in this module executes a plan: the
+//! `docs/clusterreorg.md`. Nothing in this module executes a plan: the
 //! planner never does I/O, never reads the clock, and gives the same plan
 //! byte for byte for the same input. Only [`plan_command`] reads a file.
 //!

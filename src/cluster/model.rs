@@ -1,6 +1,6 @@
 //! The planner's input and output types, and loading the input from YAML.
 //!
-//! Input: a [`Cluster`] of hosts and VMs as `spec/clusterreorg.md` describes,
+//! Input: a [`Cluster`] of hosts and VMs as `docs/clusterreorg.md` describes,
 //! validated on load so the planner can trust it (every rejection is a
 //! one-line [`PlanInputError`] naming the entry, with `file:line:column`).
 //! Output: a [`Plan`] of [`Action`]s plus the final placement. Reading the
@@ -324,8 +324,8 @@ impl Cluster {
     /// anti-affinity): rule 1 asks them to hold at every step, step 0
     /// included, so a file that breaks one is bad input rather than something
     /// to plan around. Hosts that are down or failed are not checked: their
-    /// VMs are displaced and only their memory sizes matter (the spec's own
-    /// example overfills the host that fails).
+    /// VMs are displaced and only their memory sizes matter (the examples in
+    /// `docs/clusterreorg.md` overfill the host that fails).
     fn validate_at(
         &self,
         loc: &Locator,

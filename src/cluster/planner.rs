@@ -1,5 +1,5 @@
 //! The clusterreorg planner: a pure function from cluster state and failed
-//! hosts to a [`Plan`], following the policy in `spec/clusterreorg.md`.
+//! hosts to a [`Plan`], following the policy in `docs/clusterreorg.md`.
 //!
 //! It never does I/O, never reads the clock and uses no randomness or hash
 //! iteration order, so the same input gives the same plan byte for byte.

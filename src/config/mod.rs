@@ -3,7 +3,7 @@
 //! `yaml.rs` turns text into a positioned node tree, `decode.rs` turns the
 //! tree into the types below and collects every error with its
 //! `FILE:LINE:COLUMN`. The contract for hosts and checks is
-//! `shared/spec/checks.md`. Nothing here runs a check or opens a socket:
+//! `docs/checks.md`. Nothing here runs a check or opens a socket:
 //! a loaded `Config` is plain data.
 
 pub mod alarms;

@@ -283,7 +283,7 @@ pub fn log_result(r: &CheckResult) {
     }
 }
 
-/// One line of `laxmon check --json`, exactly as the spec pins it.
+/// One line of `laxmon check --json`, exactly as `docs/checks.md` pins it.
 #[derive(Debug, Serialize)]
 struct JsonResult<'a> {
     name: &'a str,
