@@ -269,3 +269,39 @@ fn host_bound_plugin_runs_on_the_admin_server_with_the_hosts_macros() {
     assert!(msg.contains("run_on: host"), "{msg}");
     assert!(msg.contains("web1"), "{msg}");
 }
+
+#[test]
+fn children_do_not_inherit_laxmons_own_variables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = write_file(
+        dir.path(),
+        "probe.sh",
+        "#!/bin/sh\nfor v in NOTIFY_SOCKET WATCHDOG_PID WATCHDOG_USEC LISTEN_PID LISTEN_FDS LISTEN_FDNAMES LAXMON_TEST_DB_PASSWORD; do\n  eval \"[ -n \\\"\\${$v+x}\\\" ]\" && { echo \"LEAKED $v\"; exit 2; }\ndone\necho \"CLEAN keep=$LAXMON_TEST_KEEP\"\n",
+    );
+    std::fs::set_permissions(&probe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let cfg = write_file(
+        dir.path(),
+        "laxmon.yaml",
+        &format!(
+            "storage:\n  url: postgres://laxmon@127.0.0.1:1/x\n  password_env: LAXMON_TEST_DB_PASSWORD\nchecks:\n  - name: probe\n    kind: plugin\n    command: [{probe}]\n"
+        ),
+    );
+    let out = std::process::Command::new(support::bin::laxmon_path())
+        .args(["check", "--config", &cfg, "--json"])
+        .env("NOTIFY_SOCKET", "/run/systemd/notify")
+        .env("WATCHDOG_PID", "1")
+        .env("WATCHDOG_USEC", "30000000")
+        .env("LISTEN_PID", "1")
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_FDNAMES", "http")
+        .env("LAXMON_TEST_DB_PASSWORD", "secret")
+        .env("LAXMON_TEST_KEEP", "yes")
+        .output()
+        .expect("run laxmon");
+    let v: Value =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    // Everything else is inherited as before.
+    assert_eq!(v[0]["output"], "CLEAN keep=yes", "{v}");
+    assert_eq!(v[0]["state"], "OK", "{v}");
+}

@@ -5,10 +5,11 @@
 //! so counts are not disturbed by runs in flight.
 
 use laxmon::checks::init::{self, InitTarget};
-use laxmon::checks::plugin::{self, End, RunOptions};
-use laxmon::checks::ssh::Location;
+use laxmon::checks::location::Location;
+use laxmon::checks::plugin;
 use laxmon::checks::{CheckOutput, PerfDatum, State};
 use laxmon::plugin_output;
+use laxmon::process::{self, End, RunOptions};
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -405,7 +406,7 @@ async fn background_child_holding_stdout_is_killed_and_result_comes_back() {
         "forker",
         "sleep 1000 &\necho \"OK started $!\"\nexit 0",
     );
-    let exec = bounded(plugin::execute(
+    let exec = bounded(process::execute(
         &argv(&[&path]),
         &RunOptions::new(Duration::from_secs(30)),
     ))
@@ -428,7 +429,7 @@ async fn background_child_holding_stdout_is_killed_and_result_comes_back() {
         "detacher",
         "sleep 1000 >/dev/null 2>&1 &\necho \"OK started $!\"",
     );
-    let exec = bounded(plugin::execute(
+    let exec = bounded(process::execute(
         &argv(&[&path]),
         &RunOptions::new(Duration::from_secs(30)),
     ))
@@ -458,7 +459,7 @@ async fn ten_megabytes_of_output_are_capped_and_the_plugin_finishes() {
         "chatty",
         "yes 'OK this line repeats | n=1' | head -c 10485760\nyes 'err' | head -c 1048576 >&2",
     );
-    let exec = bounded(plugin::execute(
+    let exec = bounded(process::execute(
         &argv(&[&path]),
         &RunOptions::new(Duration::from_secs(30)),
     ))
@@ -466,9 +467,9 @@ async fn ten_megabytes_of_output_are_capped_and_the_plugin_finishes() {
     .expect("runs");
     assert_eq!(exec.end, End::Exited(0));
     assert_eq!(exec.stdout.total, 10 * 1024 * 1024);
-    assert_eq!(exec.stdout.bytes.len(), plugin::DEFAULT_OUTPUT_CAP);
+    assert_eq!(exec.stdout.bytes.len(), process::DEFAULT_OUTPUT_CAP);
     assert_eq!(exec.stderr.total, 1024 * 1024);
-    assert_eq!(exec.stderr.bytes.len(), plugin::DEFAULT_OUTPUT_CAP);
+    assert_eq!(exec.stderr.bytes.len(), process::DEFAULT_OUTPUT_CAP);
     let out = plugin::interpret(&exec, "plugin");
     assert_eq!(out.state, State::Ok);
     assert_eq!(out.output, "OK this line repeats");

@@ -7,9 +7,11 @@
 mod support;
 
 use laxmon::checks::init::{self, InitTarget};
-use laxmon::checks::plugin::{self, End, RunOptions};
-use laxmon::checks::ssh::{self, Location, SshOptions};
+use laxmon::checks::location::Location;
+use laxmon::checks::plugin;
 use laxmon::checks::{CheckOutput, State};
+use laxmon::process::{End, RunOptions};
+use laxmon::ssh::{self, SshOptions};
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -255,4 +257,105 @@ async fn unreachable_hosts_are_unknown_within_the_timeout() {
     assert_eq!(got.state, State::Unknown);
     assert!(got.output.starts_with("invalid ssh destination"), "{got:?}");
     assert!(!Path::new("/tmp/laxmon-pwned").exists());
+}
+
+/// A configuration whose `engine.ssh` reaches `sshd` (key, port, no
+/// known_hosts) through its own master-connection directory.
+fn config_for(sshd: &Sshd, dir: &Path, checks: &str) -> String {
+    let opts: Vec<String> = sshd
+        .client_args()
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect();
+    let text = format!(
+        "storage: sqlite:{d}/db\nengine:\n  ssh:\n    control_dir: {control}\n    options: [{opts}]\n\
+         hosts:\n  - name: cs1\n    address: 127.0.0.1\n    ssh: root@127.0.0.1\nchecks:\n{checks}",
+        d = dir.display(),
+        control = sshd.control_dir().display(),
+        opts = opts.join(", ")
+    );
+    let path = dir.join("laxmon.yaml");
+    std::fs::write(&path, text).expect("config");
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn stack_check_over_ssh_uses_engine_ssh_and_the_shared_master() {
+    // `laxmon plugin` is a child of the daemon: it reaches the host with the
+    // configured key, port and options, through the daemon's master directory.
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_for(
+        &sshd,
+        dir.path(),
+        "  - name: cs1-bonding\n    kind: plugin\n    host: cs1\n    command: [laxmon, plugin, bonding, -H, \"root@$HOSTADDRESS$\", --bond, laxmon-test-bond9]\n",
+    );
+    let out = support::bin::laxmon(&["check", "--config", &cfg, "--json"]);
+    let text = support::bin::stdout(&out);
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{e}: {}", support::bin::stderr(&out)));
+    let output = v[0]["output"].as_str().unwrap_or_default();
+    // It logged in and read the host's (missing) bond file; without the
+    // configured key and port ssh would not have got in at all.
+    assert!(!output.contains("ssh to"), "{v}");
+    assert!(output.contains("laxmon-test-bond9"), "{v}");
+    assert!(sshd.logins() >= 1, "{}", sshd.log());
+    assert_eq!(
+        sshd.control_sockets().len(),
+        1,
+        "master socket in engine.ssh.control_dir"
+    );
+}
+
+#[tokio::test]
+async fn restart_over_ssh_uses_engine_ssh_and_reuses_the_master() {
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("restarted");
+    let init = script(
+        dir.path(),
+        "initscript",
+        &format!(
+            "case \"$1\" in status) exit 0;; restart) echo done > {};; esac",
+            marker.display()
+        ),
+    );
+    let cfg = config_for(
+        &sshd,
+        dir.path(),
+        &format!("  - name: svc\n    kind: init\n    host: cs1\n    script: {init}\n"),
+    );
+    let config = laxmon::config::load(Path::new(&cfg)).unwrap_or_else(|e| panic!("{e}"));
+    // A check over SSH opens the master connection ...
+    let out = support::bin::laxmon(&["check", "--config", &cfg, "svc"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::bin::stdout(&out));
+    let logins = sshd.logins();
+    assert!(logins >= 1, "{}", sshd.log());
+    // ... and the restart action goes through it, with the same options.
+    let target = laxmon::config::InitTarget::Script(init.clone());
+    let exec = laxmon::actions::restart::restart_service(
+        &target,
+        "cs1",
+        &config,
+        Vec::new(),
+        Duration::from_secs(30),
+    )
+    .expect("restart command");
+    let argv = exec.argv();
+    let control = format!("ControlPath={}/%C", sshd.control_dir().display());
+    assert!(argv.contains(&control), "{argv:?}");
+    assert!(
+        argv.contains(&"UserKnownHostsFile=/dev/null".to_string()),
+        "{argv:?}"
+    );
+    let run = bounded(laxmon::actions::script::run(
+        &exec,
+        "k",
+        1,
+        "restart-service",
+    ))
+    .await;
+    assert_eq!(run.exit_code, Some(0), "{run:?}");
+    assert!(marker.exists(), "the restart ran on the host");
+    assert_eq!(sshd.logins(), logins, "no new login: the master was reused");
 }

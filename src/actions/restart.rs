@@ -1,6 +1,8 @@
 //! Builds the command lines of alarm actions: scripts (with `{{key}}` and
 //! Nagios `$MACRO$` arguments) and `restart-service` (init script or
-//! systemd unit, locally or over SSH to the check's host).
+//! systemd unit, locally or over SSH to the check's host, through the one
+//! SSH command builder [`crate::ssh`] with `engine.ssh`'s options and the
+//! shared master connection).
 //!
 //! `restart-vm` and `clusterreorg` belong to the cluster module; until it
 //! lands they are reported as not carried out. Nothing here decides
@@ -13,6 +15,7 @@ use crate::alarm::store::ActionRun;
 use crate::alarm::template::Template;
 use crate::config::alarms::Action;
 use crate::config::{Config, InitTarget, LOCAL_HOST};
+use crate::ssh::{self, SshOptions};
 use std::time::Duration;
 
 /// Why an action could not be turned into a command.
@@ -21,6 +24,9 @@ pub enum ActionError {
     /// The target host has no SSH destination.
     #[error("restart-service on host {0:?}: the host has no `ssh:` destination")]
     NoSsh(String),
+    /// The host's `ssh:` destination is not usable.
+    #[error("restart-service on host {0:?}: {1}")]
+    BadSsh(String, String),
     /// The host is not defined.
     #[error("restart-service on host {0:?}: no such host entry")]
     UnknownHost(String),
@@ -103,20 +109,14 @@ pub fn restart_service(
         .ssh
         .clone()
         .ok_or_else(|| ActionError::NoSsh(host.to_string()))?;
-    let ssh = &config.engine.ssh;
-    let mut args = vec![
-        "-o".to_string(),
-        "BatchMode=yes".to_string(),
-        "-o".to_string(),
-        format!("ConnectTimeout={}", ssh.connect_timeout.as_secs().max(1)),
-    ];
-    args.extend(ssh.options.iter().cloned());
-    args.push(dest);
-    args.push("--".into());
-    args.extend(remote);
+    let options = SshOptions::from_settings(&config.engine.ssh);
+    let mut argv = ssh::remote_argv(&dest, &options, &remote)
+        .map_err(|e| ActionError::BadSsh(host.to_string(), e.to_string()))?
+        .into_iter();
+    let program = argv.next().unwrap_or_default();
     Ok(Exec {
-        program: "ssh".into(),
-        args,
+        program: program.into(),
+        args: argv.collect(),
         env,
         timeout,
     })
@@ -125,7 +125,16 @@ pub fn restart_service(
 /// Carries out an action request and records the run.
 pub async fn run(req: &ActionRequest, config: &Config) -> ActionRun {
     match command(req, config) {
-        Ok(exec) => script::run(&exec, &req.key, req.alarm_id, req.action.kind()).await,
+        Ok(exec) => {
+            if exec.program.as_os_str() == "ssh" {
+                // The master connection's socket directory, as ssh::execute makes it.
+                let options = SshOptions::from_settings(&config.engine.ssh);
+                if let Err(e) = ssh::ensure_control_dir(&options).await {
+                    tracing::warn!(error = %e, "restart-service: no shared ssh connection");
+                }
+            }
+            script::run(&exec, &req.key, req.alarm_id, req.action.kind()).await
+        }
         Err(e) => ActionRun {
             key: req.key.clone(),
             alarm_id: req.alarm_id,

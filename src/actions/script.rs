@@ -2,19 +2,19 @@
 //! in the environment (`LAXMON_*` and the Nagios `NAGIOS_*` names), a
 //! timeout that kills the whole process group, output capped.
 //!
-//! Process handling is the checks' runner ([`crate::checks::plugin::execute`])
+//! Process handling is the checks' runner ([`crate::process::execute`])
 //! with one difference: what the program leaves running (a service it
 //! restarted) is left alone. This module never interprets what a script
 //! means; the caller records the returned [`ActionRun`].
 
 use crate::alarm::store::ActionRun;
-use crate::checks::plugin::{self, End, RunOptions};
+use crate::process::{self, End, RunOptions};
 use chrono::Utc;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Bytes of stdout and of stderr kept per run.
-pub const OUTPUT_CAP: usize = plugin::DEFAULT_OUTPUT_CAP;
+pub const OUTPUT_CAP: usize = process::DEFAULT_OUTPUT_CAP;
 
 /// One program to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +57,7 @@ pub async fn run(exec: &Exec, key: &str, alarm_id: u64, action: &str) -> ActionR
     let mut opts = RunOptions::new(exec.timeout);
     opts.env = exec.env.clone();
     opts.keep_leftovers = true;
-    match plugin::execute(&exec.argv(), &opts).await {
+    match process::execute(&exec.argv(), &opts).await {
         Ok(done) => {
             record.output = join_output(&done.stdout.bytes, &done.stderr.bytes);
             match done.end {
@@ -65,7 +65,7 @@ pub async fn run(exec: &Exec, key: &str, alarm_id: u64, action: &str) -> ActionR
                 End::Signaled(sig) => {
                     record.error = Some(format!(
                         "killed by signal {sig} ({})",
-                        plugin::signal_name(sig)
+                        process::signal_name(sig)
                     ))
                 }
                 End::TimedOut(limit) => {

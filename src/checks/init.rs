@@ -2,14 +2,15 @@
 //!
 //! An init script is asked `SCRIPT status` and answers with an LSB exit code;
 //! systemd is asked `systemctl is-active -- UNIT`. Both run through the
-//! shared runner ([`super::plugin::execute`]) here or over ssh
-//! ([`super::ssh::Location`]); this file only gives the result its meaning.
+//! process runner ([`crate::process::execute`]) here or over ssh
+//! ([`super::location::Location`]); this file only gives the result its meaning.
 //!
 //! This module must never start, stop or restart anything: it only asks.
 
-use super::plugin::{self, End, Execution, RunOptions};
-use super::ssh::Location;
+use super::location::Location;
+use super::plugin;
 use crate::checks::{CheckOutput, State};
+use crate::process::{End, Execution, RunOptions};
 
 pub use crate::config::InitTarget;
 
@@ -126,7 +127,7 @@ fn printed_text(exec: &Execution) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::plugin::Captured;
+    use crate::process::Captured;
     use std::time::Duration;
 
     fn exec(end: End, stdout: &str, stderr: &str) -> Execution {

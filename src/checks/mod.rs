@@ -1,6 +1,7 @@
 //! Check kinds and the result every check produces.
 //!
-//! One file per kind (`port`, `ping`, `init`, `plugin`, `ssh`); this module
+//! One file per kind (`port`, `ping`, `init`, `plugin`), `location` for
+//! running a command here or over SSH; this module
 //! holds the types they share, and [`Runner`] dispatches one configured
 //! check to its kind. Checks never touch the store or the state machine: they
 //! return a [`CheckOutput`] and the caller decides what it means.
@@ -129,11 +130,11 @@ impl CheckOutput {
 }
 
 pub mod init;
+pub mod location;
 pub mod ping;
 pub mod plugin;
 pub mod port;
 mod runner;
-pub mod ssh;
 
 pub use runner::{Run, Runner};
 

@@ -4,12 +4,14 @@
 //! The runner never decides states beyond what a check reports and never
 //! touches the store; it is shared by `laxmon check` and the scheduler.
 
+use super::location::Location;
 use super::ping::{PingCheck, Pinger};
-use super::plugin::{self, RunOptions};
+use super::plugin;
 use super::port::PortCheck;
-use super::ssh::{Location, SshOptions};
 use super::{init, ping, port, CheckOutput};
 use crate::config::{connect_address, Check, CheckKind, Config, LOCAL_HOST};
+use crate::process::{self, RunOptions};
+use crate::ssh::SshOptions;
 
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -62,16 +64,10 @@ impl Runner {
                 )
             })
             .collect();
-        let s = &config.engine.ssh;
         Runner {
             hosts,
             processes: Arc::new(Semaphore::new(config.engine.max_processes.max(1))),
-            ssh: SshOptions {
-                control_dir: s.control_dir.clone(),
-                connect_timeout: s.connect_timeout,
-                control_persist: s.control_persist,
-                extra_args: s.options.clone(),
-            },
+            ssh: SshOptions::from_settings(&config.engine.ssh),
             pinger: OnceCell::new(),
         }
     }
@@ -167,9 +163,13 @@ impl Runner {
                         Err(out) => out,
                     };
                 }
-                match plugin::execute(&argv, &opts).await {
+                // A `laxmon plugin` child reaches hosts with engine.ssh's
+                // options and the daemon's master connections.
+                let mut opts = opts;
+                opts.env.extend(self.ssh.to_env());
+                match process::execute(&argv, &opts).await {
                     Ok(exec) => plugin::interpret(&exec, "plugin"),
-                    Err(e @ plugin::RunError::NotFound { .. })
+                    Err(e @ process::RunError::NotFound { .. })
                         if self.hosts.get(&check.host).is_some_and(|h| h.ssh.is_some()) =>
                     {
                         // Perhaps the form that ran on the host before

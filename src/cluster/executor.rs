@@ -22,8 +22,8 @@
 use super::drivers::{self, Driver, DriverError, RunningVm};
 use super::journal::{Journal, JournalError, LastSeen, Record, RunKind, StepState, Unfinished};
 use super::model::{Action, Cluster, Host, HostState, Plan, Vm};
-use crate::checks::plugin::{self, End, RunOptions};
 use crate::config::ClusterConfig;
+use crate::process::{self, End, RunOptions};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -583,7 +583,7 @@ async fn run_fence(
         command: command.clone(),
         message,
     };
-    let exec = plugin::execute(fence, &RunOptions::new(cluster.fence_timeout))
+    let exec = process::execute(fence, &RunOptions::new(cluster.fence_timeout))
         .await
         .map_err(|e| fail(e.to_string()))?;
     let said = || {

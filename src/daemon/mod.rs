@@ -80,6 +80,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// cluster stage. Starts even while the database is away (results wait in
 /// the spool); resumes states, attempts, open alarms and the outbox.
 pub async fn run(config: Config) -> anyhow::Result<Stop> {
+    withhold_secrets(&config);
     let config_path = config.path.clone();
     let config = Arc::new(config);
     let store = Store::open_lazy(&config.storage)?;
@@ -245,6 +246,14 @@ pub async fn stop_signal(path: &std::path::Path) -> Stop {
     }
 }
 
+/// Keeps the variables that carry laxmon's own secrets (the database
+/// password's `storage.password_env`) out of every child's environment.
+fn withhold_secrets(config: &Config) {
+    if let Some(var) = &config.storage.password_env {
+        crate::process::withhold_from_children(var);
+    }
+}
+
 /// Resolves when SIGTERM or SIGINT arrives.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
@@ -298,6 +307,7 @@ struct JsonResult<'a> {
 /// `laxmon check`: runs the named checks (all when none) once, concurrently,
 /// prints them, and returns the worst state as exit status.
 pub async fn check_once(config: &Config, names: &[String], json: bool) -> u8 {
+    withhold_secrets(config);
     let runner = Arc::new(Runner::new(config));
     let selected: Vec<&Check> = if names.is_empty() {
         config.checks.iter().collect()

@@ -1,16 +1,19 @@
 //! Where a stack check gets its raw text: a file or a command, run locally,
 //! over SSH, or replaced by a captured file.
 //!
-//! This is the only I/O of the stack checks. [`gather`] runs without a
-//! shell (locally), in a process group of its own, killed when dropped;
-//! over SSH it runs the system `ssh` with `BatchMode` and a connect timeout.
-//! It never parses what it fetched and never retries. It is deliberately
-//! small so the ControlMaster-aware SSH runner of `checks::ssh` can replace
-//! it after the merge.
+//! This is the only I/O of the stack checks. [`gather`] runs programs
+//! through the process runner ([`crate::process`]: no shell, a process
+//! group of their own, killed when dropped) and reaches other hosts through
+//! [`crate::ssh`], with the options the daemon passes in the environment
+//! ([`SshOptions::from_env`]: `engine.ssh` and its shared master
+//! connections), or `engine.ssh`'s defaults when run by hand. It never
+//! parses what it fetched and never retries.
 
-use crate::checks::plugin::{self, End, RunOptions};
+use crate::process::{self, End, RunOptions};
+use crate::ssh::{self, Destination, SshError, SshOptions};
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Where the text comes from: this machine, an SSH destination, or a capture.
@@ -18,13 +21,9 @@ use std::time::Duration;
 pub enum Origin {
     /// Read the file or run the command on this machine.
     Local,
-    /// Read the file or run the command on `dest` over SSH (`user@host`).
-    Ssh {
-        /// `user@host` or `host`.
-        dest: String,
-        /// TCP port, when not the default.
-        port: Option<u16>,
-    },
+    /// Read the file or run the command over SSH on this destination
+    /// (`[user@]host` or `ssh://[user@]host[:port]`, validated).
+    Ssh(String),
     /// Ignore the fetch and read this file instead (captured output, tests).
     Captured(PathBuf),
 }
@@ -46,21 +45,8 @@ impl Origin {
             }
             return Ok(Origin::Captured(PathBuf::from(path)));
         }
-        let rest = s.strip_prefix("ssh://").unwrap_or(s);
-        let rest = rest.trim_end_matches('/');
-        if rest.is_empty() || rest.contains(char::is_whitespace) || rest.starts_with('-') {
-            return Err(bad());
-        }
-        // `user@host:port`; an IPv6 literal goes in brackets: `[fe80::1]:22`.
-        let (dest, port) = match rest.rsplit_once(':') {
-            Some((d, p)) if !d.ends_with(':') && (!d.contains(':') || d.ends_with(']')) => {
-                let port: u16 = p.parse().map_err(|_| bad())?;
-                (d.to_string(), Some(port))
-            }
-            _ => (rest.to_string(), None),
-        };
-        let dest = dest.replace(['[', ']'], "");
-        Ok(Origin::Ssh { dest, port })
+        Destination::parse(s).map_err(|_| bad())?;
+        Ok(Origin::Ssh(s.to_string()))
     }
 }
 
@@ -68,11 +54,7 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::Local => f.write_str("local"),
-            Origin::Ssh { dest, port: None } => write!(f, "ssh://{dest}"),
-            Origin::Ssh {
-                dest,
-                port: Some(p),
-            } => write!(f, "ssh://{dest}:{p}"),
+            Origin::Ssh(dest) => f.write_str(dest),
             Origin::Captured(p) => write!(f, "file:{}", p.display()),
         }
     }
@@ -170,6 +152,9 @@ pub enum GatherError {
         /// Its standard error.
         stderr: String,
     },
+    /// SSH could not reach the host (or its destination is invalid).
+    #[error(transparent)]
+    Ssh(#[from] SshError),
     /// A concurrent gather vanished (a bug; reported rather than panicking).
     #[error("gathering from {0} did not finish")]
     Lost(String),
@@ -181,8 +166,8 @@ fn last_line(s: &str) -> String {
     line.unwrap_or("(no message)").to_string()
 }
 
-/// Fetches the raw text of `source`. Local commands run without a shell;
-/// SSH runs `ssh -o BatchMode=yes -o ConnectTimeout=5 [-p PORT] DEST -- CMD`.
+/// Fetches the raw text of `source`. Commands run without a shell; over
+/// SSH the remote shell gets one quoted command line, run with `LC_ALL=C`.
 pub async fn gather(source: &Source) -> Result<String, GatherError> {
     match (&source.origin, &source.fetch) {
         (Origin::Captured(path), _) | (Origin::Local, Fetch::File(path)) => tokio::fs::read(path)
@@ -192,50 +177,50 @@ pub async fn gather(source: &Source) -> Result<String, GatherError> {
                 path: path.clone(),
                 source: e,
             }),
-        (Origin::Local, Fetch::Command(argv)) => run(argv, &source.to_string()).await,
-        (Origin::Ssh { dest, port }, fetch) => {
-            run(&ssh_argv(dest, *port, fetch), &source.to_string()).await
+        (Origin::Local, Fetch::Command(argv)) => run(None, argv, &source.to_string()).await,
+        (Origin::Ssh(dest), fetch) => {
+            run(Some(dest), &remote_words(fetch), &source.to_string()).await
         }
     }
 }
 
-/// The `ssh` command line that runs `fetch` on `dest`: the remote shell gets
-/// one quoted command string, run with `LC_ALL=C`.
-pub fn ssh_argv(dest: &str, port: Option<u16>, fetch: &Fetch) -> Vec<String> {
-    let remote = match fetch {
-        Fetch::File(p) => shell_words::join(["cat", &p.to_string_lossy()]),
-        Fetch::Command(argv) => format!("env LC_ALL=C {}", shell_words::join(argv)),
-    };
-    let mut argv: Vec<String> = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    if let Some(p) = port {
-        argv.push("-p".into());
-        argv.push(p.to_string());
+/// The words run on the remote host for `fetch`.
+pub fn remote_words(fetch: &Fetch) -> Vec<String> {
+    match fetch {
+        Fetch::File(p) => vec!["cat".into(), p.to_string_lossy().into_owned()],
+        Fetch::Command(argv) => ["env", "LC_ALL=C"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(argv.iter().cloned())
+            .collect(),
     }
-    argv.push(dest.to_string());
-    argv.push("--".into());
-    argv.push(remote);
-    argv
+}
+
+/// The SSH options of this process: from the daemon's environment, else defaults.
+fn ssh_options() -> &'static SshOptions {
+    static OPTIONS: OnceLock<SshOptions> = OnceLock::new();
+    OPTIONS.get_or_init(|| SshOptions::from_env(|name| std::env::var(name).ok()))
 }
 
 /// Output kept of a gathering command (tool listings can be long).
 const GATHER_CAP: usize = 16 * 1024 * 1024;
 
-/// Runs `argv` through the checks' process runner (no shell, own process
-/// group, `LC_ALL=C`); the caller bounds the time (a dropped run kills its group).
-async fn run(argv: &[String], what: &str) -> Result<String, GatherError> {
+/// Runs `argv` here, or over SSH on `dest`, through the process runner (no
+/// shell, own process group, `LC_ALL=C`); the caller bounds the time (a
+/// dropped run kills its group).
+async fn run(dest: Option<&str>, argv: &[String], what: &str) -> Result<String, GatherError> {
     let mut opts = RunOptions::new(Duration::from_secs(24 * 3600));
     opts.output_cap = GATHER_CAP;
     opts.env = vec![("LC_ALL".into(), "C".into())];
-    let program = argv.first().cloned().unwrap_or_default();
-    let done = plugin::execute(argv, &opts)
-        .await
-        .map_err(|e| GatherError::Spawn {
-            program: program.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+    let done = match dest {
+        None => process::execute(argv, &opts)
+            .await
+            .map_err(|e| GatherError::Spawn {
+                program: argv.first().cloned().unwrap_or_default(),
+                source: std::io::Error::other(e.to_string()),
+            })?,
+        Some(dest) => ssh::execute(dest, ssh_options(), argv, &opts).await?,
+    };
     let stdout = String::from_utf8_lossy(&done.stdout.bytes).into_owned();
     let code = match done.end {
         End::Exited(0) => return Ok(stdout),
@@ -256,22 +241,20 @@ mod tests {
 
     #[test]
     fn origins() {
-        let ssh = |d: &str, p: Option<u16>| Origin::Ssh {
-            dest: d.to_string(),
-            port: p,
-        };
+        let ssh = |d: &str| Some(Origin::Ssh(d.to_string()));
         let cases: &[(&str, Option<Origin>)] = &[
             ("local", Some(Origin::Local)),
-            ("ssh://root@cs1", Some(ssh("root@cs1", None))),
-            ("ssh://root@cs1:2222", Some(ssh("root@cs1", Some(2222)))),
-            ("root@192.168.30.11", Some(ssh("root@192.168.30.11", None))),
-            ("ssh://[fe80::1]:22", Some(ssh("fe80::1", Some(22)))),
-            ("fe80::1", Some(ssh("fe80::1", None))),
+            ("ssh://root@cs1", ssh("ssh://root@cs1")),
+            ("ssh://root@cs1:2222", ssh("ssh://root@cs1:2222")),
+            ("root@192.168.30.11", ssh("root@192.168.30.11")),
+            ("ssh://[fe80::1]:22", ssh("ssh://[fe80::1]:22")),
+            ("fe80::1", ssh("fe80::1")),
             ("file:/tmp/x", Some(Origin::Captured("/tmp/x".into()))),
             ("", None),
             ("file:", None),
             ("ssh://cs1:notaport", None),
             ("-oProxyCommand=x", None),
+            ("root@-oProxyCommand=x", None),
         ];
         for (s, want) in cases {
             assert_eq!(Origin::parse(s).ok(), *want, "{s}");
@@ -279,33 +262,39 @@ mod tests {
     }
 
     #[test]
-    fn ssh_command_lines() {
+    fn remote_command_lines() {
         let f = Fetch::Command(vec![
             "lvs".into(),
             "--separator".into(),
             ":".into(),
             "my vg".into(),
         ]);
+        let words = remote_words(&f);
         assert_eq!(
-            ssh_argv("root@san1", Some(2222), &f),
-            [
-                "ssh",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "ConnectTimeout=5",
-                "-p",
-                "2222",
-                "root@san1",
-                "--",
-                "env LC_ALL=C lvs --separator : 'my vg'"
-            ]
+            words,
+            ["env", "LC_ALL=C", "lvs", "--separator", ":", "my vg"]
+        );
+        // Through the one SSH command builder, with the daemon's options.
+        let mut opts = SshOptions::new("/run/laxmon/ssh");
+        opts.extra_args = vec!["-i".into(), "/etc/laxmon/id".into()];
+        let env: std::collections::HashMap<String, String> = opts.to_env().into_iter().collect();
+        let from_env = SshOptions::from_env(|k| env.get(k).cloned());
+        assert_eq!(from_env, opts);
+        let argv = ssh::remote_argv("ssh://root@san1:2222", &from_env, &words).expect("argv");
+        assert!(
+            argv.contains(&"ControlPath=/run/laxmon/ssh/%C".to_string()),
+            "{argv:?}"
+        );
+        assert!(
+            argv.windows(2).any(|w| w == ["-i", "/etc/laxmon/id"]),
+            "{argv:?}"
+        );
+        assert_eq!(
+            argv.last().map(String::as_str),
+            Some("env 'LC_ALL=C' lvs --separator : 'my vg'")
         );
         let f = Fetch::File("/proc/net/bonding/bond0".into());
-        assert_eq!(
-            ssh_argv("cs1", None, &f).last().map(String::as_str),
-            Some("cat /proc/net/bonding/bond0")
-        );
+        assert_eq!(remote_words(&f), ["cat", "/proc/net/bonding/bond0"]);
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! A private OpenSSH server on loopback for tests of remote checks.
 
-use laxmon::checks::ssh::{Location, SshOptions};
+use laxmon::checks::location::Location;
+use laxmon::ssh::SshOptions;
 use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -13,9 +13,9 @@ pub mod sim;
 pub mod virsh;
 pub mod xl;
 
-use crate::checks::plugin::{self, End, Execution, RunOptions};
-use crate::checks::ssh::{self, SshError, SshOptions};
-use crate::config::{ClusterConfig, DriverConfig, SshSettings};
+use crate::config::{ClusterConfig, DriverConfig};
+use crate::process::{self, End, Execution, RunOptions};
+use crate::ssh::{self, SshError, SshOptions};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -113,16 +113,6 @@ pub fn build(cluster: &ClusterConfig) -> Arc<dyn Driver> {
     }
 }
 
-/// `ssh` options for drivers from the engine's ssh settings.
-pub fn ssh_options(s: &SshSettings) -> SshOptions {
-    SshOptions {
-        control_dir: s.control_dir.clone(),
-        connect_timeout: s.connect_timeout,
-        control_persist: s.control_persist,
-        extra_args: s.options.clone(),
-    }
-}
-
 /// Where a driver command runs.
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
@@ -149,7 +139,7 @@ pub(crate) async fn run(
         message,
     };
     let exec: Execution = match target {
-        Target::Local => plugin::execute(argv, &opts)
+        Target::Local => process::execute(argv, &opts)
             .await
             .map_err(|e| failed(e.to_string()))?,
         Target::Ssh(dest, ssh_opts) => match ssh::execute(dest, ssh_opts, argv, &opts).await {

@@ -4,7 +4,7 @@
 //! source server, `xl create DIR/VM.cfg`, `xl shutdown -w VM` and
 //! `xl destroy VM`. Domain-0 is never reported and never touched.
 
-use super::{run, ssh_options, words, Driver, DriverError, DriverFuture, RunningVm, Target};
+use super::{run, words, Driver, DriverError, DriverFuture, RunningVm, Target};
 use crate::config::ClusterConfig;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,7 +20,7 @@ pub(crate) struct Servers {
 impl Servers {
     /// The servers of `cluster`; a server without `ssh:` is this machine.
     pub(crate) fn new(cluster: &ClusterConfig) -> Servers {
-        let opts = ssh_options(&cluster.ssh);
+        let opts = crate::ssh::SshOptions::from_settings(&cluster.ssh);
         let by_name = cluster
             .servers
             .iter()

@@ -1,11 +1,14 @@
-//! Remote execution through the system `ssh` binary, with connection sharing.
+//! Remote execution through the system `ssh` binary, with connection
+//! sharing: the one SSH command builder of laxmon, used by checks, actions,
+//! cluster drivers and the stack checks alike.
 //!
 //! [`remote_argv`] builds the `ssh` command line (batch mode, connect
-//! timeout, a ControlMaster socket per destination in a private directory);
-//! [`execute`] runs it through the shared runner in [`super::plugin`], so
-//! timeouts, output caps and process-group killing are the same as for local
-//! plugins. [`Location`] lets the `plugin` and `init` kinds run a command
-//! here or there with one call.
+//! timeout, a ControlMaster socket per destination in a private directory,
+//! then the configured options); [`execute`] runs it through the process
+//! runner ([`crate::process`]), so timeouts, output caps and process-group
+//! killing are the same as for local programs. [`SshOptions::from_settings`]
+//! turns `engine.ssh` into options; [`SshOptions::to_env`] /
+//! [`SshOptions::from_env`] carry them to a `laxmon plugin` child.
 //!
 //! This module must never pass a remote word unquoted to the remote shell,
 //! never accept a destination that `ssh` could read as an option, never ask
@@ -15,10 +18,11 @@
 //! `check_by_ssh`, that is UNKNOWN (we could not learn the service's state),
 //! with the message `ssh to HOST failed: <first line ssh printed>`. A remote
 //! command that itself exits 255 is reported the same way: ssh cannot tell
-//! the two apart. The remote login shell must be a POSIX shell.
+//! the two apart. The remote login shell must be a POSIX shell. This module
+//! knows nothing of checks or states.
 
-use super::plugin::{self, End, Execution, RunError, RunOptions};
-use crate::checks::CheckOutput;
+use crate::config::SshSettings;
+use crate::process::{self, End, Execution, RunError, RunOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -46,6 +50,74 @@ impl SshOptions {
             control_persist: Duration::from_secs(60),
             extra_args: Vec::new(),
         }
+    }
+}
+
+/// Variables that carry [`SshOptions`] from the daemon to a `laxmon plugin`
+/// child, so that its SSH uses `engine.ssh` and the daemon's master connections.
+pub const ENV_CONTROL_DIR: &str = "LAXMON_SSH_CONTROL_DIR";
+/// `ConnectTimeout` in seconds (see [`ENV_CONTROL_DIR`]).
+pub const ENV_CONNECT_TIMEOUT: &str = "LAXMON_SSH_CONNECT_TIMEOUT";
+/// `ControlPersist` in seconds (see [`ENV_CONTROL_DIR`]).
+pub const ENV_CONTROL_PERSIST: &str = "LAXMON_SSH_CONTROL_PERSIST";
+/// Extra `ssh` arguments, joined as a POSIX shell would quote them (see [`ENV_CONTROL_DIR`]).
+pub const ENV_OPTIONS: &str = "LAXMON_SSH_OPTIONS";
+
+impl SshOptions {
+    /// The options `engine.ssh` configures.
+    pub fn from_settings(s: &SshSettings) -> SshOptions {
+        SshOptions {
+            control_dir: s.control_dir.clone(),
+            connect_timeout: s.connect_timeout,
+            control_persist: s.control_persist,
+            extra_args: s.options.clone(),
+        }
+    }
+
+    /// These options as environment variables for a `laxmon plugin` child.
+    pub fn to_env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                ENV_CONTROL_DIR.into(),
+                self.control_dir.to_string_lossy().into_owned(),
+            ),
+            (
+                ENV_CONNECT_TIMEOUT.into(),
+                self.connect_timeout.as_secs_f64().to_string(),
+            ),
+            (
+                ENV_CONTROL_PERSIST.into(),
+                self.control_persist.as_secs_f64().to_string(),
+            ),
+            (ENV_OPTIONS.into(), shell_words::join(&self.extra_args)),
+        ]
+    }
+
+    /// Options from the variables [`SshOptions::to_env`] sets (read through
+    /// `var`); each one that is missing or unreadable keeps `engine.ssh`'s
+    /// default, so a `laxmon plugin` run by hand behaves as the daemon would
+    /// with no `engine.ssh` configured.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> SshOptions {
+        let mut opts = SshOptions::from_settings(&SshSettings::default());
+        if let Some(dir) = var(ENV_CONTROL_DIR).filter(|d| !d.is_empty()) {
+            opts.control_dir = PathBuf::from(dir);
+        }
+        let secs = |name| {
+            var(name)
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+        };
+        if let Some(d) = secs(ENV_CONNECT_TIMEOUT) {
+            opts.connect_timeout = d;
+        }
+        if let Some(d) = secs(ENV_CONTROL_PERSIST) {
+            opts.control_persist = d;
+        }
+        if let Some(words) = var(ENV_OPTIONS).and_then(|v| shell_words::split(&v).ok()) {
+            opts.extra_args = words;
+        }
+        opts
     }
 }
 
@@ -79,13 +151,6 @@ pub enum SshError {
     /// `ssh` itself could not be started.
     #[error("ssh {0}")]
     Run(#[from] RunError),
-}
-
-impl SshError {
-    /// This error as an UNKNOWN check output.
-    pub fn to_output(&self) -> CheckOutput {
-        CheckOutput::unknown(self.to_string())
-    }
 }
 
 /// A parsed destination: `user@host`, `host`, or `ssh://user@host:port`.
@@ -224,7 +289,7 @@ pub async fn execute(
 ) -> Result<Execution, SshError> {
     let argv = remote_argv(destination, ssh, remote)?;
     ensure_control_dir(ssh).await?;
-    let mut exec = plugin::execute(&argv, opts).await?;
+    let mut exec = process::execute(&argv, opts).await?;
     exec.stderr.bytes = strip_ssh_noise(&exec.stderr.bytes);
     if exec.end == End::Exited(255) {
         let host = Destination::parse(destination)?.host;
@@ -236,7 +301,8 @@ pub async fn execute(
     Ok(exec)
 }
 
-async fn ensure_control_dir(ssh: &SshOptions) -> Result<(), SshError> {
+/// Creates the ControlMaster socket directory (mode 0700) if it is missing.
+pub async fn ensure_control_dir(ssh: &SshOptions) -> Result<(), SshError> {
     use std::os::unix::fs::PermissionsExt;
     let dir = &ssh.control_dir;
     let err = |source| SshError::ControlDir {
@@ -263,96 +329,11 @@ fn strip_ssh_noise(stderr: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `kind rest`, or just `rest` when there is no kind.
-fn prefixed(kind: &str, rest: &str) -> String {
-    if kind.is_empty() {
-        rest.to_string()
-    } else {
-        format!("{kind} {rest}")
-    }
-}
-
 fn first_line(text: &str) -> Option<String> {
     text.lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
         .map(str::to_string)
-}
-
-/// Where a check's command runs: on this machine or over ssh.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// On the admin server itself.
-    Local,
-    /// On a remote host, through ssh.
-    Ssh {
-        /// `user@host` or `ssh://user@host:port`.
-        destination: String,
-        /// How to run ssh.
-        options: SshOptions,
-    },
-}
-
-impl Location {
-    /// The host name used in messages: `local` or the ssh destination's host.
-    pub fn host(&self) -> String {
-        match self {
-            Location::Local => "local".into(),
-            Location::Ssh { destination, .. } => Destination::parse(destination)
-                .map(|d| d.host)
-                .unwrap_or_else(|_| destination.clone()),
-        }
-    }
-
-    /// Runs `argv` here or there; the error is already phrased as an UNKNOWN output.
-    ///
-    /// `kind` ("plugin", "init script") prefixes messages that name the
-    /// program itself: "plugin /x not found ...". Remotely, exit 127/126 (the
-    /// remote shell could not find/execute the program) become UNKNOWN here.
-    pub async fn execute(
-        &self,
-        argv: &[String],
-        opts: &RunOptions,
-        kind: &str,
-    ) -> Result<Execution, CheckOutput> {
-        match self {
-            Location::Local => plugin::execute(argv, opts)
-                .await
-                .map_err(|e| CheckOutput::unknown(prefixed(kind, &e.to_string()))),
-            Location::Ssh {
-                destination,
-                options,
-            } => {
-                let exec = execute(destination, options, argv, opts)
-                    .await
-                    .map_err(|e| e.to_output())?;
-                let program = argv.first().map(String::as_str).unwrap_or("");
-                let host = self.host();
-                let problem = match exec.end {
-                    End::Exited(127) => Some("not found"),
-                    End::Exited(126) => Some("not executable"),
-                    _ => None,
-                };
-                if let Some(problem) = problem {
-                    let mut out = CheckOutput::unknown(prefixed(
-                        kind,
-                        &format!("{program} {problem} on {host}"),
-                    ));
-                    out.long_output = exec.stderr.text().trim_end().to_string();
-                    return Err(out);
-                }
-                Ok(exec)
-            }
-        }
-    }
-
-    /// The noun for messages: `noun` locally, `noun (via ssh to HOST)` remotely.
-    pub fn describe(&self, noun: &str) -> String {
-        match self {
-            Location::Local => noun.to_string(),
-            Location::Ssh { .. } => format!("{noun} (via ssh to {})", self.host()),
-        }
-    }
 }
 
 #[cfg(test)]
