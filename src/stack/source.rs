@@ -10,7 +10,7 @@
 
 use crate::checks::plugin::{self, End, RunOptions};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where the text comes from: this machine, an SSH destination, or a capture.
@@ -25,7 +25,8 @@ pub enum Origin {
         /// TCP port, when not the default.
         port: Option<u16>,
     },
-    /// Ignore the fetch and read this file instead (captured output, tests).
+    /// Ignore the fetch and read this file instead (captured output, tests);
+    /// a directory holds one file per fetched file, by its name (`DIR/bond0`).
     Captured(PathBuf),
 }
 
@@ -185,17 +186,46 @@ fn last_line(s: &str) -> String {
 /// SSH runs `ssh -o BatchMode=yes -o ConnectTimeout=5 [-p PORT] DEST -- CMD`.
 pub async fn gather(source: &Source) -> Result<String, GatherError> {
     match (&source.origin, &source.fetch) {
-        (Origin::Captured(path), _) | (Origin::Local, Fetch::File(path)) => tokio::fs::read(path)
-            .await
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .map_err(|e| GatherError::Read {
-                path: path.clone(),
-                source: e,
-            }),
+        (Origin::Captured(path), fetch) => read(&captured_file(path, fetch).await).await,
+        (Origin::Local, Fetch::File(path)) => read(path).await,
         (Origin::Local, Fetch::Command(argv)) => run(argv, &source.to_string()).await,
         (Origin::Ssh { dest, port }, fetch) => {
             run(&ssh_argv(dest, *port, fetch), &source.to_string()).await
         }
+    }
+}
+
+/// Reads a local file, lossily as UTF-8.
+async fn read(path: &Path) -> Result<String, GatherError> {
+    tokio::fs::read(path)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|e| GatherError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })
+}
+
+/// The file a captured source stands for: PATH itself, or, when PATH is a
+/// directory and a file is fetched, the file of that name in it
+/// (`DIR/bond0` for `/proc/net/bonding/bond0`).
+async fn captured_file(path: &Path, fetch: &Fetch) -> PathBuf {
+    if let Fetch::File(wanted) = fetch {
+        if let Some(name) = wanted.file_name() {
+            if tokio::fs::metadata(path).await.is_ok_and(|m| m.is_dir()) {
+                return path.join(name);
+            }
+        }
+    }
+    path.to_path_buf()
+}
+
+/// Whether `origin` is one captured file (not a directory): it then stands
+/// for every fetch, so a check that fetches several files cannot use it.
+pub async fn is_one_captured_file(origin: &Origin) -> bool {
+    match origin {
+        Origin::Captured(path) => tokio::fs::metadata(path).await.is_ok_and(|m| !m.is_dir()),
+        Origin::Local | Origin::Ssh { .. } => false,
     }
 }
 
@@ -319,6 +349,15 @@ mod tests {
         assert_eq!(gather(&src).await.unwrap(), "content");
         let captured = Source::command(Origin::Captured(f.clone()), &["false"]);
         assert_eq!(gather(&captured).await.unwrap(), "content");
+        // A captured directory holds the fetched files by name.
+        let dir_origin = Origin::Captured(dir.path().to_path_buf());
+        let in_dir = Source::file(dir_origin.clone(), "/proc/net/bonding/x");
+        assert_eq!(gather(&in_dir).await.unwrap(), "content");
+        let absent = Source::file(dir_origin, "/proc/net/bonding/y");
+        assert!(matches!(
+            gather(&absent).await.unwrap_err(),
+            GatherError::Read { path, .. } if path == dir.path().join("y")
+        ));
     }
 
     #[tokio::test]
