@@ -227,6 +227,100 @@ fn plugins_on_captured_output() {
         0,
         "bond0 2/2 slaves up, active eth0",
     );
+    // A directory holds one captured file per bond, named as in /proc/net/bonding.
+    let p = run(
+        &[
+            "bonding",
+            "-H",
+            &fx("bonding/proc-net-bonding"),
+            "--bond",
+            "bond0,bond1",
+        ],
+        1,
+        "bond1 1/2 slaves up (enp1s0f1 down)",
+    );
+    assert!(
+        p.long_output.contains("bond0 slave eth1: MII up"),
+        "bond0 read from its own file: {p:?}"
+    );
+    let labels: Vec<&str> = p.perfdata.iter().map(|d| d.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "bond0_slaves_up",
+            "bond0_link_failures",
+            "bond1_slaves_up",
+            "bond1_link_failures"
+        ]
+    );
+    run(
+        &[
+            "bonding",
+            "-H",
+            &fx("bonding/proc-net-bonding"),
+            "--bond",
+            "bond0,bond7",
+        ],
+        2,
+        "bond7: cannot read",
+    );
+    run(
+        &[
+            "domains",
+            "--expect",
+            "deb1,win3",
+            "--server",
+            &format!("cs1={}", fx("domains/xl-cs1.txt")),
+            "--server",
+            &format!("cs2={}", fx("domains/xl-cs2-newjoomla-crashed.txt")),
+        ],
+        2,
+        "newjoomla on cs2 is crashed (----c-)",
+    );
+    run(
+        &[
+            "domains",
+            "--expect",
+            "deb1,win3",
+            "--server",
+            &format!("cs1={}", fx("domains/xl-cs1.txt")),
+            "--server",
+            &format!("cs2={}", fx("domains/xl-cs2-paused.txt")),
+        ],
+        1,
+        "t1 on cs2 is paused (--p---)",
+    );
+    // Plain `vgs`/`lvs` captures read like the machine form.
+    let p = run(
+        &[
+            "lvm-vg",
+            "--source",
+            &fx("lvm/vgs-human-loop.txt"),
+            "--vg",
+            "system",
+            "-w",
+            "10%",
+            "-c",
+            "5%",
+        ],
+        1,
+        "system 136.0 MiB free of 2.0 GiB (7%)",
+    );
+    assert_eq!(p.perfdata[0].label, "free");
+    run(
+        &["lvm-vg", "--source", &fx("lvm/vgs-human-loop.txt")],
+        0,
+        "backup 563.0 GiB free of 1.8 TiB (30%)",
+    );
+    run(
+        &[
+            "lvm-snapshot",
+            "--source",
+            &fx("lvm/lvs-human-snapshot-95.txt"),
+        ],
+        2,
+        "deb1-snap 95.1% full",
+    );
     run(
         &[
             "cluster-ip",
@@ -259,6 +353,40 @@ fn usage_errors_are_unknown() {
     let (text, code) = run_plugin(args(&["domains", "--help"]));
     assert_eq!(code, 0);
     assert!(text.contains("--expect VM[,VM]"), "{text}");
+}
+
+#[test]
+fn one_captured_file_for_several_bonds_is_refused() {
+    let file = fx("bonding/active-backup-healthy.txt");
+    let (text, code) = run_plugin(args(&["bonding", "-H", &file, "--bond", "bond0,bond1"]));
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.starts_with("BONDING UNKNOWN - ")
+            && text.contains("is one captured file, but 2 bonds are checked (bond0, bond1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("file:DIR with DIR/bond0, DIR/bond1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn plain_vgs_without_its_heading_is_unknown_and_names_the_forms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("vgs.txt");
+    std::fs::write(&f, "  system   1   4   0 wz--n- <2.00g  136.00m\n").expect("write");
+    let (text, code) = run_plugin(args(&[
+        "lvm-vg",
+        "--source",
+        &format!("file:{}", f.display()),
+    ]));
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.starts_with("LVM-VG UNKNOWN - unexpected vgs output line"),
+        "{text}"
+    );
+    assert!(text.contains("`vgs` with its heading line"), "{text}");
 }
 
 #[test]

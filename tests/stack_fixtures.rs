@@ -614,6 +614,174 @@ fn lvm_states() {
     assert_eq!(inactive_snap[0].data_percent, None);
 }
 
+/// Plain `vgs`/`lvs` reports (heading line, LVM units such as `<99.50g`)
+/// read like the machine form of the same volumes: the same facts where the
+/// sizes are exact, the same verdicts where LVM rounded them.
+#[test]
+fn lvm_human_reports_read_like_the_machine_form() {
+    let exact_vgs = [
+        ("lvm/vgs-human-healthy.txt", "lvm/vgs-healthy.txt"),
+        ("lvm/vgs-human-full.txt", "lvm/vgs-full.txt"),
+    ];
+    for (human, machine) in exact_vgs {
+        assert_eq!(
+            lvm::parse_vgs(&fx(human)).unwrap(),
+            lvm::parse_vgs(&fx(machine)).unwrap(),
+            "{human}"
+        );
+    }
+    let exact_lvs = [
+        ("lvm/lvs-human-snapshot-95.txt", "lvm/lvs-snapshot-95.txt"),
+        (
+            "lvm/lvs-human-snapshot-invalid.txt",
+            "lvm/lvs-snapshot-invalid.txt",
+        ),
+        ("lvm/lvs-human-missing-lv.txt", "lvm/lvs-missing-lv.txt"),
+    ];
+    for (human, machine) in exact_lvs {
+        assert_eq!(lvs(human), lvs(machine), "{human}");
+    }
+    check(vec![
+        case(
+            "human VG full",
+            vgs(
+                "lvm/vgs-human-full.txt",
+                &vg_check(&["system"], "20%", "10%"),
+            ),
+            State::Critical,
+            &["system 4.0 GiB free of 100.0 GiB (4%)"],
+            &[("free", 4294967296.0)],
+        ),
+        case(
+            "human VG healthy, all VGs",
+            vgs("lvm/vgs-human-healthy.txt", &vg_check(&[], "20%", "10%")),
+            State::Ok,
+            &["system 50.0 GiB free of 100.0 GiB (50%)"],
+            &[
+                ("system_free", 53687091200.0),
+                ("backup_free", 322122547200.0),
+            ],
+        ),
+        case(
+            "human snapshot 95% full",
+            lvm::evaluate_snapshots(&lvs("lvm/lvs-human-snapshot-95.txt"), &snaps()),
+            State::Critical,
+            &["system/deb1-snap 95.1% full"],
+            &[("deb1-snap", 95.12), ("win3-snap", 12.5)],
+        ),
+        case(
+            "human snapshot invalid",
+            lvm::evaluate_snapshots(&lvs("lvm/lvs-human-snapshot-invalid.txt"), &snaps()),
+            State::Critical,
+            &["system/deb1-snap invalid (overflowed)"],
+            &[("deb1-snap", 100.0)],
+        ),
+        case(
+            "human VM LV missing",
+            lvm::evaluate_vm(
+                &lvs("lvm/lvs-human-missing-lv.txt"),
+                &vm_check(&["deb1"], false),
+            ),
+            State::Critical,
+            &["system/deb1-swap missing"],
+            &[("lvs_present", 1.0)],
+        ),
+    ]);
+
+    // Captured from two loop-device VGs (LVM 2.03.16): `vgs`, `vgs --units G
+    // --separator :` and the machine form, of the same VGs. Rounded sizes
+    // are within half a hundredth of their unit; the verdicts agree.
+    let machine = lvm::parse_vgs(&fx("lvm/vgs-loop.txt")).unwrap();
+    for (human, unit) in [
+        ("lvm/vgs-human-loop.txt", 1024f64.powi(4)),
+        ("lvm/vgs-human-si-colon.txt", 1e9),
+    ] {
+        let read = lvm::parse_vgs(&fx(human)).unwrap();
+        assert_eq!(read.len(), machine.len(), "{human}");
+        for (h, m) in read.iter().zip(&machine) {
+            assert_eq!(h.name, m.name, "{human}");
+            for (a, b) in [(h.size, m.size), (h.free, m.free)] {
+                assert!(
+                    (a as f64 - b as f64).abs() <= 0.005 * unit,
+                    "{human}: {h:?} vs {m:?}"
+                );
+            }
+        }
+        let limits = [
+            (&["system"][..], "20%", "10%", State::Critical),
+            (&["system"][..], "10%", "5%", State::Warning),
+            (&["system"][..], "100M", "50M", State::Ok),
+            (&["backup"][..], "600G", "100G", State::Warning),
+            (&["backup"][..], "25%", "20%", State::Ok),
+            (&[][..], "20%", "10%", State::Critical),
+        ];
+        for (vg, w, c, want) in limits {
+            let opts = vg_check(vg, w, c);
+            let h = lvm::evaluate_vgs(&read, &opts);
+            let m = lvm::evaluate_vgs(&machine, &opts);
+            assert_eq!(
+                (h.state, m.state),
+                (want, want),
+                "{human} {vg:?} -w {w} -c {c}"
+            );
+            let labels = |o: &CheckOutput| {
+                o.perfdata
+                    .iter()
+                    .map(|p| p.label.clone())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(labels(&h), labels(&m));
+        }
+    }
+    let human = lvs("lvm/lvs-human-loop.txt");
+    let machine = lvs("lvm/lvs-loop.txt");
+    assert_eq!(human.len(), 5);
+    for (h, m) in human.iter().zip(&machine) {
+        assert_eq!((&h.name, &h.vg, &h.attr), (&m.name, &m.vg, &m.attr));
+        assert!(
+            (h.size as f64 - m.size as f64).abs() <= 0.005 * 1024f64.powi(4),
+            "{h:?} {m:?}"
+        );
+        assert_eq!((h.data_percent, &h.origin), (None, &None));
+    }
+    for vm in [["deb1"], ["win3"]] {
+        let opts = vm_check(&vm, false);
+        assert_eq!(
+            lvm::evaluate_vm(&human, &opts),
+            lvm::evaluate_vm(&machine, &opts)
+        );
+    }
+
+    // What is neither form says which forms are read.
+    let headless = "  system   1   4   0 wz--n- <2.00g  136.00m\n";
+    let e = lvm::parse_vgs(headless).unwrap_err().to_string();
+    assert!(
+        e.contains("not 3 columns") && e.contains("`vgs` with its heading line"),
+        "{e}"
+    );
+    assert!(
+        e.contains(
+            "vgs --noheadings --units b --nosuffix --separator : -o vg_name,vg_size,vg_free"
+        ),
+        "{e}"
+    );
+    let e = lvm::parse_vgs("  VG     VFree\n  system 136.00m\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the heading has no VSize column"), "{e}");
+    let e = lvm::parse_vgs("  VG     VSize VFree\n  system  2.00  0.14\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no size in VSize"),
+        "a unitless fraction is not bytes: {e}"
+    );
+    let e = lvm::parse_lvs("  LV   VG   LSize\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the heading has no Attr column"), "{e}");
+}
+
 // ---------------------------------------------------------------- domains
 
 fn doms(
@@ -642,6 +810,10 @@ fn doms(
 fn domain_states() {
     let xl = DomainTool::Xl;
     let healthy = [("cs1", "domains/xl-cs1.txt"), ("cs2", "domains/xl-cs2.txt")];
+    let paused = [
+        ("cs1", "domains/xl-cs1.txt"),
+        ("cs2", "domains/xl-cs2-paused.txt"),
+    ];
     let dup = [
         ("cs1", "domains/xl-cs1.txt"),
         ("cs2", "domains/xl-cs2-dup.txt"),
@@ -674,10 +846,59 @@ fn domain_states() {
         ),
         case(
             "xl paused",
-            doms(&healthy, xl, &["t1"], false),
+            doms(&paused, xl, &["t1"], false),
             State::Warning,
             &["t1 on cs2 is paused (--p---)"],
             &[("running", 0.0)],
+        ),
+        case(
+            "paused, not expected, is still a warning",
+            doms(&paused, xl, &["deb1", "win3"], false),
+            State::Warning,
+            &["t1 on cs2 is paused (--p---)"],
+            &[("running", 2.0), ("missing", 0.0)],
+        ),
+        case(
+            "crashed, not expected, is still critical",
+            doms(
+                &[
+                    ("cs1", "domains/xl-cs1.txt"),
+                    ("cs2", "domains/xl-cs2-newjoomla-crashed.txt"),
+                ],
+                xl,
+                &["deb1", "win3"],
+                false,
+            ),
+            State::Critical,
+            &["newjoomla on cs2 is crashed (----c-)"],
+            &[("running", 2.0), ("duplicates", 0.0), ("missing", 0.0)],
+        ),
+        case(
+            "crashed and paused without --expect",
+            doms(
+                &[
+                    ("cs1", "domains/xl-cs1.txt"),
+                    ("cs2", "domains/xl-cs2-newjoomla-crashed.txt"),
+                ],
+                xl,
+                &[],
+                false,
+            ),
+            State::Critical,
+            &["newjoomla on cs2 is crashed (----c-)"],
+            &[("duplicates", 0.0)],
+        ),
+        case(
+            "virsh paused and crashed, not expected",
+            doms(
+                &[("cs1", "domains/virsh-cs1-paused-crashed.txt")],
+                DomainTool::Virsh,
+                &["deb1"],
+                false,
+            ),
+            State::Critical,
+            &["newjoomla on cs1 is crashed", "t1 on cs1 is paused"],
+            &[("running", 1.0)],
         ),
         case(
             "xl crashed",

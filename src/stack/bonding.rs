@@ -137,8 +137,21 @@ impl BondingCheck {
         Source::file(self.origin.clone(), format!("/proc/net/bonding/{bond}"))
     }
 
-    /// Reads every bond and evaluates them.
+    /// Reads every bond and evaluates them. A captured source for several
+    /// bonds must be a directory (`DIR/bond0`, `DIR/bond1`): one captured
+    /// file would be read for every bond, so that is refused (UNKNOWN).
     pub async fn run(&self) -> CheckOutput {
+        if self.bonds.len() > 1 && super::source::is_one_captured_file(&self.origin).await {
+            return CheckOutput::unknown(format!(
+                "BONDING UNKNOWN - {} is one captured file, but {} bonds are checked ({}) \
+                 and each would be read from it; give a directory holding one file per bond, \
+                 named as in /proc/net/bonding (file:DIR with DIR/{}), or check one bond per run",
+                self.origin,
+                self.bonds.len(),
+                self.bonds.join(", "),
+                self.bonds.join(", DIR/")
+            ));
+        }
         let sources: Vec<(String, Source)> = self
             .bonds
             .iter()

@@ -1,6 +1,7 @@
 //! Xen/libvirt domains across the cluster servers: each expected VM must run
 //! on exactly one server. A VM on two servers writes to one disk from two
-//! kernels and destroys it: CRITICAL, whether expected or not.
+//! kernels and destroys it: CRITICAL, whether expected or not. A crashed
+//! domain is CRITICAL and a paused one WARNING, expected or not, too.
 //!
 //! Parses `xl list` (also `xm list`) and `virsh list --all`. [`parse`] and
 //! [`evaluate`] are pure and never do I/O; only [`DomainsCheck::run`] gathers.
@@ -196,45 +197,46 @@ pub fn evaluate(
             );
         }
     }
+    // A crashed or paused domain is a problem wherever it runs, expected or not.
     let mut running = 0usize;
+    for (name, on) in &placed {
+        let [(server, d)] = on.as_slice() else {
+            continue; // on two servers: reported above
+        };
+        match d.health {
+            Health::Running => running += usize::from(opts.expect.contains(name)),
+            Health::Held => f.problem(
+                State::Warning,
+                format!("{name} on {server} is {}", describe(d)),
+            ),
+            Health::Crashed => f.problem(
+                State::Critical,
+                format!("{name} on {server} is {}", describe(d)),
+            ),
+            Health::Off => {} // never placed
+        }
+    }
     let mut missing = 0usize;
     for vm in &opts.expect {
-        let on = placed
-            .iter()
-            .find(|(n, _)| n == vm)
-            .map(|(_, on)| on.as_slice());
-        match on {
-            None | Some([]) => {
-                missing += 1;
-                if unreachable.is_empty() {
-                    let s = if opts.absent_warning {
-                        State::Warning
-                    } else {
-                        State::Critical
-                    };
-                    f.problem(s, format!("{vm} runs nowhere"));
-                } else {
-                    f.problem(
-                        State::Unknown,
-                        format!(
-                            "{vm} runs on no reachable server ({} not asked)",
-                            unreachable.join(", ")
-                        ),
-                    );
-                }
-            }
-            Some([(server, d)]) => match d.health {
-                Health::Running => running += 1,
-                Health::Held => f.problem(
-                    State::Warning,
-                    format!("{vm} on {server} is {}", describe(d)),
+        if placed.iter().any(|(n, _)| n == vm) {
+            continue;
+        }
+        missing += 1;
+        if unreachable.is_empty() {
+            let s = if opts.absent_warning {
+                State::Warning
+            } else {
+                State::Critical
+            };
+            f.problem(s, format!("{vm} runs nowhere"));
+        } else {
+            f.problem(
+                State::Unknown,
+                format!(
+                    "{vm} runs on no reachable server ({} not asked)",
+                    unreachable.join(", ")
                 ),
-                Health::Crashed | Health::Off => f.problem(
-                    State::Critical,
-                    format!("{vm} on {server} is {}", describe(d)),
-                ),
-            },
-            Some(_) => {} // reported as a duplicate above
+            );
         }
     }
     let none = Thresholds::default();

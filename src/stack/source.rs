@@ -12,7 +12,7 @@
 use crate::process::{self, End, RunOptions};
 use crate::ssh::{self, Destination, SshError, SshOptions};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -24,7 +24,8 @@ pub enum Origin {
     /// Read the file or run the command over SSH on this destination
     /// (`[user@]host` or `ssh://[user@]host[:port]`, validated).
     Ssh(String),
-    /// Ignore the fetch and read this file instead (captured output, tests).
+    /// Ignore the fetch and read this file instead (captured output, tests);
+    /// a directory holds one file per fetched file, by its name (`DIR/bond0`).
     Captured(PathBuf),
 }
 
@@ -170,17 +171,46 @@ fn last_line(s: &str) -> String {
 /// SSH the remote shell gets one quoted command line, run with `LC_ALL=C`.
 pub async fn gather(source: &Source) -> Result<String, GatherError> {
     match (&source.origin, &source.fetch) {
-        (Origin::Captured(path), _) | (Origin::Local, Fetch::File(path)) => tokio::fs::read(path)
-            .await
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .map_err(|e| GatherError::Read {
-                path: path.clone(),
-                source: e,
-            }),
+        (Origin::Captured(path), fetch) => read(&captured_file(path, fetch).await).await,
+        (Origin::Local, Fetch::File(path)) => read(path).await,
         (Origin::Local, Fetch::Command(argv)) => run(None, argv, &source.to_string()).await,
         (Origin::Ssh(dest), fetch) => {
             run(Some(dest), &remote_words(fetch), &source.to_string()).await
         }
+    }
+}
+
+/// Reads a local file, lossily as UTF-8.
+async fn read(path: &Path) -> Result<String, GatherError> {
+    tokio::fs::read(path)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|e| GatherError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })
+}
+
+/// The file a captured source stands for: PATH itself, or, when PATH is a
+/// directory and a file is fetched, the file of that name in it
+/// (`DIR/bond0` for `/proc/net/bonding/bond0`).
+async fn captured_file(path: &Path, fetch: &Fetch) -> PathBuf {
+    if let Fetch::File(wanted) = fetch {
+        if let Some(name) = wanted.file_name() {
+            if tokio::fs::metadata(path).await.is_ok_and(|m| m.is_dir()) {
+                return path.join(name);
+            }
+        }
+    }
+    path.to_path_buf()
+}
+
+/// Whether `origin` is one captured file (not a directory): it then stands
+/// for every fetch, so a check that fetches several files cannot use it.
+pub async fn is_one_captured_file(origin: &Origin) -> bool {
+    match origin {
+        Origin::Captured(path) => tokio::fs::metadata(path).await.is_ok_and(|m| !m.is_dir()),
+        Origin::Local | Origin::Ssh(_) => false,
     }
 }
 
@@ -308,6 +338,15 @@ mod tests {
         assert_eq!(gather(&src).await.unwrap(), "content");
         let captured = Source::command(Origin::Captured(f.clone()), &["false"]);
         assert_eq!(gather(&captured).await.unwrap(), "content");
+        // A captured directory holds the fetched files by name.
+        let dir_origin = Origin::Captured(dir.path().to_path_buf());
+        let in_dir = Source::file(dir_origin.clone(), "/proc/net/bonding/x");
+        assert_eq!(gather(&in_dir).await.unwrap(), "content");
+        let absent = Source::file(dir_origin, "/proc/net/bonding/y");
+        assert!(matches!(
+            gather(&absent).await.unwrap_err(),
+            GatherError::Read { path, .. } if path == dir.path().join("y")
+        ));
     }
 
     #[tokio::test]
