@@ -2,7 +2,8 @@
 //! (Debian's python3-aiosmtpd), an HTTP server standing in for the SMS
 //! gateway, ntfy and a webhook, and a real alarm script. Results go
 //! through the real state machine and alarm lifecycle into the outbox and
-//! out through the real senders.
+//! out through the real senders; the message ids with the real store
+//! (SQLite and PostgreSQL) behind the outbox.
 
 mod support;
 
@@ -10,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use laxmon::actions::notify::{deliver_due, enqueue, Notifiers};
 use laxmon::alarm::lifecycle::{Alarms, Effect};
 use laxmon::alarm::outbox::Outbox;
-use laxmon::alarm::store::MemoryStore;
+use laxmon::alarm::store::{MemoryStore, NotificationStore};
 use laxmon::checks::{CheckOutput, State};
 use laxmon::config::Config;
 use laxmon::daemon::CheckResult;
@@ -19,8 +20,12 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use support::backend::{both, Env};
 use support::http::serve;
 use tokio::net::TcpListener;
+
+/// The installation id of the tests that keep their outbox in memory.
+const INSTALLATION: &str = "0123456789abcdef0123456789abcdef";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -31,19 +36,29 @@ fn free_port() -> u16 {
 
 // ---- an SMTP sink: aiosmtpd writing each message to a JSON file ----
 
+/// Records every message it is offered (raw, and subject, Message-ID and
+/// body as Python's mail parser decodes them). With `greylist` 1 it answers
+/// the first offer of each Message-ID `451` (try again later), as a
+/// greylisting mail server does, and accepts it the next time.
 const SMTP_SINK: &str = r#"
-import json, os, sys
+import email, email.policy, json, os, sys
 from aiosmtpd.controller import Controller
-port, out = int(sys.argv[1]), sys.argv[2]
+port, out, greylist = int(sys.argv[1]), sys.argv[2], sys.argv[3] == '1'
+seen = set()
 class Sink:
     async def handle_DATA(self, server, session, envelope):
         n = len([f for f in os.listdir(out) if f.endswith('.json')])
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        rejected = greylist and str(msg['message-id']) not in seen
+        seen.add(str(msg['message-id']))
         tmp = os.path.join(out, '.tmp')
         with open(tmp, 'w') as f:
             json.dump({'from': envelope.mail_from, 'to': envelope.rcpt_tos,
-                       'data': envelope.content.decode('utf-8', 'replace')}, f)
+                       'data': envelope.content.decode('utf-8', 'replace'),
+                       'subject': str(msg['subject']), 'message_id': str(msg['message-id']),
+                       'body': msg.get_content(), 'rejected': rejected}, f)
         os.rename(tmp, os.path.join(out, '%04d.json' % n))
-        return '250 OK'
+        return '451 try again later' if rejected else '250 OK'
 c = Controller(Sink(), hostname='127.0.0.1', port=port)
 c.start()
 print('ready', flush=True)
@@ -59,6 +74,15 @@ struct SmtpSink {
 
 impl SmtpSink {
     fn start() -> SmtpSink {
+        SmtpSink::start_with(false)
+    }
+
+    /// A sink that answers the first offer of each Message-ID `451`.
+    fn start_greylisting() -> SmtpSink {
+        SmtpSink::start_with(true)
+    }
+
+    fn start_with(greylist: bool) -> SmtpSink {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         // Debian's python3-aiosmtpd lives with the system Python, not a pyenv one.
@@ -70,6 +94,7 @@ impl SmtpSink {
         let mut child = Command::new(python)
             .args(["-c", SMTP_SINK, &port.to_string()])
             .arg(dir.path())
+            .arg(if greylist { "1" } else { "0" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -115,30 +140,46 @@ fn load(dir: &Path, yaml: &str) -> Config {
     laxmon::config::load(&path).unwrap_or_else(|e| panic!("config:\n{e}"))
 }
 
-/// Feeds results through the state machine and the lifecycle.
-struct Pipeline {
+/// Feeds results through the state machine and the lifecycle; the outbox
+/// keeps its items in `store`.
+struct Pipeline<S: NotificationStore = MemoryStore> {
     states: HashMap<String, CheckState>,
     alarms: Alarms,
     config: Config,
     outbox: Outbox,
-    store: MemoryStore,
+    store: S,
     notifiers: Notifiers,
     now: DateTime<Utc>,
     runs: Vec<laxmon::alarm::lifecycle::ActionRequest>,
 }
 
-impl Pipeline {
+impl Pipeline<MemoryStore> {
     fn new(config: Config) -> Pipeline {
+        Pipeline::with_store(config, MemoryStore::default(), INSTALLATION)
+    }
+}
+
+impl<S: NotificationStore> Pipeline<S> {
+    fn with_store(config: Config, store: S, installation: &str) -> Pipeline<S> {
         Pipeline {
             states: HashMap::new(),
             alarms: Alarms::new(&config),
-            outbox: Outbox::new(&config.alarms),
-            store: MemoryStore::default(),
+            outbox: Outbox::new(&config.alarms, installation),
+            store,
             notifiers: Notifiers::new(&config.alarms).expect("notifiers"),
             config,
             now: "2026-12-01T10:00:00Z".parse().expect("time"),
             runs: Vec::new(),
         }
+    }
+
+    /// What a restarted daemon does with its outbox: a new one, with the
+    /// pending items of the store.
+    async fn restart_outbox(&mut self, installation: &str) {
+        self.outbox = Outbox::new(&self.config.alarms, installation);
+        let pending = self.store.pending().await.expect("pending");
+        self.outbox.restore(pending);
+        self.notifiers = Notifiers::new(&self.config.alarms).expect("notifiers");
     }
 
     async fn result(&mut self, check: &str, state: State, output: &str) {
@@ -267,7 +308,11 @@ async fn mail_arrives_with_subject_body_and_recipients() {
         data[0]
     );
     assert!(data[0].contains("Alarm: 1"), "{}", data[0]);
-    assert!(data[0].contains("Message-ID: <1-all-1-"), "{}", data[0]);
+    let id = msgs[0]["message_id"].as_str().unwrap_or("");
+    assert!(
+        id.starts_with(&format!("<{INSTALLATION}.1.all.1.alice.mail@")),
+        "{id}"
+    );
     assert!(
         data[2].contains("Subject: [laxmon] RECOVERY svc00 is OK"),
         "{}",
@@ -303,7 +348,7 @@ async fn sms_gateway_ntfy_and_webhook_get_the_right_requests() {
     );
     assert!(
         sms.body.starts_with(
-            "To=%2B4917012345&From=%2B4900&Body=PROBLEM%20svc00%40cs1%20CRITICAL%3A%20disk%20full"
+            "To=%2B4917012345&From=%2B4900&Body=PROBLEM%20%231%20svc00%40cs1%20CRITICAL%3A%20disk%20full"
         ),
         "{}",
         sms.body
@@ -313,10 +358,10 @@ async fn sms_gateway_ntfy_and_webhook_get_the_right_requests() {
         .find(|r| r.path == "/alice-screen")
         .expect("ntfy request");
     assert_eq!(pop.method, "POST");
-    assert_eq!(pop.headers["title"], "svc00 on cs1: CRITICAL");
+    assert_eq!(pop.headers["title"], "PROBLEM: svc00 on cs1 is CRITICAL");
     assert_eq!(pop.headers["priority"], "5");
     assert_eq!(pop.headers["tags"], "warning,skull");
-    assert_eq!(pop.body, "PROBLEM: disk full");
+    assert_eq!(pop.body, "disk full\nAlarm 1. Acknowledge: laxmon ack 1");
     let hook = reqs
         .iter()
         .find(|r| r.path == "/hook")
@@ -325,7 +370,16 @@ async fn sms_gateway_ntfy_and_webhook_get_the_right_requests() {
     assert_eq!(json["facts"]["check"], "svc00");
     assert_eq!(json["facts"]["state"], "CRITICAL");
     assert_eq!(json["contact"], "chat");
-    assert!(!hook.headers["idempotency-key"].is_empty());
+    assert_eq!(json["subject"], "PROBLEM: svc00 on cs1 is CRITICAL");
+    assert_eq!(
+        hook.headers["idempotency-key"],
+        format!("{INSTALLATION}.1.all.1.chat.hook")
+    );
+    assert_eq!(json["key"], hook.headers["idempotency-key"].as_str());
+    assert_eq!(
+        sms.headers["idempotency-key"],
+        format!("{INSTALLATION}.1.all.1.alice.sms")
+    );
 }
 
 #[tokio::test]
@@ -495,3 +549,196 @@ async fn alarm_script_gets_the_nagios_environment() {
         assert!(env.lines().any(|l| l == want), "{want} missing in:\n{env}");
     }
 }
+
+/// Each kind of notification says what it is in laxmon's own texts (no
+/// `subject:`/`body:` configured): problem, reminder, escalation,
+/// acknowledgement, and a recovery that says how long the problem lasted
+/// and asks for nothing.
+#[tokio::test]
+async fn every_kind_of_mail_says_what_it_is() {
+    let smtp = SmtpSink::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "{}alarms: {{group_window: 0s}}\nnotifiers:\n  - {{name: mail, kind: smtp, host: 127.0.0.1, port: {}, tls: none, from: \"laxmon <laxmon@example.org>\"}}\ncontacts:\n  - {{name: alice, email: alice@example.org}}\n  - {{name: bob, email: bob@example.org}}\nrules:\n  - {{name: page, match: {{checks: [\"*\"]}}, notify: [alice], repeat: 2m, escalate: [{{after: 3m, notify: [bob]}}]}}\n",
+        checks_yaml(1),
+        smtp.port
+    );
+    let mut p = Pipeline::new(load(dir.path(), &yaml));
+    p.result("svc00", State::Critical, "connection refused")
+        .await;
+    assert_eq!(p.deliver().await.sent, 1, "problem");
+    p.at(120);
+    p.tick().await;
+    assert_eq!(p.deliver().await.sent, 1, "reminder");
+    p.at(60);
+    p.tick().await;
+    assert_eq!(p.deliver().await.sent, 1, "escalation");
+    p.at(30);
+    let acked = p
+        .alarms
+        .acknowledge(1, "carol", "on it", p.now)
+        .expect("acknowledge");
+    p.handle(acked).await;
+    assert_eq!(p.deliver().await.sent, 2, "acknowledgement to both");
+    p.at(42);
+    p.result("svc00", State::Ok, "port 9 open").await;
+    assert_eq!(p.deliver().await.sent, 2, "recovery to both");
+
+    let msgs = smtp.messages();
+    let got: Vec<(String, String)> = msgs
+        .iter()
+        .map(|m| {
+            (
+                m["to"][0].as_str().unwrap_or("").to_string(),
+                m["subject"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("alice", "[laxmon] PROBLEM: svc00 on cs1 is CRITICAL"),
+        (
+            "alice",
+            "[laxmon] REMINDER: svc00 on cs1 is still CRITICAL after 2m",
+        ),
+        (
+            "bob",
+            "[laxmon] ESCALATION: svc00 on cs1 is still CRITICAL after 3m",
+        ),
+        (
+            "alice",
+            "[laxmon] ACKNOWLEDGED: svc00 on cs1 (CRITICAL) by carol",
+        ),
+        (
+            "bob",
+            "[laxmon] ACKNOWLEDGED: svc00 on cs1 (CRITICAL) by carol",
+        ),
+        (
+            "alice",
+            "[laxmon] RECOVERED: svc00 on cs1 is OK again after 4m 12s",
+        ),
+        (
+            "bob",
+            "[laxmon] RECOVERED: svc00 on cs1 is OK again after 4m 12s",
+        ),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(to, s)| (format!("{to}@example.org"), s.to_string()))
+        .collect();
+    assert_eq!(got, want);
+    let body = |i: usize| msgs[i]["body"].as_str().unwrap_or("").to_string();
+    assert!(body(0).contains("Acknowledge: laxmon ack 1"), "{}", body(0));
+    assert!(
+        body(2).contains("escalated to level 1 of rule page"),
+        "{}",
+        body(2)
+    );
+    assert!(body(3).contains("Comment: on it"), "{}", body(3));
+    let recovery = body(5);
+    assert_eq!(
+        recovery.lines().next(),
+        Some("svc00 on cs1 (127.0.0.1) recovered after 4m 12s: it is OK again (it was CRITICAL).")
+    );
+    assert!(recovery.contains("port 9 open"), "{recovery}");
+    assert!(recovery.contains("is resolved"), "{recovery}");
+    for stale in ["laxmon ack", "open since", "Acknowledge"] {
+        assert!(!recovery.contains(stale), "{stale:?} in:\n{recovery}");
+    }
+}
+
+/// This machine's name as the kernel has it (what the Message-ID names).
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("host name")
+        .trim()
+        .to_string()
+}
+
+/// Two fresh databases with the same configuration make the same alarm and
+/// the same notification keys, yet every message id differs (each database
+/// has its own installation id); a message retried after a restart carries
+/// the id of its first attempt. Mail through a greylisting aiosmtpd (the
+/// first offer is refused, the retry accepted), SMS through a gateway that
+/// answers 503.
+async fn message_ids_are_unique_per_database_and_stable_on_retry(env: Env) {
+    let second = if env.is_postgres() {
+        Env::postgres().await
+    } else {
+        Env::sqlite().await
+    };
+    let smtp = SmtpSink::start_greylisting();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let http = serve(listener, 503, "busy");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "{}alarms: {{group_window: 0s}}\nnotifiers:\n  - {{name: mail, kind: smtp, host: 127.0.0.1, port: {}, tls: none, from: \"laxmon <laxmon@example.org>\"}}\n  - {{name: sms, kind: sms, url: \"http://127.0.0.1:{port}/sms\", body: \"{{{{message}}}}\"}}\ncontacts:\n  - {{name: alice, email: alice@example.org, phone: \"+491\"}}\nrules:\n  - {{name: all, match: {{checks: [\"*\"]}}, notify: [alice]}}\n",
+        checks_yaml(1),
+        smtp.port
+    );
+    let config = load(dir.path(), &yaml);
+    let mut installations = Vec::new();
+    for env in [&env, &second] {
+        let store = env.open().await;
+        let installation = store.installation_id().await.expect("installation id");
+        assert!(
+            installation.len() == 32
+                && installation
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+            "{installation}"
+        );
+        let mut p = Pipeline::with_store(config.clone(), store, &installation);
+        p.result("svc00", State::Critical, "down").await;
+        let r = p.deliver().await;
+        assert_eq!((r.sent, r.failed), (0, 2), "greylisted and 503");
+        // A restart: a new store handle and outbox, resumed from the database.
+        p.store = env.open().await;
+        let again = p.store.installation_id().await.expect("installation id");
+        assert_eq!(again, installation, "the id stays with the database");
+        p.restart_outbox(&again).await;
+        p.at(3600);
+        let r = p.deliver().await;
+        assert_eq!((r.sent, r.failed), (1, 1), "mail accepted, SMS 503 again");
+        installations.push(installation);
+    }
+    assert_ne!(installations[0], installations[1]);
+
+    let host = this_host();
+    let mails = smtp.messages();
+    let ids: Vec<&str> = mails
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap_or(""))
+        .collect();
+    let rejected: Vec<bool> = mails
+        .iter()
+        .map(|m| m["rejected"].as_bool().unwrap_or(false))
+        .collect();
+    assert_eq!(rejected, [true, false, true, false], "{ids:?}");
+    for (i, inst) in installations.iter().enumerate() {
+        let want = format!("<{inst}.1.all.1.alice.mail@{host}>");
+        assert_eq!(ids[2 * i], want, "first attempt, database {i}");
+        assert_eq!(
+            ids[2 * i + 1],
+            want,
+            "retry after the restart, database {i}"
+        );
+    }
+    let keys: Vec<String> = http
+        .all()
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("idempotency-key")
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let want: Vec<String> = installations
+        .iter()
+        .flat_map(|inst| vec![format!("{inst}.1.all.1.alice.sms"); 2])
+        .collect();
+    assert_eq!(keys, want);
+}
+
+both!(message_ids_are_unique_per_database_and_stable_on_retry);

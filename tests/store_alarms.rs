@@ -1,6 +1,7 @@
 //! The alarm side's persistence on the real store, on SQLite and PostgreSQL:
 //! lifecycle alarms with their history, acknowledgements from `laxmon ack`,
-//! the notification outbox, the lifecycle snapshot and action runs.
+//! the notification outbox, the lifecycle snapshot, action runs and the
+//! installation id.
 
 mod support;
 
@@ -611,4 +612,39 @@ async fn action_runs_are_recorded_with_their_alarm(env: Env) {
             },
         ]
     );
+}
+
+both!(the_installation_id_is_made_once_per_database);
+/// Two stores opening a fresh database at once agree on its installation
+/// id (made once, in the migration's locked transaction); a reopened store
+/// reads the same; a lazily opened one too; another database has another.
+async fn the_installation_id_is_made_once_per_database(env: Env) {
+    let (a, b) = tokio::join!(Store::open(&env.cfg), Store::open(&env.cfg));
+    let (a, b) = (a.expect("open a"), b.expect("open b"));
+    let (ia, ib) = tokio::join!(a.installation_id(), b.installation_id());
+    let id = ia.expect("installation id a");
+    assert_eq!(ib.expect("installation id b"), id);
+    assert!(
+        id.len() == 32 && id.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')),
+        "{id}"
+    );
+    drop((a, b));
+    let reopened = env.open().await;
+    assert_eq!(reopened.installation_id().await.expect("reopened"), id);
+    assert!(reopened.migrate().await.expect("migrate again").is_empty());
+    assert_eq!(reopened.installation_id().await.expect("migrated"), id);
+    let lazy = Store::open_lazy(&env.cfg).expect("lazy");
+    assert_eq!(lazy.installation_id().await.expect("lazy"), id);
+    let other = if env.is_postgres() {
+        Env::postgres().await
+    } else {
+        Env::sqlite().await
+    };
+    let other_id = other
+        .open()
+        .await
+        .installation_id()
+        .await
+        .expect("other installation id");
+    assert_ne!(other_id, id);
 }

@@ -8,6 +8,7 @@
 //! environment itself.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Every fact name an alarm carries; templates may use exactly these (plus
 /// per-channel extras such as `to` and `message`).
@@ -28,6 +29,7 @@ pub const FACT_NAMES: &[&str] = &[
     "perfdata",
     "flapping",
     "notification_type",
+    "notification_kind",
     "opened",
     "since",
     "time",
@@ -144,9 +146,47 @@ impl Facts {
     }
 }
 
+/// A duration for people: its largest unit and the next one, e.g. `4m 12s`,
+/// `2h 5m`, `3d 1h`, `45s`, `1h` (smaller units are dropped, not rounded).
+pub fn human_duration(d: Duration) -> String {
+    const UNITS: [(&str, u64); 4] = [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)];
+    let secs = d.as_secs();
+    let Some(i) = UNITS.iter().position(|(_, size)| secs >= *size) else {
+        return "0s".into();
+    };
+    let (unit, size) = UNITS[i];
+    let mut out = format!("{}{unit}", secs / size);
+    if let Some((next, next_size)) = UNITS.get(i + 1) {
+        let rest = secs % size / next_size;
+        if rest > 0 {
+            out.push_str(&format!(" {rest}{next}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_durations() {
+        let cases = [
+            (0, "0s"),
+            (45, "45s"),
+            (60, "1m"),
+            (61, "1m 1s"),
+            (252, "4m 12s"),
+            (3600, "1h"),
+            (7500, "2h 5m"),
+            (7512, "2h 5m"),
+            (90061, "1d 1h"),
+            (86400 * 3 + 59, "3d"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_duration(Duration::from_secs(secs)), want, "{secs}");
+        }
+    }
 
     #[test]
     fn every_macro_names_a_known_fact() {

@@ -284,10 +284,7 @@ impl Alarm {
         f.set("flapping", if self.flapping { "1" } else { "0" });
         f.set("opened", self.opened.to_rfc3339());
         let since = (now - self.opened).to_std().unwrap_or_default();
-        f.set(
-            "since",
-            crate::config::duration::format(Duration::from_secs(since.as_secs())),
-        );
+        f.set("since", super::facts::human_duration(since));
         f.set("time", now.to_rfc3339());
         f.set("timet", now.timestamp().to_string());
         f.set("note", self.note.clone().unwrap_or_default());
@@ -887,6 +884,8 @@ impl Alarms {
             };
             // Which rounds are due: (level, contacts).
             let mut rounds: Vec<(usize, Vec<String>)> = Vec::new();
+            // A repeat round reminds; it never comes with a first round or an escalation.
+            let mut reminder = false;
             let mut next = p.clone();
             if !acked {
                 if !next.initial_done
@@ -914,6 +913,7 @@ impl Alarms {
                                 everyone.extend(l.notify.iter().cloned());
                             }
                             rounds.push((next.level, everyone));
+                            reminder = true;
                         }
                     }
                 }
@@ -999,7 +999,7 @@ impl Alarms {
                             kind: NotificationType::Problem,
                             level: *level,
                         });
-                        out.push(self.notification(
+                        let mut n = self.notification(
                             id,
                             &rule.name,
                             contact,
@@ -1008,7 +1008,13 @@ impl Alarms {
                             *level,
                             format!("{id}:{}:{}:{contact}:{notifier}", rule.name, next.rounds),
                             &facts,
-                        ));
+                        );
+                        if reminder {
+                            n.facts.set("notification_kind", "REMINDER");
+                        } else if *level > 0 {
+                            n.facts.set("notification_kind", "ESCALATION");
+                        }
+                        out.push(n);
                     }
                 }
             }
@@ -1052,6 +1058,9 @@ impl Alarms {
     ) -> Notification {
         let mut facts = facts.clone();
         facts.set("notification_type", kind.as_str());
+        // PROBLEM, RECOVERY or ACKNOWLEDGEMENT; a problem round refines it
+        // to ESCALATION or REMINDER.
+        facts.set("notification_kind", kind.as_str());
         facts.set("rule", rule);
         facts.set("level", level.to_string());
         facts.set("contact", contact);

@@ -3,9 +3,10 @@
 //! `rules` matches check results to configured rules, `lifecycle` opens,
 //! records, escalates and resolves alarms and says which actions and
 //! notifications are due, `window` evaluates crontab time windows, `group`
-//! folds alert storms into one message per contact, and `outbox` schedules
-//! delivery retries. Everything here is pure: time is passed in, nothing
-//! reads a clock, sends a packet or runs a process; `crate::actions` does the I/O.
+//! folds alert storms into one message per contact, `text` writes the
+//! default notification texts, and `outbox` schedules delivery retries.
+//! Everything here is pure: time is passed in, nothing reads a clock, sends
+//! a packet or runs a process; `crate::actions` does the I/O.
 
 pub mod facts;
 pub mod group;
@@ -16,4 +17,5 @@ pub mod store;
 pub mod template;
 #[cfg(test)]
 mod tests;
+pub mod text;
 pub mod window;

@@ -8,12 +8,19 @@
 //! restarted daemon resumes with [`Outbox::restore`]). A key once queued is
 //! never queued again, and a delivered item is never handed out again.
 //! (A crash between a send and its `mark_sent` can repeat that one
-//! delivery: mail carries the key as Message-ID, HTTP as
-//! `Idempotency-Key`, so receivers can drop the copy.)
+//! delivery: mail carries the message's [`global_id`] as Message-ID, HTTP
+//! as `Idempotency-Key`, so receivers can drop the copy.)
+//!
+//! A key is unique within one database only; what leaves laxmon is the
+//! [`global_id`], the key under the database's installation id, so that a
+//! fresh database or a second installation never repeats an id that a mail
+//! system or gateway may have seen.
 
 use super::facts::Facts;
 use super::group::{compose, cut, hold_until};
 use super::lifecycle::{AlarmId, Notification};
+use super::template::Template;
+use super::text::{default_text, Channel};
 use crate::config::alarms::{AlarmConfig, DeliveryPolicy, NotifierKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -78,34 +85,31 @@ impl OutboxItem {
     pub fn render(n: &Notification, cfg: &AlarmConfig, now: DateTime<Utc>) -> Option<OutboxItem> {
         let contact = cfg.contact(&n.contact)?;
         let notifier = cfg.notifier(&n.notifier)?;
-        let (to, subject, body) = match &notifier.kind {
+        // A configured template, else laxmon's text for this kind of notification.
+        let text = |channel: Channel, subject: Option<&Template>, body: Option<&Template>| {
+            let default = default_text(channel, &n.facts);
+            (
+                subject.map_or(default.subject, |t| t.render(&n.facts)),
+                body.map_or(default.body, |t| t.render(&n.facts)),
+            )
+        };
+        let (to, (subject, body)) = match &notifier.kind {
             NotifierKind::Smtp(s) => (
                 contact.email.clone()?,
-                s.subject.render(&n.facts),
-                s.body.render(&n.facts),
+                text(Channel::Mail, s.subject.as_ref(), s.body.as_ref()),
             ),
-            NotifierKind::Sms(s) => (
-                contact.phone.clone()?,
-                String::new(),
-                cut(&s.text.render(&n.facts), Some(s.max_length)),
-            ),
-            NotifierKind::Ntfy(s) => (
-                contact.ntfy_topic.clone().or_else(|| s.topic.clone())?,
-                s.title.render(&n.facts),
-                s.message.render(&n.facts),
-            ),
-            NotifierKind::Webhook(_) => {
-                let t = |src: &str| {
-                    super::template::Template::parse(src, super::facts::FACT_NAMES)
-                        .map(|t| t.render(&n.facts))
-                        .unwrap_or_default()
-                };
+            NotifierKind::Sms(s) => {
+                let (_, body) = text(Channel::Sms, None, s.text.as_ref());
                 (
-                    String::new(),
-                    t(crate::config::alarms::DEFAULT_SUBJECT),
-                    t(crate::config::alarms::DEFAULT_MESSAGE),
+                    contact.phone.clone()?,
+                    (String::new(), cut(&body, Some(s.max_length))),
                 )
             }
+            NotifierKind::Ntfy(s) => (
+                contact.ntfy_topic.clone().or_else(|| s.topic.clone())?,
+                text(Channel::Popup, s.title.as_ref(), s.message.as_ref()),
+            ),
+            NotifierKind::Webhook(_) => (String::new(), text(Channel::Webhook, None, None)),
         };
         Some(OutboxItem {
             key: n.key.clone(),
@@ -142,13 +146,16 @@ pub struct Delivery {
     pub body: String,
     /// Facts of the first item, with `count` set to the number of items.
     pub facts: Facts,
-    /// The idempotency key of the message: the item's key, or one derived from all keys.
+    /// The message's id, sent as `Idempotency-Key` and in the Message-ID:
+    /// the [`global_id`] of the item's key (or of one derived from all keys).
     pub message_key: String,
 }
 
 /// The queue of notifications to deliver.
 #[derive(Debug, Clone)]
 pub struct Outbox {
+    /// The database's installation id, the first part of every message id.
+    installation: String,
     policy: DeliveryPolicy,
     group_window: Duration,
     /// Characters an SMS may have, per notifier name.
@@ -158,8 +165,11 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// An empty outbox with the configured retry policy and group window.
-    pub fn new(cfg: &AlarmConfig) -> Outbox {
+    /// An empty outbox with the configured retry policy and group window,
+    /// sending for the installation of this id (the store's [`installation_id`]).
+    ///
+    /// [`installation_id`]: crate::store::Store::installation_id
+    pub fn new(cfg: &AlarmConfig, installation: &str) -> Outbox {
         let sms_limits = cfg
             .notifiers
             .iter()
@@ -169,6 +179,7 @@ impl Outbox {
             })
             .collect();
         Outbox {
+            installation: installation.to_string(),
             policy: cfg.delivery,
             group_window: cfg.group_window,
             sms_limits,
@@ -249,11 +260,12 @@ impl Outbox {
             let (subject, body) = compose(&parts, self.sms_limits.get(&notifier).copied());
             let mut facts = items.first().map(|i| i.facts.clone()).unwrap_or_default();
             facts.set("count", items.len().to_string());
-            let message_key = if keys.len() == 1 {
+            let key = if keys.len() == 1 {
                 keys[0].clone()
             } else {
                 format!("group-{:016x}", fnv1a(&keys.join("\n")))
             };
+            let message_key = global_id(&self.installation, &key);
             for k in &keys {
                 self.in_flight.insert(k.clone(), ());
             }
@@ -336,6 +348,35 @@ pub fn backoff(policy: &DeliveryPolicy, attempts: u32) -> Duration {
         .min(policy.max_retry)
 }
 
+/// A message's id in every database and installation: the installation id
+/// and the notification's key (`ALARM:RULE:ROUND:CONTACT:NOTIFIER`,
+/// `ALARM:recovery:CONTACT:NOTIFIER`, `ALARM:ack:CONTACT:NOTIFIER`,
+/// `group-HASH`), its `:`-separated parts joined with dots. A valid
+/// RFC 5322 dot-atom and HTTP header value: letters, digits, `-` and `_`
+/// stay, any other byte becomes `=XX`, an empty part `=`; so two keys never
+/// share an id. The same key always gives the same id (retries, restarts).
+pub fn global_id(installation: &str, key: &str) -> String {
+    let mut parts = vec![atom(installation)];
+    parts.extend(key.split(':').map(atom));
+    parts.join(".")
+}
+
+/// One part of a [`global_id`], escaped as described there.
+fn atom(part: &str) -> String {
+    if part.is_empty() {
+        return "=".into();
+    }
+    let mut out = String::with_capacity(part.len());
+    for b in part.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
+}
+
 fn fnv1a(s: &str) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in s.bytes() {
@@ -381,7 +422,73 @@ mod tests {
             },
             ..AlarmConfig::default()
         };
-        Outbox::new(&cfg)
+        Outbox::new(&cfg, INSTALLATION)
+    }
+
+    const INSTALLATION: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn global_ids_are_dot_atoms_and_never_shared() {
+        let cases = [
+            (
+                "1:svc:1:admin:sms",
+                "0123456789abcdef0123456789abcdef.1.svc.1.admin.sms",
+            ),
+            (
+                "12:recovery:admin:mail",
+                "0123456789abcdef0123456789abcdef.12.recovery.admin.mail",
+            ),
+            (
+                "3:db.main:2:on_call:sms-gw",
+                "0123456789abcdef0123456789abcdef.3.db=2Emain.2.on_call.sms-gw",
+            ),
+            (
+                "4:ack::Jörg",
+                "0123456789abcdef0123456789abcdef.4.ack.=.J=C3=B6rg",
+            ),
+            (
+                "group-00ff00ff00ff00ff",
+                "0123456789abcdef0123456789abcdef.group-00ff00ff00ff00ff",
+            ),
+        ];
+        for (key, want) in cases {
+            let id = global_id(INSTALLATION, key);
+            assert_eq!(id, want, "{key}");
+            // RFC 5322 dot-atom-text: atext runs separated by single dots.
+            assert!(
+                id.split('.').all(|a| !a.is_empty()
+                    && a.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "=-_".contains(c))),
+                "{id}"
+            );
+        }
+        // Keys that a plain character swap would merge stay apart.
+        let a = global_id(INSTALLATION, "1:recovery:a-b:mail");
+        let b = global_id(INSTALLATION, "1:recovery:a:b-mail");
+        assert_ne!(a, b);
+        // The same key of another installation is another id.
+        assert_ne!(
+            global_id(INSTALLATION, "1:svc:1:admin:sms"),
+            global_id("fedcba9876543210fedcba9876543210", "1:svc:1:admin:sms")
+        );
+    }
+
+    #[test]
+    fn a_message_keeps_its_id_across_retries_and_a_restart() {
+        let mut o = outbox(0);
+        let now = t("2026-12-01T10:00:00Z");
+        o.enqueue(item("1:svc:1:admin:sms", "a@x"), now);
+        let first = o.due(now).remove(0);
+        assert_eq!(
+            first.message_key,
+            global_id(INSTALLATION, "1:svc:1:admin:sms")
+        );
+        let pending = o.failed(&first.keys, "refused", now);
+        let mut restarted = outbox(0);
+        restarted.restore(pending);
+        let later = now + chrono::Duration::hours(1);
+        let again = restarted.due(later).remove(0);
+        assert_eq!(again.message_key, first.message_key);
     }
 
     #[test]

@@ -166,10 +166,10 @@ pub struct SmtpNotifier {
     pub password_file: Option<PathBuf>,
     /// Sender address (`laxmon <laxmon@example.org>`).
     pub from: String,
-    /// Subject template.
-    pub subject: Template,
-    /// Body template.
-    pub body: Template,
+    /// Subject template; `None`: laxmon's text for each kind of notification.
+    pub subject: Option<Template>,
+    /// Body template; `None`: laxmon's text for each kind of notification.
+    pub body: Option<Template>,
     /// Limit on one delivery.
     pub timeout: Duration,
 }
@@ -185,8 +185,9 @@ pub struct SmsNotifier {
     pub headers: Vec<(String, Template)>,
     /// Request body template; no body when unset.
     pub body: Option<Template>,
-    /// The text of the SMS (becomes `{{message}}`), cut to `max_length` characters.
-    pub text: Template,
+    /// The text of the SMS (becomes `{{message}}`), cut to `max_length`
+    /// characters; `None`: laxmon's text for each kind of notification.
+    pub text: Option<Template>,
     /// Longest text in characters.
     pub max_length: usize,
     /// HTTP statuses that mean the gateway accepted the message.
@@ -208,10 +209,10 @@ pub struct NtfyNotifier {
     pub priority: u8,
     /// Tags (ntfy shows known ones as emoji).
     pub tags: Vec<String>,
-    /// Title template.
-    pub title: Template,
-    /// Message template.
-    pub message: Template,
+    /// Title template; `None`: laxmon's text for each kind of notification.
+    pub title: Option<Template>,
+    /// Message template; `None`: laxmon's text for each kind of notification.
+    pub message: Option<Template>,
     /// File whose first line is an access token.
     pub token_file: Option<PathBuf>,
     /// Limit on one request.
@@ -738,18 +739,22 @@ fn notifier_keys(kind: &str) -> &'static [&'static str] {
     }
 }
 
-/// Default subject of mails.
-pub const DEFAULT_SUBJECT: &str =
-    "[laxmon] {{notification_type}}: {{check}} on {{host}} is {{state}}";
-/// Default body of mails.
-pub const DEFAULT_BODY: &str = "{{notification_type}}: {{check}} on {{host}} ({{address}}) is {{state}} ({{state_type}}, attempt {{attempt}}/{{max_attempts}}).\n\n{{output}}\n{{long_output}}\n\nAlarm {{alarm_id}} open since {{opened}} (rule {{rule}}, level {{level}}).\n{{note}}\nAcknowledge: laxmon ack {{alarm_id}}\n";
-/// Default SMS text.
-pub const DEFAULT_SMS: &str =
-    "{{notification_type}} {{check}}@{{host}} {{state}}: {{output}} (ack: laxmon ack {{alarm_id}})";
-/// Default popup title.
-pub const DEFAULT_TITLE: &str = "{{check}} on {{host}}: {{state}}";
-/// Default popup message.
-pub const DEFAULT_MESSAGE: &str = "{{notification_type}}: {{output}}";
+/// A template the user may give; `Ok(None)` when not given (laxmon's own
+/// text for each kind of notification, see `alarm::text`), `Err(())` when
+/// invalid (the error is reported).
+fn custom_template(
+    file: &Path,
+    key: &str,
+    node: Option<&Node>,
+    errors: &mut Errors,
+) -> Result<Option<Template>, ()> {
+    match node {
+        None => Ok(None),
+        Some(n) => template(file, key, Some(n), "", &[], errors)
+            .map(Some)
+            .ok_or(()),
+    }
+}
 
 fn template(
     file: &Path,
@@ -1020,15 +1025,8 @@ fn decode_smtp(
             None
         }
     };
-    let subject = template(
-        file,
-        "subject",
-        map.take("subject"),
-        DEFAULT_SUBJECT,
-        &[],
-        errors,
-    );
-    let body = template(file, "body", map.take("body"), DEFAULT_BODY, &[], errors);
+    let subject = custom_template(file, "subject", map.take("subject"), errors);
+    let body = custom_template(file, "body", map.take("body"), errors);
     Some(SmtpNotifier {
         host: host?,
         port: port?,
@@ -1036,8 +1034,8 @@ fn decode_smtp(
         user,
         password_file,
         from: from?,
-        subject: subject?,
-        body: body?,
+        subject: subject.ok()?,
+        body: body.ok()?,
         timeout,
     })
 }
@@ -1096,7 +1094,7 @@ fn decode_sms(
         Some(n) => Some(template(file, "body", Some(n), "", SMS_KEYS, errors)?),
         None => None,
     };
-    let text = template(file, "text", map.take("text"), DEFAULT_SMS, &[], errors);
+    let text = custom_template(file, "text", map.take("text"), errors);
     let max_length = map
         .take("max_length")
         .and_then(|n| integer(file, "max_length", n, 10, 1600, errors))
@@ -1124,7 +1122,7 @@ fn decode_sms(
         url: url?,
         headers: hdrs,
         body,
-        text: text?,
+        text: text.ok()?,
         max_length,
         success_status,
         body_must_contain,
@@ -1176,15 +1174,8 @@ fn decode_ntfy(
         .take("tags")
         .map(|n| string_list(file, "tags", n, errors))
         .unwrap_or_else(|| vec!["rotating_light".to_string()]);
-    let title = template(file, "title", map.take("title"), DEFAULT_TITLE, &[], errors);
-    let message = template(
-        file,
-        "message",
-        map.take("message"),
-        DEFAULT_MESSAGE,
-        &[],
-        errors,
-    );
+    let title = custom_template(file, "title", map.take("title"), errors);
+    let message = custom_template(file, "message", map.take("message"), errors);
     let token_file = map
         .take("token_file")
         .and_then(|n| string(file, "token_file", n, errors))
@@ -1194,8 +1185,8 @@ fn decode_ntfy(
         topic,
         priority: priority?,
         tags,
-        title: title?,
-        message: message?,
+        title: title.ok()?,
+        message: message.ok()?,
         token_file,
         timeout,
     })

@@ -57,7 +57,11 @@ impl AlarmStage {
             .await
             .map_err(|e| anyhow::anyhow!("cannot load the alarm state: {e}"))?;
         let alarms = Alarms::restore(&config, snapshot.unwrap_or_default());
-        let mut outbox = Outbox::new(&config.alarms);
+        let installation = store
+            .installation_id()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the installation id: {e}"))?;
+        let mut outbox = Outbox::new(&config.alarms, &installation);
         let pending = store
             .pending()
             .await

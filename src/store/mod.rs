@@ -99,6 +99,9 @@ pub enum StoreError {
     /// A stored value is not what the schema allows.
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    /// The operating system gave no random bytes (for the installation id).
+    #[error("cannot get random bytes from the operating system: {0}")]
+    Random(String),
     /// A background database task died.
     #[error("database task failed: {0}")]
     Task(String),
@@ -625,6 +628,14 @@ impl Store {
         dispatch!(self, b => b.migrate().await)
     }
 
+    /// This database's installation id: 32 hex digits of random, made once
+    /// when the database was first migrated and never changed. Every
+    /// notification's Message-ID and Idempotency-Key starts with it, so a
+    /// fresh database or a second installation never repeats one.
+    pub async fn installation_id(&self) -> Result<String, StoreError> {
+        dispatch!(self, b => b.installation_id().await)
+    }
+
     /// The highest applied migration (0 for an empty database).
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
         dispatch!(self, b => b.schema_version().await)
@@ -844,6 +855,18 @@ impl Store {
     pub async fn unfinished_plans(&self) -> Result<Vec<Plan>, StoreError> {
         dispatch!(self, b => b.unfinished_plans().await)
     }
+}
+
+/// A new installation id: 128 random bits from the operating system as 32
+/// lower-case hex digits (the migration runners store it once, see
+/// [`Store::installation_id`]).
+fn new_installation_id() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Random(e.to_string()))?;
+    Ok(bytes.iter().fold(String::with_capacity(32), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    }))
 }
 
 /// For each record, whether it carries the newest state snapshot of its

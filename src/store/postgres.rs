@@ -246,6 +246,12 @@ impl PgStore {
             tracing::info!(version, name, db = %self.url, "applied migration");
             applied.push(*version);
         }
+        tx.execute(
+            "INSERT INTO installation (id) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[&super::new_installation_id()?],
+        )
+        .await
+        .map_err(self.err("making the installation id"))?;
         tx.commit()
             .await
             .map_err(self.err("committing migrations"))?;
@@ -264,6 +270,17 @@ impl PgStore {
             self.migrate().await?;
         }
         Ok(())
+    }
+
+    pub(super) async fn installation_id(&self) -> Result<String, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        client
+            .query_opt("SELECT id FROM installation", &[])
+            .await
+            .map_err(self.err("reading the installation id"))?
+            .map(|r| r.get(0))
+            .ok_or_else(|| StoreError::Corrupt("the installation table has no row".into()))
     }
 
     pub(super) async fn schema_version(&self) -> Result<i64, StoreError> {

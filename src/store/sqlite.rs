@@ -163,6 +163,16 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn installation_id(&self) -> Result<String, StoreError> {
+        self.call(|conn, ctx| {
+            conn.query_row("SELECT id FROM installation", [], |r| r.get(0))
+                .optional()
+                .map_err(ctx.err("reading the installation id"))?
+                .ok_or_else(|| StoreError::Corrupt("the installation table has no row".into()))
+        })
+        .await
+    }
+
     pub(super) async fn schema_version(&self) -> Result<i64, StoreError> {
         self.call_raw(|conn, ctx| {
             let exists: bool = conn
@@ -984,6 +994,12 @@ fn migrate_conn(conn: &mut Connection, ctx: &Ctx) -> Result<Vec<i64>, StoreError
         tracing::info!(version = m.version, name = m.name, db = %ctx.path.display(), "applied migration");
         applied.push(m.version);
     }
+    tx.execute(
+        "INSERT INTO installation (single, id, created_at) VALUES (1, ?1, ?2)
+         ON CONFLICT (single) DO NOTHING",
+        params![super::new_installation_id()?, ts(Utc::now())],
+    )
+    .map_err(ctx.err("making the installation id"))?;
     tx.commit().map_err(ctx.err("committing migrations"))?;
     Ok(applied)
 }

@@ -1,7 +1,10 @@
 //! Mail through SMTP with lettre: plain, STARTTLS or TLS, optional login.
 //!
-//! The outbox key becomes the Message-ID, so a copy sent twice after a
-//! crash can be recognised. Never retries by itself.
+//! The Message-ID is `<GLOBAL_ID@HOST>`: the delivery's global id (the
+//! installation's id and the notification's key, the same on every retry)
+//! at the sending host's name, so a copy sent twice after a crash can be
+//! recognised and no other database or installation ever sends the same
+//! id. Never retries by itself.
 
 use super::{read_secret, NotifyError};
 use crate::alarm::outbox::Delivery;
@@ -11,8 +14,14 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-/// Sends one delivery as a plain-text mail.
-pub async fn send(notifier: &str, cfg: &SmtpNotifier, d: &Delivery) -> Result<(), NotifyError> {
+/// Sends one delivery as a plain-text mail; `host` is this machine's name
+/// (for the Message-ID), `None` when unknown.
+pub async fn send(
+    notifier: &str,
+    cfg: &SmtpNotifier,
+    host: Option<&str>,
+    d: &Delivery,
+) -> Result<(), NotifyError> {
     let err = |error: String| NotifyError::Mail {
         notifier: notifier.to_string(),
         to: d.to.clone(),
@@ -25,7 +34,7 @@ pub async fn send(notifier: &str, cfg: &SmtpNotifier, d: &Delivery) -> Result<()
     let to: Mailbox =
         d.to.parse()
             .map_err(|e| err(format!("recipient {:?}: {e}", d.to)))?;
-    let message_id = format!("<{}@laxmon>", message_id_part(&d.message_key));
+    let message_id = message_id(&d.message_key, host, from.email.domain());
     let msg = Message::builder()
         .from(from)
         .to(to)
@@ -57,15 +66,55 @@ pub async fn send(notifier: &str, cfg: &SmtpNotifier, d: &Delivery) -> Result<()
         .map_err(|e| err(format!("SMTP {}:{}: {e}", cfg.host, cfg.port)))
 }
 
-/// The key with every character that may not appear in a Message-ID replaced.
-fn message_id_part(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '=') {
-                c
-            } else {
-                '-'
-            }
+/// The Message-ID (RFC 5322 `msg-id`) of a delivery with this global id
+/// (a dot-atom by construction): `<GLOBAL_ID@HOST>`, where HOST is this
+/// machine's name, else the sender address's domain, else `localhost`
+/// (whichever is first a valid dot-atom of host name characters).
+pub fn message_id(global_id: &str, host: Option<&str>, from_domain: &str) -> String {
+    let domain = host
+        .into_iter()
+        .chain([from_domain])
+        .find(|h| is_host_name(h))
+        .unwrap_or("localhost");
+    format!("<{global_id}@{domain}>")
+}
+
+/// Dot-separated non-empty labels of letters, digits and `-`.
+fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
-        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_id_names_the_sending_host() {
+        let id = "0123456789abcdef0123456789abcdef.1.svc.1.admin.mail";
+        let cases = [
+            (Some("mon1.example.org"), "example.org", "mon1.example.org"),
+            (Some("mon1"), "example.org", "mon1"),
+            // An unusable host name falls back to the sender's domain ...
+            (Some(""), "example.org", "example.org"),
+            (Some("bad host"), "example.org", "example.org"),
+            (Some("a..b"), "example.org", "example.org"),
+            (None, "example.org", "example.org"),
+            // ... and that to localhost.
+            (None, "[192.0.2.1]", "localhost"),
+            (Some("-_-!"), "", "localhost"),
+        ];
+        for (host, from, want) in cases {
+            assert_eq!(
+                message_id(id, host, from),
+                format!("<{id}@{want}>"),
+                "{host:?} {from:?}"
+            );
+        }
+    }
 }

@@ -80,6 +80,8 @@ pub fn read_secret(path: &Path) -> Result<String, NotifyError> {
 pub struct Notifiers {
     config: AlarmConfig,
     http: reqwest::Client,
+    /// This machine's name, for Message-IDs; `None` when it cannot be read.
+    host: Option<String>,
 }
 
 impl Notifiers {
@@ -95,9 +97,11 @@ impl Notifiers {
                 url: String::new(),
                 error: e.to_string(),
             })?;
+        let host = hostname::get().ok().and_then(|h| h.into_string().ok());
         Ok(Notifiers {
             config: config.clone(),
             http,
+            host,
         })
     }
 
@@ -108,7 +112,7 @@ impl Notifiers {
             .notifier(&d.notifier)
             .ok_or_else(|| NotifyError::UnknownNotifier(d.notifier.clone()))?;
         match &n.kind {
-            NotifierKind::Smtp(cfg) => mail::send(&n.name, cfg, d).await,
+            NotifierKind::Smtp(cfg) => mail::send(&n.name, cfg, self.host.as_deref(), d).await,
             NotifierKind::Sms(cfg) => sms::send(&self.http, &n.name, cfg, d).await,
             NotifierKind::Ntfy(cfg) => ntfy::send(&self.http, &n.name, cfg, d).await,
             NotifierKind::Webhook(cfg) => webhook::send(&self.http, &n.name, cfg, d).await,

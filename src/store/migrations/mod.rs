@@ -2,8 +2,10 @@
 //!
 //! The runners live with their backend (`postgres.rs` takes
 //! `pg_advisory_lock`, `sqlite.rs` a `BEGIN IMMEDIATE` transaction) and record
-//! each applied version in `schema_migrations`. A migration that was applied
-//! must never be edited: add a new file and a new entry here instead.
+//! each applied version in `schema_migrations`; in the same transaction they
+//! give the database its installation id, once (see
+//! [`super::Store::installation_id`]). A migration that was applied must
+//! never be edited: add a new file and a new entry here instead.
 
 /// One migration: its version (strictly increasing), a name and its SQL.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +30,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "alarm_detail",
         sql: include_str!("postgres/0002_alarm_detail.sql"),
     },
+    Migration {
+        version: 3,
+        name: "installation",
+        sql: include_str!("postgres/0003_installation.sql"),
+    },
 ];
 
 /// SQLite migrations in order.
@@ -41,5 +48,10 @@ pub const SQLITE: &[Migration] = &[
         version: 2,
         name: "alarm_detail",
         sql: include_str!("sqlite/0002_alarm_detail.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "installation",
+        sql: include_str!("sqlite/0003_installation.sql"),
     },
 ];
