@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use laxmon::alarm::facts::Facts;
 use laxmon::alarm::lifecycle::{
     Ack, Alarm, AlarmEvent, CheckMemory, EventKind, NotificationType, RuleProgress, Snapshot,
+    Suppression,
 };
 use laxmon::alarm::outbox::{DeliveryStatus, OutboxItem};
 use laxmon::alarm::store::{ActionRun, AlarmStore, NotificationStore};
@@ -47,6 +48,7 @@ fn alarm(id: u64, check: &str, opened: DateTime<Utc>) -> Alarm {
         flapping: false,
         ack: None,
         note: None,
+        suppressed_by: None,
         rules: vec![RuleProgress {
             rule: "page".into(),
             started: opened,
@@ -56,6 +58,8 @@ fn alarm(id: u64, check: &str, opened: DateTime<Utc>) -> Alarm {
             level: 0,
             escalate_now: false,
             in_maintenance: false,
+            actions_done: true,
+            actions_held: false,
         }],
         notified: vec![("alice".into(), "mail".into())],
         history: vec![AlarmEvent {
@@ -197,7 +201,9 @@ async fn alarm_round_trips_and_history_is_appended_once(env: Env) {
     a.rules[0].last_round = Some(at(120));
     a.state = State::Warning;
     a.output = "web is slow".into();
-    a.flapping = true;
+    a.suppressed_by = Some(Suppression::Maintenance {
+        window: "patchday".into(),
+    });
     store.save_alarm(&a).await.expect("save with more history");
     store.save_alarm(&a).await.expect("save once more");
     assert_eq!(
@@ -220,7 +226,13 @@ async fn alarm_round_trips_and_history_is_appended_once(env: Env) {
     assert_eq!(row.opened, at(0));
     assert_eq!(row.resolved, None);
     assert_eq!(row.escalation_level, 2);
-    assert!(row.suppressed, "flapping alarms are stored as suppressed");
+    assert!(
+        row.suppressed,
+        "an alarm in maintenance is stored as suppressed"
+    );
+    assert_eq!(row.suppressed_by, a.suppressed_by, "and says why");
+    let table = store::format_alarms(&rows);
+    assert!(table.contains("[maintenance patchday]"), "{table}");
     let detail: Alarm =
         serde_json::from_value(row.detail.clone().expect("detail")).expect("detail is an Alarm");
     assert_eq!(detail, a, "the whole lifecycle alarm round-trips");

@@ -4,10 +4,12 @@
 //! [`Alarms`] is fed every check result ([`Alarms::observe`]) and the
 //! passing of time ([`Alarms::tick`]); both return [`Effect`]s: actions to
 //! run, notifications to queue, alarms to persist. Per rule it honours the
-//! `after` delay, `repeat`, escalation levels, acknowledgement (which stops
-//! repeats and escalation), on-call windows per contact and channel,
+//! `after` delay (of its actions and its first notifications alike: both
+//! happen only if the alarm is still open then), `repeat`, escalation
+//! levels, acknowledgement (which stops repeats and escalation and gives up
+//! actions not yet due), on-call windows per contact and channel,
 //! maintenance windows (nothing runs, nothing is sent, the suppression is
-//! recorded, and what was held back goes out once the window ends),
+//! recorded, and what was held back happens once the window ends),
 //! flapping (a flapping check pages at most once per repeat interval) and
 //! Monit-style restart-loop protection (after `restarts` action runs within
 //! `within` cycles: stop, escalate, and say so in the alarm).
@@ -74,6 +76,21 @@ pub enum Suppression {
     OffDuty,
     /// Restart-loop protection stopped the actions.
     RestartLoop,
+    /// The alarm was acknowledged before the rule's actions came due.
+    Acknowledged,
+}
+
+impl Suppression {
+    /// The reason's name, as in JSON (`maintenance`, `flapping`, ...).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Suppression::Maintenance { .. } => "maintenance",
+            Suppression::Flapping => "flapping",
+            Suppression::OffDuty => "off_duty",
+            Suppression::RestartLoop => "restart_loop",
+            Suppression::Acknowledged => "acknowledged",
+        }
+    }
 }
 
 /// One thing that happened to an alarm.
@@ -211,6 +228,19 @@ pub struct RuleProgress {
     pub escalate_now: bool,
     /// A maintenance suppression was recorded for the current window.
     pub in_maintenance: bool,
+    /// The rule's actions are settled: handed out to run, or given up for
+    /// good (restart loop, acknowledgement). Until then they are due at
+    /// `started + after`. Snapshots written before actions waited for
+    /// `after` lack the field; their actions ran when the alarm opened.
+    #[serde(default = "settled")]
+    pub actions_done: bool,
+    /// Holding back the due actions was recorded for the current maintenance window.
+    #[serde(default)]
+    pub actions_held: bool,
+}
+
+fn settled() -> bool {
+    true
 }
 
 /// One incident of one check.
@@ -250,6 +280,11 @@ pub struct Alarm {
     pub ack: Option<Ack>,
     /// A note for humans (e.g. that restart-loop protection tripped).
     pub note: Option<String>,
+    /// What holds its notifications and actions back (a maintenance
+    /// window, flapping), as of the latest look at it: every result and
+    /// every [`Alarms::tick`] while open, the resolution once resolved.
+    #[serde(default)]
+    pub suppressed_by: Option<Suppression>,
     /// Progress of every rule that applies.
     pub rules: Vec<RuleProgress>,
     /// Who got the problem, through which notifier (recipients of recovery and ack).
@@ -508,6 +543,7 @@ impl Alarms {
                     flapping: t.flapping,
                     ack: None,
                     note: None,
+                    suppressed_by: None,
                     rules: Vec::new(),
                     notified: Vec::new(),
                     history: Vec::new(),
@@ -521,7 +557,7 @@ impl Alarms {
                 );
                 mem.open = Some(id);
                 self.open.insert(id, alarm);
-                self.apply_rules(id, now, &mut effects);
+                self.apply_rules(id, now);
                 effects.push(Effect::Alarm(id));
             }
             None => {}
@@ -561,7 +597,7 @@ impl Alarms {
                             output: r.output.output.clone(),
                         },
                     );
-                    self.apply_rules(id, now, &mut effects);
+                    self.apply_rules(id, now);
                     effects.push(Effect::Alarm(id));
                 }
             }
@@ -585,6 +621,8 @@ impl Alarms {
 
     /// The earliest time something may come due (call [`Alarms::tick`] then,
     /// and at least every minute while maintenance or on-call windows matter).
+    /// What a maintenance window holds back is left out: it is due already
+    /// and goes out on the first tick after the window ends.
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
         let mut best: Option<DateTime<Utc>> = None;
         let mut consider = |t: DateTime<Utc>| {
@@ -596,6 +634,12 @@ impl Alarms {
                     continue;
                 };
                 if alarm.ack.is_some() {
+                    continue;
+                }
+                if !p.actions_done && !p.actions_held {
+                    consider(p.started + chrono_dur(rule.after));
+                }
+                if p.in_maintenance {
                     continue;
                 }
                 if !p.initial_done {
@@ -612,8 +656,9 @@ impl Alarms {
         best
     }
 
-    /// Acknowledges an open alarm: stops its repeats and escalation and
-    /// tells everyone who got the problem.
+    /// Acknowledges an open alarm: stops its repeats and escalation, gives
+    /// up the actions still waiting for their rule's `after`, and tells
+    /// everyone who got the problem.
     pub fn acknowledge(
         &mut self,
         id: AlarmId,
@@ -642,6 +687,30 @@ impl Alarms {
                 comment: comment.to_string(),
             },
         );
+        for pi in 0..alarm.rules.len() {
+            if alarm.rules[pi].actions_done {
+                continue;
+            }
+            alarm.rules[pi].actions_done = true;
+            let Some(rule) = self
+                .config
+                .rules
+                .iter()
+                .find(|r| r.name == alarm.rules[pi].rule)
+            else {
+                continue;
+            };
+            for a in &rule.actions {
+                alarm.record(
+                    now,
+                    EventKind::ActionSuppressed {
+                        rule: rule.name.clone(),
+                        action: a.kind().to_string(),
+                        why: Suppression::Acknowledged,
+                    },
+                );
+            }
+        }
         let mut effects = vec![Effect::Alarm(id)];
         let recipients = alarm.notified.clone();
         let facts = alarm.facts(now);
@@ -670,8 +739,9 @@ impl Alarms {
         self.config.rules.iter().find(|r| r.name == name)
     }
 
-    /// Starts every rule that newly applies to the alarm and runs its actions.
-    fn apply_rules(&mut self, id: AlarmId, now: DateTime<Utc>, effects: &mut Vec<Effect>) {
+    /// Starts every rule that newly applies to the alarm; what each asks
+    /// for comes due in [`Alarms::due_for`].
+    fn apply_rules(&mut self, id: AlarmId, now: DateTime<Utc>) {
         let Some(alarm) = self.open.get_mut(&id) else {
             return;
         };
@@ -681,16 +751,10 @@ impl Alarms {
             tags: &alarm.tags,
             state: alarm.state,
         };
-        let maintenance =
-            maintenance_at(&self.config.maintenance, &subject, now).map(str::to_string);
-        let new_rules: Vec<Rule> = matching_rules(&self.config.rules, &subject)
+        let started: Vec<RuleProgress> = matching_rules(&self.config.rules, &subject)
             .into_iter()
             .filter(|r| !alarm.rules.iter().any(|p| p.rule == r.name))
-            .cloned()
-            .collect();
-        let mem = self.memory.entry(alarm.check.clone()).or_default();
-        for rule in new_rules {
-            alarm.rules.push(RuleProgress {
+            .map(|rule| RuleProgress {
                 rule: rule.name.clone(),
                 started: now,
                 initial_done: false,
@@ -699,25 +763,66 @@ impl Alarms {
                 level: 0,
                 escalate_now: false,
                 in_maintenance: false,
-            });
-            if rule.actions.is_empty() {
+                actions_done: rule.actions.is_empty(),
+                actions_held: false,
+            })
+            .collect();
+        alarm.rules.extend(started);
+    }
+
+    /// Hands out the actions that are due at `now` (their rule's `after`
+    /// has passed since it started), holds them back while a maintenance
+    /// window covers the check (recorded once per window; they run once it
+    /// ends), or gives them up when restart-loop protection trips. Returns
+    /// whether the alarm changed.
+    fn due_actions(
+        &mut self,
+        id: AlarmId,
+        now: DateTime<Utc>,
+        maintenance: Option<&str>,
+        effects: &mut Vec<Effect>,
+    ) -> bool {
+        let Some(alarm) = self.open.get_mut(&id) else {
+            return false;
+        };
+        let mut changed = false;
+        for pi in 0..alarm.rules.len() {
+            let p = &alarm.rules[pi];
+            if p.actions_done {
                 continue;
             }
-            if let Some(window) = &maintenance {
-                for a in &rule.actions {
-                    alarm.record(
-                        now,
-                        EventKind::ActionSuppressed {
-                            rule: rule.name.clone(),
-                            action: a.kind().to_string(),
-                            why: Suppression::Maintenance {
-                                window: window.clone(),
+            let Some(rule) = self.config.rules.iter().find(|r| r.name == p.rule) else {
+                continue;
+            };
+            if now < p.started + chrono_dur(rule.after) {
+                continue;
+            }
+            if let Some(window) = maintenance {
+                if !p.actions_held {
+                    alarm.rules[pi].actions_held = true;
+                    for a in &rule.actions {
+                        alarm.record(
+                            now,
+                            EventKind::ActionSuppressed {
+                                rule: rule.name.clone(),
+                                action: a.kind().to_string(),
+                                why: Suppression::Maintenance {
+                                    window: window.to_string(),
+                                },
                             },
-                        },
-                    );
+                        );
+                    }
+                    changed = true;
                 }
                 continue;
             }
+            alarm.rules[pi].actions_held = false;
+            alarm.rules[pi].actions_done = true;
+            changed = true;
+            if rule.actions.is_empty() {
+                continue;
+            }
+            let mem = self.memory.entry(alarm.check.clone()).or_default();
             let limit = rule.restart_limit;
             let oldest = mem.cycle.saturating_sub(u64::from(limit.cycles));
             while mem.restarts.front().is_some_and(|c| *c <= oldest) {
@@ -773,6 +878,7 @@ impl Alarms {
                 }));
             }
         }
+        changed
     }
 
     fn resolve(&mut self, id: AlarmId, now: DateTime<Utc>, effects: &mut Vec<Effect>) {
@@ -796,6 +902,7 @@ impl Alarms {
         };
         let maintenance =
             maintenance_at(&self.config.maintenance, &subject, now).map(str::to_string);
+        alarm.suppressed_by = held_back(maintenance.as_deref(), alarm.flapping);
         let wants_recovery = alarm
             .rules
             .iter()
@@ -871,9 +978,17 @@ impl Alarms {
         let maintenance =
             maintenance_at(&self.config.maintenance, &subject, now).map(str::to_string);
         let acked = alarm.ack.is_some();
-        let mut changed = false;
-        let mut sent: BTreeSet<(String, String)> = BTreeSet::new();
         let progress_count = alarm.rules.len();
+        let suppressed_by = held_back(maintenance.as_deref(), alarm.flapping);
+        let mut changed = false;
+        if alarm.suppressed_by != suppressed_by {
+            if let Some(a) = self.open.get_mut(&id) {
+                a.suppressed_by = suppressed_by;
+                changed = true;
+            }
+        }
+        changed |= self.due_actions(id, now, maintenance.as_deref(), effects);
+        let mut sent: BTreeSet<(String, String)> = BTreeSet::new();
         for pi in 0..progress_count {
             let Some(alarm) = self.open.get(&id) else {
                 return;
@@ -1084,6 +1199,16 @@ impl Alarms {
 
 fn subject_check(open: &BTreeMap<AlarmId, Alarm>, id: AlarmId) -> String {
     open.get(&id).map(|a| a.check.clone()).unwrap_or_default()
+}
+
+/// What holds an alarm back: a maintenance window covering it, else flapping.
+fn held_back(maintenance: Option<&str>, flapping: bool) -> Option<Suppression> {
+    match maintenance {
+        Some(window) => Some(Suppression::Maintenance {
+            window: window.to_string(),
+        }),
+        None => flapping.then_some(Suppression::Flapping),
+    }
 }
 
 fn paged_within(last: Option<DateTime<Utc>>, repeat: Option<Duration>, now: DateTime<Utc>) -> bool {

@@ -60,6 +60,7 @@ fn config(rules: &str, max_attempts: u32) -> Config {
 
 /// A check fed through the real state machine into the lifecycle.
 struct Sim {
+    config: Config,
     state: CheckState,
     policy: Policy,
     alarms: Alarms,
@@ -70,12 +71,13 @@ impl Sim {
     fn new(rules: &str, max_attempts: u32) -> Sim {
         let cfg = config(rules, max_attempts);
         Sim {
+            alarms: Alarms::new(&cfg),
+            config: cfg,
             state: CheckState::new(),
             policy: Policy {
                 max_attempts,
                 ..Policy::default()
             },
-            alarms: Alarms::new(&cfg),
             // 2026-12-01 10:00 UTC: day time, alice's mail window.
             now: "2026-12-01T10:00:00Z".parse().expect("time"),
         }
@@ -106,6 +108,13 @@ impl Sim {
 
     fn tick(&mut self) -> Vec<Effect> {
         self.alarms.tick(self.now)
+    }
+
+    /// A restart: the lifecycle resumes from its snapshot, through JSON as the store keeps it.
+    fn restart(&mut self) {
+        let json = serde_json::to_value(self.alarms.snapshot()).expect("encode");
+        let snapshot = serde_json::from_value(json).expect("decode");
+        self.alarms = Alarms::restore(&self.config, snapshot);
     }
 }
 
@@ -149,18 +158,289 @@ const SIMPLE: &str = r#"rules:
 "#;
 
 #[test]
-fn alarm_opens_on_hard_problem_only_and_runs_actions_at_once() {
+fn alarm_opens_on_hard_problem_only_and_acts_after_the_delay() {
     let mut s = Sim::new(SIMPLE, 3);
     assert!(s.feed(State::Critical).is_empty()); // SOFT 1
     assert!(s.at(1).feed(State::Critical).is_empty()); // SOFT 2
     let e = s.at(1).feed(State::Critical); // HARD
-    assert_eq!(runs(&e), vec!["restart-service"]);
+    assert!(runs(&e).is_empty(), "after: 5m delays the action");
     assert!(sent(&e).is_empty(), "after: 5m delays the page");
     assert_eq!(s.alarms.open_alarms().count(), 1);
+    // Five minutes on: the action first, then the page, in one go.
+    let e = s.at(5).tick();
+    let order: Vec<&str> = e
+        .iter()
+        .map(|e| match e {
+            Effect::Run(_) => "run",
+            Effect::Notify(_) => "notify",
+            Effect::Alarm(_) => "alarm",
+        })
+        .collect();
+    assert_eq!(order, vec!["run", "notify", "alarm"]);
     // Still failing: same alarm, no second action run.
     let e = s.at(1).feed(State::Critical);
     assert!(runs(&e).is_empty());
     assert_eq!(s.alarms.open_alarms().count(), 1);
+}
+
+/// One step of a scenario.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Feed(State),
+    Tick,
+    Ack,
+    Restart,
+}
+
+/// A rule with a script-like action, waiting `after`, and a page.
+const DELAYED: &str = r#"maintenance:
+  - name: patchday
+    match: {hosts: [cs1]}
+    windows: [{cron: "0 12 * * *", duration: 1h, timezone: UTC}]
+rules:
+  - name: web
+    match: {checks: [web]}
+    after: 5m
+    notify: [bob]
+    actions:
+      - restart-service: apache2.service
+"#;
+
+const AT_ONCE: &str = r#"rules:
+  - name: web
+    match: {checks: [web]}
+    notify: [bob]
+    actions:
+      - restart-service: apache2.service
+"#;
+
+#[test]
+fn actions_wait_for_after_like_notifications() {
+    use State::{Critical as CRIT, Ok as OK};
+    use Step::{Ack, Feed, Restart, Tick};
+    // (minutes since the previous step, step, action runs, problem pages,
+    // the alarm's suppressed_by afterwards). Day starts 10:00; patchday
+    // is 12:00-13:00.
+    type Row = (i64, Step, usize, usize, Option<&'static str>);
+    let cases: &[(&str, &str, &[Row])] = &[
+        (
+            "due only at open + after",
+            DELAYED,
+            &[
+                (0, Feed(CRIT), 0, 0, None),
+                (4, Tick, 0, 0, None),
+                (1, Tick, 1, 1, None),
+                (1, Feed(CRIT), 0, 0, None),
+                (60, Tick, 0, 0, None),
+            ],
+        ),
+        (
+            "not run at all when resolved before after",
+            DELAYED,
+            &[
+                (0, Feed(CRIT), 0, 0, None),
+                (4, Tick, 0, 0, None),
+                (0, Feed(OK), 0, 0, None),
+                (1, Tick, 0, 0, None),
+                (60, Tick, 0, 0, None),
+            ],
+        ),
+        (
+            "run at once without after",
+            AT_ONCE,
+            &[
+                (0, Feed(CRIT), 1, 1, None),
+                (1, Tick, 0, 0, None),
+                (1, Feed(CRIT), 0, 0, None),
+            ],
+        ),
+        (
+            "acknowledged before after: given up",
+            DELAYED,
+            &[
+                (0, Feed(CRIT), 0, 0, None),
+                (2, Ack, 0, 0, None),
+                (3, Tick, 0, 0, None),
+                (60, Feed(CRIT), 0, 0, None),
+            ],
+        ),
+        (
+            "acknowledged after it ran: nothing more",
+            DELAYED,
+            &[
+                (0, Feed(CRIT), 0, 0, None),
+                (5, Tick, 1, 1, None),
+                (1, Ack, 0, 0, None),
+                (60, Tick, 0, 0, None),
+            ],
+        ),
+        (
+            "due in maintenance: held back, runs when the window ends",
+            DELAYED,
+            &[
+                (120, Feed(CRIT), 0, 0, Some("maintenance")), // 12:00
+                (5, Tick, 0, 0, Some("maintenance")),
+                (30, Feed(CRIT), 0, 0, Some("maintenance")),
+                (30, Tick, 1, 1, None), // 13:05
+                (5, Tick, 0, 0, None),
+            ],
+        ),
+        (
+            "due in maintenance, resolved in it: never runs",
+            DELAYED,
+            &[
+                (120, Feed(CRIT), 0, 0, Some("maintenance")),
+                (10, Tick, 0, 0, Some("maintenance")),
+                (10, Feed(OK), 0, 0, Some("maintenance")),
+                (60, Tick, 0, 0, Some("maintenance")),
+            ],
+        ),
+        (
+            "opened before maintenance, due in it: held back",
+            DELAYED,
+            &[
+                (118, Feed(CRIT), 0, 0, None), // 11:58
+                (2, Tick, 0, 0, Some("maintenance")),
+                (5, Tick, 0, 0, Some("maintenance")),
+                (60, Tick, 1, 1, None),
+            ],
+        ),
+        (
+            "opened in maintenance, due after it: runs when due",
+            DELAYED,
+            &[
+                (178, Feed(CRIT), 0, 0, Some("maintenance")), // 12:58
+                (2, Tick, 0, 0, None),
+                (3, Tick, 1, 1, None),
+            ],
+        ),
+        (
+            "a restart while it waits: runs once, when due",
+            DELAYED,
+            &[
+                (0, Feed(CRIT), 0, 0, None),
+                (2, Restart, 0, 0, None),
+                (2, Tick, 0, 0, None),
+                (1, Tick, 1, 1, None),
+                (0, Restart, 0, 0, None),
+                (1, Tick, 0, 0, None),
+                (60, Feed(CRIT), 0, 0, None),
+            ],
+        ),
+    ];
+    for (name, rules, steps) in cases {
+        let mut s = Sim::new(rules, 1);
+        let mut last = None;
+        for (i, (minutes, step, want_runs, want_pages, want_held)) in steps.iter().enumerate() {
+            s.at(*minutes);
+            let e = match step {
+                Step::Feed(state) => s.feed(*state),
+                Step::Tick => s.tick(),
+                Step::Ack => {
+                    let id = last.expect("an alarm to acknowledge");
+                    let now = s.now;
+                    s.alarms.acknowledge(id, "bob", "", now).expect("ack")
+                }
+                Step::Restart => {
+                    s.restart();
+                    Vec::new()
+                }
+            };
+            for effect in &e {
+                if let Effect::Alarm(id) = effect {
+                    last = Some(*id);
+                }
+            }
+            let pages = sent(&e).iter().filter(|p| p.2 == PROBLEM).count();
+            let held = last
+                .and_then(|id| s.alarms.alarm(id))
+                .and_then(|a| a.suppressed_by.as_ref())
+                .map(|w| w.reason());
+            assert_eq!(
+                (runs(&e).len(), pages, held),
+                (*want_runs, *want_pages, *want_held),
+                "{name}, step {i} ({step:?} at {}): {e:?}",
+                s.now
+            );
+            if matches!(step, Step::Feed(_) | Step::Tick) {
+                assert!(
+                    s.alarms.next_due().is_none_or(|t| t > s.now),
+                    "{name}, step {i}: something due now was left for later (a busy loop)"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn what_held_back_an_action_is_in_the_history() {
+    let suppressed = |s: &Sim| -> Vec<Suppression> {
+        let alarm = s
+            .alarms
+            .open_alarms()
+            .next()
+            .expect("an open alarm")
+            .clone();
+        alarm
+            .history
+            .iter()
+            .filter_map(|h| match &h.kind {
+                EventKind::ActionSuppressed { why, .. } => Some(why.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // Acknowledged before `after`: recorded once.
+    let mut s = Sim::new(DELAYED, 1);
+    s.feed(State::Critical);
+    let id = s.alarms.open_alarms().next().expect("open").id;
+    let now = s.at(1).now;
+    s.alarms.acknowledge(id, "bob", "mine", now).expect("ack");
+    s.at(10).tick();
+    assert_eq!(suppressed(&s), vec![Suppression::Acknowledged]);
+    // Maintenance: recorded once per window, however often it is looked at.
+    let mut s = Sim::new(DELAYED, 1);
+    s.at(120).feed(State::Critical);
+    for _ in 0..6 {
+        s.at(5).tick();
+    }
+    assert_eq!(
+        suppressed(&s),
+        vec![Suppression::Maintenance {
+            window: "patchday".into()
+        }]
+    );
+}
+
+#[test]
+fn snapshots_from_before_delayed_actions_do_not_run_them_again() {
+    // Before `after` delayed actions, a snapshot had no `actions_done`:
+    // its open alarms' actions ran when they opened.
+    let mut s = Sim::new(AT_ONCE, 1);
+    assert_eq!(runs(&s.feed(State::Critical)), vec!["restart-service"]);
+    let mut json = serde_json::to_value(s.alarms.snapshot()).expect("encode");
+    for alarm in json["open"].as_array_mut().expect("open") {
+        for p in alarm["rules"].as_array_mut().expect("rules") {
+            p.as_object_mut().expect("progress").remove("actions_done");
+        }
+    }
+    let snapshot = serde_json::from_value(json).expect("decode");
+    let mut restored = Alarms::restore(&s.config, snapshot);
+    assert!(runs(&restored.tick(s.now + Duration::minutes(5))).is_empty());
+}
+
+#[test]
+fn suppression_reasons_match_their_json() {
+    for why in [
+        Suppression::Maintenance { window: "w".into() },
+        Suppression::Flapping,
+        Suppression::OffDuty,
+        Suppression::RestartLoop,
+        Suppression::Acknowledged,
+    ] {
+        let json = serde_json::to_value(&why).expect("encode");
+        assert_eq!(json["reason"], why.reason(), "{json}");
+    }
 }
 
 #[test]
@@ -303,8 +583,18 @@ fn maintenance_suppresses_actions_and_pages_and_records_it() {
         "one action, one page round: {:?}",
         alarm.history
     );
-    // 11:05: the window is over and the held-back page goes out.
-    assert_eq!(sent(&s.at(10).tick()), vec![n("alice", "mail", PROBLEM)]);
+    assert_eq!(
+        alarm.suppressed_by,
+        Some(Suppression::Maintenance {
+            window: "patchday".into()
+        })
+    );
+    // 11:05: the window is over; the held-back action runs and the page goes out.
+    let e = s.at(10).tick();
+    assert_eq!(runs(&e), vec!["restart-service"]);
+    assert_eq!(sent(&e), vec![n("alice", "mail", PROBLEM)]);
+    let alarm = s.alarms.open_alarms().next().expect("open");
+    assert_eq!(alarm.suppressed_by, None);
 }
 
 const FLAPPY: &str = r#"rules:
@@ -319,6 +609,7 @@ fn flapping_check_pages_at_most_once_per_repeat_interval() {
     let mut s = Sim::new(FLAPPY, 1);
     let mut pages: Vec<DateTime<Utc>> = Vec::new();
     let mut flapping_seen = false;
+    let mut held_for_flapping = false;
     // Four hours of a check that fails every other minute.
     for i in 0..240 {
         let state = if i % 2 == 0 {
@@ -329,11 +620,16 @@ fn flapping_check_pages_at_most_once_per_repeat_interval() {
         let mut e = s.at(1).feed(state);
         e.extend(s.tick());
         flapping_seen |= s.state.is_flapping();
+        held_for_flapping |= s
+            .alarms
+            .open_alarms()
+            .any(|a| a.suppressed_by == Some(Suppression::Flapping));
         for _ in sent(&e) {
             pages.push(s.now);
         }
     }
     assert!(flapping_seen);
+    assert!(held_for_flapping, "a flapping alarm says so");
     // Before flap detection kicks in a few pages go out; once flapping,
     // consecutive pages are at least 30 minutes apart.
     let flapping_pages: Vec<_> = pages.iter().skip(12).collect();
@@ -348,12 +644,14 @@ fn flapping_check_pages_at_most_once_per_repeat_interval() {
 }
 
 const LOOP: &str = r#"rules:
-  - name: web
+  - name: page
     match: {checks: [web]}
     notify: [alice]
     after: 1h
     escalate:
       - {after: 2h, notify: [bob]}
+  - name: heal
+    match: {checks: [web]}
     restarts: 2
     within: 6
     actions:

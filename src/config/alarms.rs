@@ -278,7 +278,8 @@ pub struct Rule {
     pub name: String,
     /// What it covers.
     pub matcher: Matcher,
-    /// Notify only if the alarm is still open this long after it opened.
+    /// Act and notify only if the alarm is still open this long after the
+    /// rule started to apply (the alarm opened or entered the rule's states).
     pub after: Duration,
     /// Repeat the notification this often while unacknowledged (`None`: once).
     pub repeat: Option<Duration>,
@@ -286,7 +287,7 @@ pub struct Rule {
     pub notify: Vec<String>,
     /// Further levels, in order of `after`.
     pub escalate: Vec<Escalation>,
-    /// Repairs run when the alarm opens.
+    /// Repairs run once `after` has passed.
     pub actions: Vec<Action>,
     /// Restart-loop protection for the actions.
     pub restart_limit: RestartLimit,
@@ -294,7 +295,7 @@ pub struct Rule {
     pub recovery: bool,
 }
 
-/// A repair run when an alarm opens.
+/// A repair a rule runs for an alarm.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// A program with arguments, without a shell; the alarm's facts in its environment.

@@ -9,7 +9,7 @@
 
 use super::CheckResult;
 use crate::actions::notify::{self, Notifiers};
-use crate::alarm::lifecycle::{Alarms, Effect};
+use crate::alarm::lifecycle::{ActionRequest, Alarms, Effect};
 use crate::alarm::outbox::{Delivery, DeliveryStatus, Outbox};
 use crate::alarm::store::{ActionRun, AlarmStore, NotificationStore};
 use crate::config::alarms::Action;
@@ -46,7 +46,7 @@ pub struct AlarmStage {
     /// written on every tick until it can.
     unsaved: Vec<String>,
     /// Handles `clusterreorg` and `restart-vm` actions.
-    cluster_actions: Option<mpsc::UnboundedSender<crate::alarm::lifecycle::ActionRequest>>,
+    cluster_actions: Option<mpsc::UnboundedSender<ActionRequest>>,
 }
 
 impl AlarmStage {
@@ -88,10 +88,7 @@ impl AlarmStage {
     }
 
     /// Sends `clusterreorg` and `restart-vm` requests to this channel.
-    pub fn with_cluster_actions(
-        mut self,
-        tx: mpsc::UnboundedSender<crate::alarm::lifecycle::ActionRequest>,
-    ) -> Self {
+    pub fn with_cluster_actions(mut self, tx: mpsc::UnboundedSender<ActionRequest>) -> Self {
         self.cluster_actions = Some(tx);
         self
     }
@@ -191,8 +188,12 @@ impl AlarmStage {
             .min(MAX_SLEEP)
     }
 
+    /// Carries out the lifecycle's effects. Actions start only after the
+    /// alarm state that says they were handed out is stored, so that a
+    /// restart finds a delayed action either still due or known to have run.
     async fn handle(&mut self, effects: Vec<Effect>) {
         let mut changed = false;
+        let mut runs = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Alarm(id) => {
@@ -217,32 +218,36 @@ impl AlarmStage {
                         self.unsaved.push(n.key.clone());
                     }
                 }
-                Effect::Run(req) => {
-                    tracing::info!(alarm = req.alarm_id, check = %req.check, action = req.action.kind(), "running action");
-                    match &req.action {
-                        Action::ClusterReorg { .. } | Action::RestartVm { .. } => {
-                            match &self.cluster_actions {
-                                Some(tx) => {
-                                    let _ = tx.send(req);
-                                }
-                                None => tracing::error!(
-                                    action = req.action.kind(),
-                                    "no cluster is configured to carry out this action"
-                                ),
-                            }
-                        }
-                        _ => {
-                            let config = Arc::clone(&self.config);
-                            self.actions.spawn(async move {
-                                crate::actions::restart::run(&req, &config).await
-                            });
-                        }
-                    }
-                }
+                Effect::Run(req) => runs.push(req),
             }
         }
-        if changed {
+        if changed || !runs.is_empty() {
             self.save_snapshot().await;
+        }
+        for req in runs {
+            self.start_action(req);
+        }
+    }
+
+    /// Starts one action: cluster actions go to the cluster stage, the
+    /// rest run as tasks of their own that report back to [`Self::record_run`].
+    fn start_action(&mut self, req: ActionRequest) {
+        tracing::info!(alarm = req.alarm_id, check = %req.check, rule = %req.rule, action = req.action.kind(), "running action");
+        match &req.action {
+            Action::ClusterReorg { .. } | Action::RestartVm { .. } => match &self.cluster_actions {
+                Some(tx) => {
+                    let _ = tx.send(req);
+                }
+                None => tracing::error!(
+                    action = req.action.kind(),
+                    "no cluster is configured to carry out this action"
+                ),
+            },
+            _ => {
+                let config = Arc::clone(&self.config);
+                self.actions
+                    .spawn(async move { crate::actions::restart::run(&req, &config).await });
+            }
         }
     }
 

@@ -10,7 +10,7 @@
 //! [`Store::requested_acks`]. Nothing here reads the daemon's memory.
 
 use super::{dispatch, Backend, Store, StoreError};
-use crate::alarm::lifecycle::{Alarm, Snapshot};
+use crate::alarm::lifecycle::{Alarm, Snapshot, Suppression};
 use crate::alarm::outbox::{DeliveryStatus, OutboxItem};
 use crate::alarm::store::{ActionRun, AlarmStore, NotificationStore};
 use crate::config::StorageConfig;
@@ -60,8 +60,12 @@ pub struct AlarmRow {
     pub ack_comment: Option<String>,
     /// The check's latest output.
     pub summary: String,
-    /// Notifications are held back (the check is flapping).
+    /// Its notifications and actions are held back (see `suppressed_by`).
     pub suppressed: bool,
+    /// Why: a maintenance window (with its name) or flapping; taken from
+    /// `detail`, `None` when nothing holds the alarm back or it was stored
+    /// before laxmon recorded the reason.
+    pub suppressed_by: Option<Suppression>,
     /// Highest escalation level any rule reached.
     pub escalation_level: i32,
     /// The lifecycle's whole alarm as JSON (`None` for alarms stored without it).
@@ -202,10 +206,22 @@ impl AlarmRecord {
                 .map(|k| (k.at, k.by.clone(), k.comment.clone())),
             escalation_level: i32::try_from(level).unwrap_or(i32::MAX),
             last_notified: a.rules.iter().filter_map(|r| r.last_round).max(),
-            suppressed: a.flapping,
+            suppressed: a.suppressed_by.is_some(),
             detail: to_json(a, "an alarm")?,
             events,
         })
+    }
+}
+
+impl AlarmRow {
+    /// Fills `suppressed_by` from the lifecycle's alarm in `detail` (the
+    /// columns keep only whether it is suppressed).
+    fn with_reason(mut self) -> Result<AlarmRow, StoreError> {
+        let reason = self.detail.as_ref().and_then(|d| d.get("suppressed_by"));
+        if let Some(reason) = reason {
+            self.suppressed_by = from_json(reason.clone(), "why an alarm is suppressed")?;
+        }
+        Ok(self)
     }
 }
 
@@ -331,13 +347,15 @@ impl Store {
         open_only: bool,
         limit: u32,
     ) -> Result<Vec<AlarmRow>, StoreError> {
-        dispatch!(self, b => b.list_alarms(open_only, i64::from(limit)).await)
+        let rows = dispatch!(self, b => b.list_alarms(open_only, i64::from(limit)).await)?;
+        rows.into_iter().map(AlarmRow::with_reason).collect()
     }
 
     /// One alarm, if it exists.
     pub async fn alarm_row(&self, id: u64) -> Result<Option<AlarmRow>, StoreError> {
         let id = db_id(id)?;
-        dispatch!(self, b => b.alarm_row(id).await)
+        let row = dispatch!(self, b => b.alarm_row(id).await)?;
+        row.map(AlarmRow::with_reason).transpose()
     }
 }
 
@@ -419,7 +437,12 @@ pub fn format_alarms(rows: &[AlarmRow]) -> String {
             (Some(by), _) => by.clone(),
             (None, _) => "-".into(),
         };
-        let flap = if r.suppressed { " [flapping]" } else { "" };
+        let held = match (&r.suppressed_by, r.suppressed) {
+            (Some(Suppression::Maintenance { window }), _) => format!(" [maintenance {window}]"),
+            (Some(why), _) => format!(" [{}]", why.reason()),
+            (None, true) => " [suppressed]".to_string(),
+            (None, false) => String::new(),
+        };
         let _ = writeln!(
             out,
             "{:>wid$}  {:<8}  {:<wcheck$}  {:<whost$}  {:<19}  {:<19}  {:<3}  {}  {}{}",
@@ -432,7 +455,7 @@ pub fn format_alarms(rows: &[AlarmRow]) -> String {
             r.escalation_level,
             ack,
             r.summary,
-            flap
+            held
         );
     }
     out

@@ -1362,6 +1362,7 @@ fn alarm_row_from(r: &Row) -> rusqlite::Result<Result<AlarmRow, StoreError>> {
         ack_comment: r.get(8)?,
         summary: r.get(9)?,
         suppressed: r.get(10)?,
+        suppressed_by: None, // from `detail`, in store::alarms
         escalation_level: r.get(11)?,
         detail,
     };
