@@ -145,8 +145,8 @@ enum Command {
         /// Why, for the others on the team.
         #[arg(long, default_value = "", value_name = "TEXT")]
         comment: String,
-        /// Who acknowledges (default: $SUDO_USER or $USER).
-        #[arg(long, value_name = "NAME")]
+        /// Who acknowledges (default: $SUDO_USER, else the account name of the calling user).
+        #[arg(long, visible_alias = "author", value_name = "NAME")]
         by: Option<String>,
     },
     /// Work with the database.
@@ -310,10 +310,7 @@ pub fn main() -> ExitCode {
             crate::store::alarms_command(&cfg.storage, open, json).await
         }),
         Command::Ack { id, comment, by } => {
-            let by = by
-                .or_else(|| std::env::var("SUDO_USER").ok())
-                .or_else(|| std::env::var("USER").ok())
-                .unwrap_or_else(|| "unknown".into());
+            let by = by.unwrap_or_else(caller_name);
             store_command(&cli.global.config, |cfg| async move {
                 crate::store::ack_command(&cfg.storage, id, &by, &comment).await
             })
@@ -451,6 +448,53 @@ fn history(path: &Path, check: &str, since: &str, json: bool) -> u8 {
     })
 }
 
+/// Who runs this command, for an acknowledgement: the user behind `sudo`
+/// (`$SUDO_USER`), else the account name of the real uid from the password
+/// database (environment variables such as `$USER` are not set under
+/// `sudo -i`, systemd or cron), else `$LOGNAME`/`$USER`, else `uid N`.
+fn caller_name() -> String {
+    let non_empty = |v: String| (!v.is_empty()).then_some(v);
+    // SAFETY: getuid(2) cannot fail and touches no memory of ours.
+    let uid = unsafe { libc::getuid() };
+    std::env::var("SUDO_USER")
+        .ok()
+        .and_then(non_empty)
+        .or_else(|| account_name(uid))
+        .or_else(|| std::env::var("LOGNAME").ok().and_then(non_empty))
+        .or_else(|| std::env::var("USER").ok().and_then(non_empty))
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// The account name of `uid` (getpwuid_r), `None` when it has no entry.
+fn account_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: `passwd` is plain old data; getpwuid_r fills it with
+        // pointers into `buf`, which outlives every use of them below.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: pw_name is a NUL-terminated string inside `buf`.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty());
+    }
+}
+
 fn cluster(path: &Path, command: ClusterCommand) -> u8 {
     use crate::cluster::commands;
     let cfg = match load_config(path) {
@@ -492,5 +536,16 @@ fn sim(command: SimCommand) -> u8 {
         SimCommand::Alive { server, state } => commands::sim(SimOp::Alive, &server, &state),
         SimCommand::Fence { server, state } => commands::sim(SimOp::Fence, &server, &state),
         SimCommand::Show { state, json } => commands::sim_show(&state, json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::account_name;
+
+    #[test]
+    fn account_names_from_the_password_database() {
+        assert_eq!(account_name(0).as_deref(), Some("root"));
+        assert_eq!(account_name(4_000_000_000), None);
     }
 }
