@@ -16,3 +16,4 @@ pub mod schedule;
 pub mod stack;
 pub mod state;
 pub mod store;
+pub(crate) mod suggest;
