@@ -24,7 +24,7 @@ pub const EXIT_CONFIG: u8 = 64;
 over SSH), turns their results into soft and hard states, stores everything, opens alarms \
 on confirmed problems and runs their actions: restart a service or VM, notify staff, \
 reorganise the cluster.",
-    after_help = "Examples:\n  laxmon config check --config config/laxmon.yaml\n  laxmon check --config config/laxmon.yaml --json\n  laxmon run --config /etc/laxmon/laxmon.yaml"
+    after_help = "Examples (from the repository root, on the example configuration):\n  laxmon config check --config config/laxmon.yaml\n  laxmon check --config config/laxmon.yaml --json\n  laxmon run --config config/laxmon.yaml\n\nA real installation keeps its configuration in /etc/laxmon/laxmon.yaml (the default)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -57,12 +57,12 @@ struct GlobalArgs {
 enum Command {
     /// Run the daemon: schedule every check, keep states, store results, raise alarms.
     #[command(
-        after_help = "Example:\n  laxmon run --config /etc/laxmon/laxmon.yaml --log-format json\n\nStops cleanly on SIGTERM or SIGINT: running checks finish within their timeout.\nSIGHUP reloads the configuration (an invalid one is logged and ignored); states,\nattempts, open alarms and queued notifications carry over."
+        after_help = "Example:\n  laxmon run --config config/laxmon.yaml --log-format json\n\nStops cleanly on SIGTERM or SIGINT: running checks finish within their timeout.\nSIGHUP reloads the configuration (an invalid one is logged and ignored); states,\nattempts, open alarms and queued notifications carry over."
     )]
     Run,
     /// Run checks once, now, and print their results (a Nagios plugin itself).
     #[command(
-        after_help = "Examples:\n  laxmon check --config config/laxmon.yaml\n  laxmon check --config config/laxmon.yaml demo-ssh-port --json\n\nExit status is the worst state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; 64 for a bad configuration."
+        after_help = "Examples:\n  laxmon check --config config/laxmon.yaml\n  laxmon check --config config/laxmon.yaml admin-ssh-port --json\n\nExit status is the worst state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; 64 for a bad configuration."
     )]
     Check {
         /// Checks to run (all when none is named).
@@ -78,7 +78,7 @@ enum Command {
     /// Run a cluster-stack check as a Nagios plugin (drbd, iscsi-target, iscsi-session,
     /// lvm-vg, lvm-vm, lvm-snapshot, domains, bonding, cluster-ip).
     #[command(
-        after_help = "Examples:\n  laxmon plugin lvm-vg -H root@san1 --vg system -w 20% -c 10%\n  laxmon plugin domains --expect deb1,win3 --server cs1=root@cs1 --server cs2=root@cs2\n  laxmon plugin drbd --help\n\nPrints one Nagios status line with perfdata and exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN,\nso Nagios and Icinga can run it too."
+        after_help = "Examples (file: reads a captured output; on a cluster: -H root@san1):\n  laxmon plugin lvm-vg -H file:tests/fixtures/stack/lvm/vgs-healthy.txt -w 20% -c 10%\n  laxmon plugin bonding -H file:tests/fixtures/stack/bonding/8023ad-healthy.txt\n  laxmon plugin drbd --help\n\nPrints one Nagios status line with perfdata and exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN,\nso Nagios and Icinga can run it too."
     )]
     Plugin {
         /// The plugin's name and its options.
@@ -91,7 +91,7 @@ enum Command {
     },
     /// Plan where VMs run after cluster servers fail (offline; nothing is changed).
     #[command(
-        after_help = "Examples:\n  laxmon plan --cluster cluster.yaml --fail cs2\n  laxmon plan --cluster cluster.yaml --fail cs2 --fail cs3 --json\n\nThe file lists hosts (name, memory_mb, reserve_mb, state) and VMs (name, host, memory_mb,\npriority, allowed_hosts, anti_affinity). Exit 0 when a plan was made, 2 for bad input."
+        after_help = "Examples (the demo cluster of checks/demo-cluster.yaml, cs2 down):\n  laxmon plan --cluster config/demo-cluster-plan.yaml\n  laxmon plan --cluster config/demo-cluster-plan.yaml --fail cs3 --json\n\nThe file lists hosts (name, memory_mb, reserve_mb, state) and VMs (name, host, memory_mb,\npriority, allowed_hosts, anti_affinity). Exit 0 when a plan was made, 2 for bad input."
     )]
     Plan {
         /// Cluster description (YAML).
@@ -160,10 +160,10 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum DbCommand {
     /// Apply pending schema migrations (the daemon does this at start-up too).
-    #[command(after_help = "Example:\n  laxmon db migrate --config /etc/laxmon/laxmon.yaml")]
+    #[command(after_help = "Example:\n  laxmon db migrate --config config/laxmon.yaml")]
     Migrate,
     /// Rows per table, database size, oldest result.
-    #[command(after_help = "Example:\n  laxmon db stats --config /etc/laxmon/laxmon.yaml --json")]
+    #[command(after_help = "Example:\n  laxmon db stats --config config/laxmon.yaml --json")]
     Stats {
         /// Print one JSON object.
         #[arg(long)]
@@ -280,7 +280,7 @@ enum SimCommand {
 enum ConfigCommand {
     /// Load and validate the configuration; print every error as FILE:LINE:COLUMN: message.
     #[command(
-        after_help = "Example:\n  laxmon config check --config /etc/laxmon/laxmon.yaml\n\nExit status: 0 when valid, 64 with every error on stderr."
+        after_help = "Example:\n  laxmon config check --config config/laxmon.yaml\n\nExit status: 0 when valid, 64 with every error on stderr."
     )]
     Check,
 }
