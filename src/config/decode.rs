@@ -8,6 +8,7 @@
 
 use super::yaml::{self, Node, Pos, Value};
 use super::*;
+use crate::suggest::did_you_mean;
 use std::collections::HashMap;
 
 /// Loads the configuration file at `path` with its includes and validates it.
@@ -215,8 +216,6 @@ impl<'a> MapView<'a> {
         }
     }
 }
-
-use crate::suggest::did_you_mean;
 
 // ---- scalar decoders: each reports and returns None on a bad value ----
 
