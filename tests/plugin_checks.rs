@@ -766,7 +766,12 @@ async fn no_descriptor_leaks() {
         };
         bounded(plugin::run_with(&argv, &opts)).await;
     }
-    assert_eq!(open_fds(), before);
+    // Killed groups are torn down by the kernel and reaped by the runtime a
+    // moment later (a loaded machine stretches that); a leak never recovers.
+    eventually(&format!("descriptors back to {before}"), || {
+        open_fds() == before
+    })
+    .await;
     assert_eq!(my_zombies(), Vec::<i32>::new());
 }
 
