@@ -15,7 +15,8 @@
 //! Talks only to 127.0.0.1.
 
 use laxmon::checks::{Runner, State};
-use laxmon::daemon::{CheckResult, Scheduler};
+use laxmon::daemon::Scheduler;
+use laxmon::result::CheckResult;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod logging;
 pub mod plugin_output;
 pub mod process;
+pub mod result;
 pub mod schedule;
 pub mod ssh;
 pub mod stack;

@@ -14,7 +14,7 @@ use laxmon::alarm::outbox::Outbox;
 use laxmon::alarm::store::{MemoryStore, NotificationStore};
 use laxmon::checks::{CheckOutput, State};
 use laxmon::config::Config;
-use laxmon::daemon::CheckResult;
+use laxmon::result::CheckResult;
 use laxmon::state::{CheckState, Policy, Reachability};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};

@@ -23,7 +23,7 @@ use super::rules::{maintenance_at, matching_rules, Subject};
 use crate::checks::{format_perfdata, State};
 use crate::config::alarms::{Action, AlarmConfig, Rule};
 use crate::config::Config;
-use crate::daemon::CheckResult;
+use crate::result::CheckResult;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};

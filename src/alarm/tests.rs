@@ -4,7 +4,7 @@
 use super::lifecycle::{Alarms, Effect, EventKind, NotificationType, Suppression};
 use crate::checks::{CheckOutput, State};
 use crate::config::Config;
-use crate::daemon::CheckResult;
+use crate::result::CheckResult;
 use crate::state::{CheckState, Policy, Reachability};
 use chrono::{DateTime, Duration, Utc};
 

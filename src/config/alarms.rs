@@ -9,7 +9,7 @@
 //! `finish`. Plain data: nothing here sends, runs or reads a clock (the
 //! only file access is checking that a named alarm script exists).
 
-use super::decode::{duration_in, integer, name, seq, string, string_list, Errors, MapView};
+use super::read::{duration_in, integer, name, seq, string, string_list, Errors, MapView};
 use super::yaml::{Node, Pos, Value};
 use crate::alarm::facts::FACT_NAMES;
 use crate::alarm::template::Template;

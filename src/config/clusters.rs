@@ -7,7 +7,7 @@
 //! in `resolve` once every file is read. This module only describes a
 //! cluster: it never talks to a hypervisor or runs a fence command.
 
-use super::decode::{duration_in, integer, name, seq, string, string_list, Errors, MapView};
+use super::read::{duration_in, integer, name, seq, string, string_list, Errors, MapView};
 use super::yaml::{Node, Pos, Value};
 use super::{Check, Host, SshSettings};
 use crate::suggest::did_you_mean;

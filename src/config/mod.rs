@@ -10,6 +10,7 @@ pub mod alarms;
 pub mod clusters;
 mod decode;
 pub mod duration;
+mod read;
 pub mod yaml;
 
 use std::fmt;

@@ -20,51 +20,13 @@ pub use scheduler::Scheduler;
 
 use crate::checks::{CheckOutput, Runner, State};
 use crate::config::{Check, Config};
-use crate::state::{CheckState, Status, Transition};
+use crate::result::CheckResult;
 use crate::store::{self, ResultWriter, Store, WriterOptions};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// One finished run of a check, with the state it led to.
-#[derive(Debug, Clone)]
-pub struct CheckResult {
-    /// The check's name.
-    pub check: String,
-    /// The host entry it ran against (`local` for the admin server).
-    pub host: String,
-    /// The check's kind (`ping`, `port`, `init`, `plugin`).
-    pub kind: &'static str,
-    /// What the check said.
-    pub output: CheckOutput,
-    /// When the run was planned to start.
-    pub planned: DateTime<Utc>,
-    /// When it really started (after waiting for a process slot, for external checks).
-    pub started: DateTime<Utc>,
-    /// How long the run took.
-    pub duration: Duration,
-    /// What the result did to the check's state.
-    pub transition: Transition,
-    /// The check's whole state after this result (persisted so a restarted
-    /// daemon resumes attempts and flap history).
-    pub state: CheckState,
-}
-
-impl CheckResult {
-    /// Start lateness: actual start minus planned start (never negative).
-    pub fn lateness(&self) -> Duration {
-        (self.started - self.planned)
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-    }
-
-    /// The state after this result.
-    pub fn status(&self) -> Status {
-        self.transition.current
-    }
-}
 
 /// How long shutdown waits for the result writer to flush (the rest stays in the spool).
 const WRITER_FLUSH: Duration = Duration::from_secs(30);

@@ -18,7 +18,7 @@ pub mod writer;
 
 use crate::checks::{CheckOutput, PerfDatum};
 use crate::config::{Config, Storage, StorageConfig};
-use crate::daemon::CheckResult;
+use crate::result::CheckResult;
 use crate::state::{CheckState, Transition};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

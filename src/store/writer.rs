@@ -24,7 +24,7 @@
 use super::spool::{spooled_states, Spool, SpoolEntry};
 use super::{ResultRecord, Store, StoreError, WriteMode};
 use crate::config::StorageConfig;
-use crate::daemon::CheckResult;
+use crate::result::CheckResult;
 use crate::state::CheckState;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
