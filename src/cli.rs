@@ -24,7 +24,7 @@ pub const EXIT_CONFIG: u8 = 64;
 over SSH), turns their results into soft and hard states, stores everything, opens alarms \
 on confirmed problems and runs their actions: restart a service or VM, notify staff, \
 reorganise the cluster.",
-    after_help = "Examples:\n  laxmon config check --config config/laxmon.yaml\n  laxmon check --config config/laxmon.yaml --json\n  laxmon run --config /etc/laxmon/laxmon.yaml"
+    after_help = "Examples (from the repository root, on the example configuration):\n  laxmon config check --config config/laxmon.yaml\n  laxmon check --config config/laxmon.yaml --json\n  laxmon run --config config/laxmon.yaml\n\nA real installation keeps its configuration in /etc/laxmon/laxmon.yaml (the default)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -57,12 +57,12 @@ struct GlobalArgs {
 enum Command {
     /// Run the daemon: schedule every check, keep states, store results, raise alarms.
     #[command(
-        after_help = "Example:\n  laxmon run --config /etc/laxmon/laxmon.yaml --log-format json\n\nStops cleanly on SIGTERM or SIGINT: running checks finish within their timeout.\nSIGHUP reloads the configuration (an invalid one is logged and ignored); states,\nattempts, open alarms and queued notifications carry over."
+        after_help = "Example:\n  laxmon run --config config/laxmon.yaml --log-format json\n\nStops cleanly on SIGTERM or SIGINT: running checks finish within their timeout.\nSIGHUP reloads the configuration (an invalid one is logged and ignored); states,\nattempts, open alarms and queued notifications carry over."
     )]
     Run,
     /// Run checks once, now, and print their results (a Nagios plugin itself).
     #[command(
-        after_help = "Examples:\n  laxmon check --config config/laxmon.yaml\n  laxmon check --config config/laxmon.yaml demo-ssh-port --json\n\nExit status is the worst state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; 64 for a bad configuration."
+        after_help = "Examples:\n  laxmon check --config config/laxmon.yaml\n  laxmon check --config config/laxmon.yaml admin-ssh-port --json\n\nExit status is the worst state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; 64 for a bad configuration."
     )]
     Check {
         /// Checks to run (all when none is named).
@@ -78,7 +78,7 @@ enum Command {
     /// Run a cluster-stack check as a Nagios plugin (drbd, iscsi-target, iscsi-session,
     /// lvm-vg, lvm-vm, lvm-snapshot, domains, bonding, cluster-ip).
     #[command(
-        after_help = "Examples:\n  laxmon plugin lvm-vg -H root@san1 --vg system -w 20% -c 10%\n  laxmon plugin domains --expect deb1,win3 --server cs1=root@cs1 --server cs2=root@cs2\n  laxmon plugin drbd --help\n\nPrints one Nagios status line with perfdata and exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN,\nso Nagios and Icinga can run it too."
+        after_help = "Examples (file: reads a captured output; on a cluster: -H root@san1):\n  laxmon plugin lvm-vg -H file:tests/fixtures/stack/lvm/vgs-healthy.txt -w 20% -c 10%\n  laxmon plugin bonding -H file:tests/fixtures/stack/bonding/8023ad-healthy.txt\n  laxmon plugin drbd --help\n\nPrints one Nagios status line with perfdata and exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN,\nso Nagios and Icinga can run it too."
     )]
     Plugin {
         /// The plugin's name and its options.
@@ -91,7 +91,7 @@ enum Command {
     },
     /// Plan where VMs run after cluster servers fail (offline; nothing is changed).
     #[command(
-        after_help = "Examples:\n  laxmon plan --cluster cluster.yaml --fail cs2\n  laxmon plan --cluster cluster.yaml --fail cs2 --fail cs3 --json\n\nThe file lists hosts (name, memory_mb, reserve_mb, state) and VMs (name, host, memory_mb,\npriority, allowed_hosts, anti_affinity). Exit 0 when a plan was made, 2 for bad input."
+        after_help = "Examples (the demo cluster of checks/demo-cluster.yaml, cs2 down):\n  laxmon plan --cluster config/demo-cluster-plan.yaml\n  laxmon plan --cluster config/demo-cluster-plan.yaml --fail cs3 --json\n\nThe file lists hosts (name, memory_mb, reserve_mb, state) and VMs (name, host, memory_mb,\npriority, allowed_hosts, anti_affinity). Exit 0 when a plan was made, 2 for bad input."
     )]
     Plan {
         /// Cluster description (YAML).
@@ -145,8 +145,8 @@ enum Command {
         /// Why, for the others on the team.
         #[arg(long, default_value = "", value_name = "TEXT")]
         comment: String,
-        /// Who acknowledges (default: $SUDO_USER or $USER).
-        #[arg(long, value_name = "NAME")]
+        /// Who acknowledges (default: $SUDO_USER, else the account name of the calling user).
+        #[arg(long, visible_alias = "author", value_name = "NAME")]
         by: Option<String>,
     },
     /// Work with the database.
@@ -160,10 +160,10 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum DbCommand {
     /// Apply pending schema migrations (the daemon does this at start-up too).
-    #[command(after_help = "Example:\n  laxmon db migrate --config /etc/laxmon/laxmon.yaml")]
+    #[command(after_help = "Example:\n  laxmon db migrate --config config/laxmon.yaml")]
     Migrate,
     /// Rows per table, database size, oldest result.
-    #[command(after_help = "Example:\n  laxmon db stats --config /etc/laxmon/laxmon.yaml --json")]
+    #[command(after_help = "Example:\n  laxmon db stats --config config/laxmon.yaml --json")]
     Stats {
         /// Print one JSON object.
         #[arg(long)]
@@ -280,7 +280,7 @@ enum SimCommand {
 enum ConfigCommand {
     /// Load and validate the configuration; print every error as FILE:LINE:COLUMN: message.
     #[command(
-        after_help = "Example:\n  laxmon config check --config /etc/laxmon/laxmon.yaml\n\nExit status: 0 when valid, 64 with every error on stderr."
+        after_help = "Example:\n  laxmon config check --config config/laxmon.yaml\n\nExit status: 0 when valid, 64 with every error on stderr."
     )]
     Check,
 }
@@ -310,10 +310,7 @@ pub fn main() -> ExitCode {
             crate::store::alarms_command(&cfg.storage, open, json).await
         }),
         Command::Ack { id, comment, by } => {
-            let by = by
-                .or_else(|| std::env::var("SUDO_USER").ok())
-                .or_else(|| std::env::var("USER").ok())
-                .unwrap_or_else(|| "unknown".into());
+            let by = by.unwrap_or_else(caller_name);
             store_command(&cli.global.config, |cfg| async move {
                 crate::store::ack_command(&cfg.storage, id, &by, &comment).await
             })
@@ -451,6 +448,53 @@ fn history(path: &Path, check: &str, since: &str, json: bool) -> u8 {
     })
 }
 
+/// Who runs this command, for an acknowledgement: the user behind `sudo`
+/// (`$SUDO_USER`), else the account name of the real uid from the password
+/// database (environment variables such as `$USER` are not set under
+/// `sudo -i`, systemd or cron), else `$LOGNAME`/`$USER`, else `uid N`.
+fn caller_name() -> String {
+    let non_empty = |v: String| (!v.is_empty()).then_some(v);
+    // SAFETY: getuid(2) cannot fail and touches no memory of ours.
+    let uid = unsafe { libc::getuid() };
+    std::env::var("SUDO_USER")
+        .ok()
+        .and_then(non_empty)
+        .or_else(|| account_name(uid))
+        .or_else(|| std::env::var("LOGNAME").ok().and_then(non_empty))
+        .or_else(|| std::env::var("USER").ok().and_then(non_empty))
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// The account name of `uid` (getpwuid_r), `None` when it has no entry.
+fn account_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: `passwd` is plain old data; getpwuid_r fills it with
+        // pointers into `buf`, which outlives every use of them below.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: pw_name is a NUL-terminated string inside `buf`.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty());
+    }
+}
+
 fn cluster(path: &Path, command: ClusterCommand) -> u8 {
     use crate::cluster::commands;
     let cfg = match load_config(path) {
@@ -492,5 +536,16 @@ fn sim(command: SimCommand) -> u8 {
         SimCommand::Alive { server, state } => commands::sim(SimOp::Alive, &server, &state),
         SimCommand::Fence { server, state } => commands::sim(SimOp::Fence, &server, &state),
         SimCommand::Show { state, json } => commands::sim_show(&state, json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::account_name;
+
+    #[test]
+    fn account_names_from_the_password_database() {
+        assert_eq!(account_name(0).as_deref(), Some("root"));
+        assert_eq!(account_name(4_000_000_000), None);
     }
 }

@@ -18,3 +18,4 @@ pub mod ssh;
 pub mod stack;
 pub mod state;
 pub mod store;
+pub(crate) mod suggest;

@@ -7,6 +7,7 @@
 //! error, not an empty SMS at 3 a.m.). Pure; no I/O.
 
 use super::facts::Facts;
+use crate::suggest::did_you_mean;
 use std::fmt;
 
 /// How an inserted value is escaped.
@@ -62,7 +63,8 @@ impl Template {
                         "json" => Filter::Json,
                         other => {
                             return Err(format!(
-                                "template {text:?}: unknown filter {other:?} (use url or json)"
+                                "template {text:?}: unknown filter {other:?}{} (use url or json)",
+                                did_you_mean(other, &["url", "json"])
                             ))
                         }
                     };
@@ -72,7 +74,8 @@ impl Template {
             };
             if !known.contains(&key) {
                 return Err(format!(
-                    "template {text:?}: unknown key {key:?}; known keys: {}",
+                    "template {text:?}: unknown key {key:?}{}; known keys: {}",
+                    did_you_mean(key, known),
                     known.join(", ")
                 ));
             }

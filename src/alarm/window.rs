@@ -15,6 +15,7 @@
 //!
 //! Pure: no clock is read here; every query takes the instant it is about.
 
+use crate::suggest::did_you_mean;
 use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use std::collections::BTreeSet;
@@ -206,6 +207,16 @@ fn resolve(tz: Tz, naive: NaiveDateTime) -> DateTime<Utc> {
 
 use chrono::Timelike;
 
+/// The `@` shorthands [`translate`] accepts.
+const SHORTHANDS: &[&str] = &[
+    "@hourly",
+    "@daily",
+    "@midnight",
+    "@weekly",
+    "@monthly",
+    "@yearly",
+    "@annually",
+];
 const MONTHS: &[&str] = &[
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 ];
@@ -230,9 +241,10 @@ pub fn translate(expr: &str) -> Result<Vec<String>, WindowError> {
         "@monthly" => "0 0 1 * *",
         "@yearly" | "@annually" => "0 0 1 1 *",
         s if s.starts_with('@') => {
+            let hint = did_you_mean(s, SHORTHANDS);
             return Err(err(format!(
-                "unknown shorthand {s:?}: use @hourly, @daily, @weekly, @monthly or @yearly"
-            )))
+                "unknown shorthand {s:?}{hint}: use @hourly, @daily, @weekly, @monthly or @yearly"
+            )));
         }
         s => s,
     };
@@ -303,7 +315,7 @@ fn parse_field(
             let hint = if names.is_empty() {
                 String::new()
             } else {
-                format!(" or a name such as {}", names[0])
+                format!(" or a name such as {}{}", names[0], did_you_mean(s, names))
             };
             format!("{field} field {text:?}: {s:?} is not a number{hint}")
         })?;

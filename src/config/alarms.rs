@@ -16,6 +16,7 @@ use crate::alarm::template::Template;
 use crate::alarm::window::{parse_timezone, Window};
 use crate::checks::State;
 use crate::config::InitTarget;
+use crate::suggest::did_you_mean;
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -559,7 +560,9 @@ fn timezone(file: &Path, key: &str, node: &Node, errors: &mut Errors) -> Option<
     match parse_timezone(&s) {
         Ok(tz) => Some(tz),
         Err(e) => {
-            errors.at(file, node.pos, format!("{key}: {e}"));
+            let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+            let hint = did_you_mean(&s, &names);
+            errors.at(file, node.pos, format!("{key}: {e}{hint}"));
             None
         }
     }
@@ -862,7 +865,8 @@ fn decode_notifier(ctx: &Ctx, node: &Node, errors: &mut Errors) -> Option<Notifi
                     file,
                     n.pos,
                     format!(
-                        "unknown kind {k:?} in {what}: use one of {}",
+                        "unknown kind {k:?} in {what}{}: use one of {}",
+                        did_you_mean(&k, NOTIFIER_KINDS),
                         NOTIFIER_KINDS.join(", ")
                     ),
                 );
@@ -970,7 +974,10 @@ fn decode_smtp(
                 errors.at(
                     file,
                     n.pos,
-                    format!("tls {other:?} is not one of none, starttls, tls"),
+                    format!(
+                        "tls {other:?} is not one of none, starttls, tls{}",
+                        did_you_mean(other, &["none", "starttls", "tls"])
+                    ),
                 );
                 None
             }
@@ -1059,7 +1066,10 @@ fn decode_sms(
                 errors.at(
                     file,
                     n.pos,
-                    format!("method {m:?} is not one of GET, POST, PUT"),
+                    format!(
+                        "method {m:?} is not one of GET, POST, PUT{}",
+                        did_you_mean(&m, &["GET", "POST", "PUT"])
+                    ),
                 );
                 None
             }
@@ -1164,7 +1174,9 @@ fn decode_ntfy(
                 Some("high") => Some(4),
                 Some("max" | "urgent") => Some(5),
                 Some(other) => {
-                    errors.at(file, n.pos, format!("priority {other:?} is not 1-5 or one of min, low, default, high, urgent"));
+                    let hint =
+                        did_you_mean(other, &["min", "low", "default", "high", "max", "urgent"]);
+                    errors.at(file, n.pos, format!("priority {other:?} is not 1-5 or one of min, low, default, high, urgent{hint}"));
                     None
                 }
                 None => None,
@@ -1369,7 +1381,10 @@ fn decode_match(
                 Some(State::Ok) | None => errors.at(
                     file,
                     item.pos,
-                    format!("match.states {s:?} is not one of WARNING, CRITICAL, UNKNOWN"),
+                    format!(
+                        "match.states {s:?} is not one of WARNING, CRITICAL, UNKNOWN{}",
+                        did_you_mean(&s, &["WARNING", "CRITICAL", "UNKNOWN"])
+                    ),
                 ),
                 Some(st) => m.states.push(st),
             }

@@ -10,6 +10,7 @@
 use super::decode::{duration_in, integer, name, seq, string, string_list, Errors, MapView};
 use super::yaml::{Node, Pos, Value};
 use super::{Check, Host, SshSettings};
+use crate::suggest::did_you_mean;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -299,7 +300,8 @@ fn check_placeholders(file: &Path, key: &str, node: &Node, words: &[String], err
                     file,
                     node.pos,
                     format!(
-                        "{key}: unknown placeholder {{{p}}}; use {}",
+                        "{key}: unknown placeholder {{{p}}}{}; use {}",
+                        did_you_mean(p, PLACEHOLDERS),
                         PLACEHOLDERS
                             .iter()
                             .map(|p| format!("{{{p}}}"))
@@ -339,7 +341,8 @@ pub(super) fn decode_cluster(file: &Path, node: &Node, errors: &mut Errors) -> O
                     file,
                     n.pos,
                     format!(
-                        "unknown driver {d:?} in {what}: use one of {}",
+                        "unknown driver {d:?} in {what}{}: use one of {}",
+                        did_you_mean(&d, DRIVERS),
                         DRIVERS.join(", ")
                     ),
                 );

@@ -8,6 +8,7 @@
 
 use super::yaml::{self, Node, Pos, Value};
 use super::*;
+use crate::suggest::did_you_mean;
 use std::collections::HashMap;
 
 /// Loads the configuration file at `path` with its includes and validates it.
@@ -204,9 +205,7 @@ impl<'a> MapView<'a> {
     pub(super) fn finish(self, what: &str, allowed: &[&str], errors: &mut Errors) {
         for (i, (key, knode, _)) in self.entries.iter().enumerate() {
             if !self.taken[i] {
-                let hint = suggestion(key, allowed)
-                    .map(|s| format!(" (did you mean {s:?}?)"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(key, allowed);
                 errors.at(
                     self.file,
                     knode.pos,
@@ -218,30 +217,6 @@ impl<'a> MapView<'a> {
             }
         }
     }
-}
-
-/// The allowed key closest to `key`, when it is a likely typo.
-fn suggestion<'b>(key: &str, allowed: &[&'b str]) -> Option<&'b str> {
-    allowed
-        .iter()
-        .map(|a| (edit_distance(key, a), *a))
-        .filter(|(d, a)| *d <= 2 && *d < a.len())
-        .min()
-        .map(|(_, a)| a)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 // ---- scalar decoders: each reports and returns None on a bad value ----
@@ -702,7 +677,10 @@ fn decode_storage(file: &Path, node: &Node, errors: &mut Errors) -> StorageConfi
             Some(other) => errors.at(
                 file,
                 n.pos,
-                format!("storage.tls {other:?} is not one of disable, prefer, require"),
+                format!(
+                    "storage.tls {other:?} is not one of disable, prefer, require{}",
+                    did_you_mean(other, &["disable", "prefer", "require"])
+                ),
             ),
             None => {}
         }
@@ -960,7 +938,8 @@ fn decode_check(file: &Path, node: &Node, errors: &mut Errors) -> Option<RawChec
                     file,
                     n.pos,
                     format!(
-                        "unknown kind {k:?} in {what}: use one of {}",
+                        "unknown kind {k:?} in {what}{}: use one of {}",
+                        did_you_mean(&k, KINDS),
                         KINDS.join(", ")
                     ),
                 );

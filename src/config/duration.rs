@@ -49,7 +49,8 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown unit {other:?} in duration {s:?}: units are ms, s, m, h, d"
+                    "unknown unit {other:?} in duration {s:?}{}: units are ms, s, m, h, d",
+                    crate::suggest::did_you_mean(other, &["s", "m", "min", "h", "d", "ms"])
                 ))
             }
         };

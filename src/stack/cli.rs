@@ -175,6 +175,50 @@ impl Opts {
     }
 }
 
+/// Per plugin: example command lines for its help page. They run as they
+/// are from the repository root (captured outputs under tests/fixtures/stack,
+/// or the local machine) and contact nothing else; `tests/help_examples.rs` runs them.
+fn examples(plugin: &str) -> &'static [&'static str] {
+    match plugin {
+        "drbd" => &[
+            "laxmon plugin drbd -H file:tests/fixtures/stack/drbd/drbd9-healthy.txt --require-primary",
+            "laxmon plugin drbd --proc --server san1=file:tests/fixtures/stack/drbd/proc-drbd8-splitbrain-san1.txt --server san2=file:tests/fixtures/stack/drbd/proc-drbd8-splitbrain-san2.txt",
+        ],
+        "iscsi-target" => &[
+            "laxmon plugin iscsi-target -H file:tests/fixtures/stack/iscsi/iet-volume.txt --iqn-prefix iqn.san1.klasse.kurs --vm deb1,win3",
+            "laxmon plugin iscsi-target -H file:tests/fixtures/stack/iscsi/tgtadm-show.txt --tool tgt --target iqn.san1.klasse.kurs:deb1",
+        ],
+        "iscsi-session" => &[
+            "laxmon plugin iscsi-session -H file:tests/fixtures/stack/iscsi/iscsiadm-session-P3.txt --iqn-prefix iqn.san1.klasse.kurs --vm deb1,win3 --portal 192.168.30.10",
+            "laxmon plugin iscsi-session -H file:tests/fixtures/stack/iscsi/iscsiadm-session-P3-missing-lun.txt --iqn-prefix iqn.san1.klasse.kurs --vm deb1,win3",
+        ],
+        "lvm-vg" => &[
+            "laxmon plugin lvm-vg -H file:tests/fixtures/stack/lvm/vgs-healthy.txt --vg system -w 20% -c 10%",
+            "laxmon plugin lvm-vg --vg system -w 10G -c 5G",
+        ],
+        "lvm-vm" => &[
+            "laxmon plugin lvm-vm -H file:tests/fixtures/stack/lvm/lvs-healthy.txt --vg system --vm deb1,win3 --active",
+            "laxmon plugin lvm-vm -H file:tests/fixtures/stack/lvm/lvs-missing-lv.txt --vg system --vm deb1",
+        ],
+        "lvm-snapshot" => &[
+            "laxmon plugin lvm-snapshot -H file:tests/fixtures/stack/lvm/lvs-snapshot-95.txt --vg system",
+            "laxmon plugin lvm-snapshot -H file:tests/fixtures/stack/lvm/lvs-snapshot-95.txt --lv win3-snap -w 10 -c 50",
+        ],
+        "domains" => &[
+            "laxmon plugin domains --expect deb1,win3,t1 --server cs1=file:tests/fixtures/stack/domains/xl-cs1.txt --server cs2=file:tests/fixtures/stack/domains/xl-cs2.txt",
+            "laxmon plugin domains --tool virsh --server cs1=file:tests/fixtures/stack/domains/virsh-cs1.txt --server cs2=file:tests/fixtures/stack/domains/virsh-cs2.txt",
+        ],
+        "bonding" => &[
+            "laxmon plugin bonding -H file:tests/fixtures/stack/bonding/8023ad-healthy.txt --bond bond0",
+            "laxmon plugin bonding -H file:tests/fixtures/stack/bonding/active-backup-one-down.txt --active eth0",
+        ],
+        "cluster-ip" => &[
+            "laxmon plugin cluster-ip --ip 192.168.30.10 --server san1=file:tests/fixtures/stack/clusterip/ip-san1-holder.txt --server san2=file:tests/fixtures/stack/clusterip/ip-san2.txt",
+        ],
+        _ => &[],
+    }
+}
+
 fn usage(plugin: &str) -> String {
     let mut s = String::new();
     match options(plugin) {
@@ -197,7 +241,12 @@ fn usage(plugin: &str) -> String {
             for (_, _, help) in opts.iter().chain(COMMON) {
                 s.push_str(&format!("  {help}\n"));
             }
-            s.push_str("\nSOURCE: local, ssh://[user@]host[:port], [user@]host, or file:PATH (captured output)\n");
+            s.push_str("\nExamples (from the repository root; file: reads a captured output):\n");
+            for line in examples(plugin) {
+                s.push_str(&format!("  {line}\n"));
+            }
+            s.push_str("\nSOURCE: local, ssh://[user@]host[:port], [user@]host, or file:PATH (captured output);\n");
+            s.push_str("on a cluster usually ssh, e.g. -H root@san1 or --server san1=root@san1\n");
         }
     }
     s

@@ -99,9 +99,15 @@ impl SqliteStore {
             path: path.to_path_buf(),
         };
         let conn = Connection::open(path).map_err(ctx.err("opening"))?;
+        // The busy timeout first: every statement below then waits for
+        // another process's lock instead of failing.
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(ctx.err("setting the busy timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
+        // SQLite does not call the busy handler when switching a fresh
+        // database to WAL collides with another process's first write (the
+        // switch holds a read lock while it waits for the write lock), so a
+        // daemon and a CLI command opening a new database together retry.
+        retry_while_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))
             .map_err(ctx.err("switching to WAL mode"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(ctx.err("setting synchronous"))?;
@@ -509,6 +515,29 @@ impl SqliteStore {
                 .map_err(ctx.err(what))
         })
         .await
+    }
+}
+
+/// Runs `op` again, with a growing pause, while SQLite answers "busy" or
+/// "locked", for up to [`BUSY_TIMEOUT`]; returns its last outcome. Only for
+/// the few set-up statements the busy handler does not cover; it blocks the
+/// calling thread.
+fn retry_while_busy<T>(mut op: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match op() {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && std::time::Instant::now() + pause < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            outcome => return outcome,
+        }
     }
 }
 
