@@ -8,8 +8,7 @@ mod support;
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use laxmon::alarm::facts::Facts;
 use laxmon::alarm::lifecycle::{
-    Ack, Alarm, AlarmEvent, CheckMemory, EventKind, NotificationType, RuleProgress, Snapshot,
-    Suppression,
+    Ack, Alarm, AlarmEvent, CheckMemory, EventKind, NotificationType, Snapshot, Suppression,
 };
 use laxmon::alarm::outbox::{DeliveryStatus, OutboxItem};
 use laxmon::alarm::store::{ActionRun, AlarmStore, NotificationStore};
@@ -18,6 +17,7 @@ use laxmon::config::Storage;
 use laxmon::store::{self, AckRequest, Store, StoreError};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use support::alarm::alarm;
 use support::backend::{both, Env};
 
 /// A fixed instant, `secs` seconds into the test's day.
@@ -26,50 +26,6 @@ fn at(secs: i64) -> DateTime<Utc> {
         .single()
         .expect("valid time")
         + ChronoDuration::seconds(secs)
-}
-
-/// A lifecycle alarm for `check`, opened CRITICAL at `opened` with its `opened` event.
-fn alarm(id: u64, check: &str, opened: DateTime<Utc>) -> Alarm {
-    Alarm {
-        id,
-        check: check.into(),
-        host: "web1".into(),
-        address: "192.0.2.10".into(),
-        tags: vec!["prod".into()],
-        opened,
-        resolved: None,
-        state: State::Critical,
-        previous_state: State::Ok,
-        attempt: 3,
-        max_attempts: 3,
-        output: format!("{check} is down"),
-        long_output: String::new(),
-        perfdata: "time=3s".into(),
-        flapping: false,
-        ack: None,
-        note: None,
-        suppressed_by: None,
-        rules: vec![RuleProgress {
-            rule: "page".into(),
-            started: opened,
-            initial_done: true,
-            rounds: 1,
-            last_round: Some(opened),
-            level: 0,
-            escalate_now: false,
-            in_maintenance: false,
-            actions_done: true,
-            actions_held: false,
-        }],
-        notified: vec![("alice".into(), "mail".into())],
-        history: vec![AlarmEvent {
-            at: opened,
-            kind: EventKind::Opened {
-                state: State::Critical,
-                output: format!("{check} is down"),
-            },
-        }],
-    }
 }
 
 /// An outbox item for alarm `alarm_id`, queued at `now`.
