@@ -4,13 +4,16 @@
 
 mod support;
 
+use laxmon::alarm::store::AlarmStore;
 use laxmon::config::{Storage, StorageConfig};
-use laxmon::store::{NewAlarm, Store};
+use laxmon::store::Store;
 use std::process::Command;
+use support::alarm::alarm;
 use support::bin::{laxmon_path, stderr, stdout, write_file};
 
-/// A config on a fresh SQLite database with one open alarm per check in `checks`.
-async fn database_with_alarms(dir: &std::path::Path, checks: &[&str]) -> (String, Vec<i64>) {
+/// A config on a fresh SQLite database with one open alarm per check in
+/// `checks`, saved as the daemon saves them, numbered from 1.
+async fn database_with_alarms(dir: &std::path::Path, checks: &[&str]) -> (String, Vec<u64>) {
     let db = dir.join("laxmon.db");
     let cfg = StorageConfig {
         backend: Storage::Sqlite(db.clone()),
@@ -19,17 +22,12 @@ async fn database_with_alarms(dir: &std::path::Path, checks: &[&str]) -> (String
     };
     let store = Store::open(&cfg).await.expect("open the store");
     let mut ids = Vec::new();
-    for check in checks {
-        let alarm = NewAlarm {
-            check: check.to_string(),
-            host: "local".into(),
-            opened_at: chrono::Utc::now(),
-            state: "CRITICAL".into(),
-            severity: "critical".into(),
-            summary: format!("{check} down"),
-            suppressed: false,
-        };
-        ids.push(store.open_alarm(&alarm).await.expect("open alarm"));
+    for (id, check) in (1..).zip(checks) {
+        store
+            .save_alarm(&alarm(id, check, chrono::Utc::now()))
+            .await
+            .expect("save alarm");
+        ids.push(id);
     }
     let config = write_file(
         dir,
@@ -53,7 +51,7 @@ fn laxmon_without_user(args: &[&str]) -> std::process::Output {
 }
 
 /// The ack_by of alarm `id` as `laxmon alarms --json` shows it.
-fn ack_by(config: &str, id: i64) -> String {
+fn ack_by(config: &str, id: u64) -> String {
     let out = laxmon_without_user(&["alarms", "--config", config, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let alarms: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
@@ -61,7 +59,7 @@ fn ack_by(config: &str, id: i64) -> String {
         .as_array()
         .expect("array")
         .iter()
-        .find(|a| a["id"].as_i64() == Some(id))
+        .find(|a| a["id"].as_u64() == Some(id))
         .unwrap_or_else(|| panic!("alarm {id} in {alarms}"));
     alarm["ack_by"].as_str().unwrap_or_default().to_string()
 }

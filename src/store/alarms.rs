@@ -1,6 +1,7 @@
 //! The alarm side's persistence on the real [`Store`]: the lifecycle's
 //! alarms with their history ([`AlarmStore`]), the notification outbox
-//! ([`NotificationStore`]), and what `laxmon alarms` and `laxmon ack` need.
+//! ([`NotificationStore`]), what `laxmon alarms` and `laxmon ack` need, and
+//! the alarm timeline kept for the HTTP API's read side.
 //!
 //! This file turns lifecycle values into backend-neutral records (which
 //! columns get what) and back; the SQL lives with each backend. The
@@ -70,6 +71,19 @@ pub struct AlarmRow {
     pub escalation_level: i32,
     /// The lifecycle's whole alarm as JSON (`None` for alarms stored without it).
     pub detail: Option<serde_json::Value>,
+}
+
+/// One entry of an alarm's stored timeline (the `alarm_events` table): what
+/// the lifecycle recorded, e.g. opened, notified, action requested,
+/// acknowledged, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmEventRow {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// The lifecycle's event name (`opened`, `notified`, `escalated`, ...).
+    pub kind: String,
+    /// The whole lifecycle event as JSON (its `event` field is `kind`).
+    pub detail: serde_json::Value,
 }
 
 /// A lifecycle alarm as the backends write it.
@@ -357,6 +371,26 @@ impl Store {
         let row = dispatch!(self, b => b.alarm_row(id).await)?;
         row.map(AlarmRow::with_reason).transpose()
     }
+
+    /// One alarm's timeline, oldest first (empty for an unknown alarm).
+    /// Kept for the HTTP API's read side; nothing in the daemon reads it.
+    pub async fn alarm_events(&self, id: u64) -> Result<Vec<AlarmEventRow>, StoreError> {
+        let id = db_id(id)?;
+        dispatch!(self, b => b.alarm_events(id).await)
+    }
+
+    /// Writes `laxmon ack`'s acknowledgement into the alarm's columns, where
+    /// [`Store::requested_acks`] finds it.
+    async fn acknowledge(
+        &self,
+        id: u64,
+        at: DateTime<Utc>,
+        by: &str,
+        comment: &str,
+    ) -> Result<(), StoreError> {
+        let id = db_id(id)?;
+        dispatch!(self, b => b.acknowledge_alarm(id, at, by, comment).await)
+    }
 }
 
 /// `laxmon ack ID`: acknowledges an open, unacknowledged alarm as `by`
@@ -382,9 +416,7 @@ pub async fn ack_command(
             at,
         });
     }
-    store
-        .acknowledge_alarm(db_id(id)?, Utc::now(), by, comment)
-        .await?;
+    store.acknowledge(id, Utc::now(), by, comment).await?;
     let comment = if comment.is_empty() {
         String::new()
     } else {

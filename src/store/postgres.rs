@@ -8,13 +8,14 @@
 //! and never hold a pooled connection across an await that waits for
 //! anything but this database.
 
-use super::alarms::{lifecycle_id, AlarmRecord, OutboxRecord, PendingRow, RunRecord};
+use super::alarms::{
+    lifecycle_id, AlarmEventRow, AlarmRecord, OutboxRecord, PendingRow, RunRecord,
+};
 use super::latest_state_per_check;
 use super::migrations::{Migration, POSTGRES};
 use super::{
-    AckRequest, ActionRun, Alarm, AlarmEvent, AlarmRow, HistoryRow, NewAlarm, NewNotification,
-    Notification, NotificationStatus, Plan, PlanStatus, PlanStep, ResultRecord, RetentionReport,
-    Stats, StepStatus, StoreError, TableRows, WriteMode, TABLES,
+    AckRequest, AlarmRow, HistoryRow, ResultRecord, RetentionReport, Stats, StoreError, TableRows,
+    WriteMode, TABLES,
 };
 use crate::config::{Config, StorageConfig, TlsMode};
 use crate::state::CheckState;
@@ -763,50 +764,7 @@ impl PgStore {
         Ok(report)
     }
 
-    pub(super) async fn open_alarm(&self, a: &NewAlarm) -> Result<i64, StoreError> {
-        self.ensure_migrated().await?;
-        let client = self.client().await?;
-        let inserted = client
-            .query_opt(
-                "INSERT INTO alarms (check_name, host, opened_at, state, severity, summary, suppressed)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (check_name) WHERE resolved_at IS NULL DO NOTHING RETURNING id",
-                &[&a.check, &a.host, &a.opened_at, &a.state, &a.severity, &a.summary, &a.suppressed],
-            )
-            .await
-            .map_err(self.err(format!("opening an alarm for {}", a.check)))?;
-        if let Some(row) = inserted {
-            return Ok(row.get(0));
-        }
-        let row = client
-            .query_one(
-                "SELECT id FROM alarms WHERE check_name = $1 AND resolved_at IS NULL",
-                &[&a.check],
-            )
-            .await
-            .map_err(self.err(format!("finding the open alarm of {}", a.check)))?;
-        Ok(row.get(0))
-    }
-
-    pub(super) async fn add_alarm_event(
-        &self,
-        alarm_id: i64,
-        at: DateTime<Utc>,
-        kind: &str,
-        detail: &serde_json::Value,
-    ) -> Result<i64, StoreError> {
-        self.ensure_migrated().await?;
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "INSERT INTO alarm_events (alarm_id, at, kind, detail) VALUES ($1, $2, $3, $4) RETURNING id",
-                &[&alarm_id, &at, &kind, detail],
-            )
-            .await
-            .map_err(self.err(format!("adding event {kind} to alarm {alarm_id}")))?;
-        Ok(row.get(0))
-    }
-
+    /// Runs one statement once the schema is in place; returns the rows changed.
     async fn exec(
         &self,
         what: String,
@@ -816,378 +774,6 @@ impl PgStore {
         self.ensure_migrated().await?;
         let client = self.client().await?;
         client.execute(sql, params).await.map_err(self.err(what))
-    }
-
-    pub(super) async fn update_alarm_state(&self, id: i64, state: &str) -> Result<(), StoreError> {
-        self.exec(
-            format!("updating the state of alarm {id}"),
-            "UPDATE alarms SET state = $2 WHERE id = $1",
-            &[&id, &state],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn resolve_alarm(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.exec(
-            format!("resolving alarm {id}"),
-            "UPDATE alarms SET resolved_at = $2 WHERE id = $1 AND resolved_at IS NULL",
-            &[&id, &at],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn acknowledge_alarm(
-        &self,
-        id: i64,
-        at: DateTime<Utc>,
-        by: &str,
-        comment: &str,
-    ) -> Result<(), StoreError> {
-        self.exec(
-            format!("acknowledging alarm {id}"),
-            "UPDATE alarms SET acknowledged_at = $2, acknowledged_by = $3, ack_comment = $4 WHERE id = $1",
-            &[&id, &at, &by, &comment],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn mark_alarm_notified(
-        &self,
-        id: i64,
-        level: i32,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.exec(
-            format!("recording notification of alarm {id}"),
-            "UPDATE alarms SET escalation_level = $2, last_notified_at = $3 WHERE id = $1",
-            &[&id, &level, &at],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn set_alarm_suppressed(&self, id: i64, s: bool) -> Result<(), StoreError> {
-        self.exec(
-            format!("suppressing alarm {id}"),
-            "UPDATE alarms SET suppressed = $2 WHERE id = $1",
-            &[&id, &s],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn alarms(
-        &self,
-        open_only: bool,
-        limit: i64,
-    ) -> Result<Vec<Alarm>, StoreError> {
-        self.ensure_migrated().await?;
-        let client = self.client().await?;
-        let cols = "id, check_name, host, opened_at, resolved_at, state, severity, summary,
-                    acknowledged_at, acknowledged_by, ack_comment, escalation_level,
-                    last_notified_at, suppressed";
-        let rows = if open_only {
-            client
-                .query(
-                    &format!("SELECT {cols} FROM alarms WHERE resolved_at IS NULL ORDER BY opened_at, id"),
-                    &[],
-                )
-                .await
-        } else {
-            client
-                .query(
-                    &format!("SELECT {cols} FROM alarms ORDER BY opened_at DESC, id DESC LIMIT $1"),
-                    &[&limit],
-                )
-                .await
-        }
-        .map_err(self.err("listing alarms"))?;
-        Ok(rows.iter().map(alarm_from_row).collect())
-    }
-
-    pub(super) async fn alarm_events(&self, alarm_id: i64) -> Result<Vec<AlarmEvent>, StoreError> {
-        self.ensure_migrated().await?;
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT id, alarm_id, at, kind, detail FROM alarm_events WHERE alarm_id = $1 ORDER BY at, id",
-                &[&alarm_id],
-            )
-            .await
-            .map_err(self.err(format!("listing events of alarm {alarm_id}")))?;
-        Ok(rows
-            .iter()
-            .map(|r| AlarmEvent {
-                id: r.get(0),
-                alarm_id: r.get(1),
-                at: r.get(2),
-                kind: r.get(3),
-                detail: r.get(4),
-            })
-            .collect())
-    }
-
-    pub(super) async fn enqueue_notification(
-        &self,
-        n: &NewNotification,
-    ) -> Result<Option<i64>, StoreError> {
-        self.ensure_migrated().await?;
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "INSERT INTO notifications (alarm_id, contact, channel, idempotency_key, payload,
-                   next_attempt_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $6)
-                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-                &[
-                    &n.alarm_id,
-                    &n.contact,
-                    &n.channel,
-                    &n.idempotency_key,
-                    &n.payload,
-                    &n.created_at,
-                ],
-            )
-            .await
-            .map_err(self.err(format!("enqueueing notification {}", n.idempotency_key)))?;
-        Ok(row.map(|r| r.get(0)))
-    }
-
-    pub(super) async fn due_notifications(
-        &self,
-        now: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<Notification>, StoreError> {
-        self.ensure_migrated().await?;
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT id, alarm_id, contact, channel, idempotency_key, payload, status, attempts,
-                        next_attempt_at, last_error, created_at, sent_at
-                 FROM notifications WHERE status = 'pending' AND next_attempt_at <= $1
-                 ORDER BY next_attempt_at, id LIMIT $2",
-                &[&now, &limit],
-            )
-            .await
-            .map_err(self.err("listing due notifications"))?;
-        rows.iter()
-            .map(|r| {
-                let status: String = r.get(6);
-                Ok(Notification {
-                    id: r.get(0),
-                    alarm_id: r.get(1),
-                    contact: r.get(2),
-                    channel: r.get(3),
-                    idempotency_key: r.get(4),
-                    payload: r.get(5),
-                    status: NotificationStatus::parse(&status)?,
-                    attempts: r.get(7),
-                    next_attempt_at: r.get(8),
-                    last_error: r.get(9),
-                    created_at: r.get(10),
-                    sent_at: r.get(11),
-                })
-            })
-            .collect()
-    }
-
-    pub(super) async fn mark_notification_sent(
-        &self,
-        id: i64,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.exec(
-            format!("marking notification {id} sent"),
-            "UPDATE notifications SET status = 'sent', sent_at = $2, attempts = attempts + 1,
-               last_error = NULL WHERE id = $1",
-            &[&id, &at],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn mark_notification_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
-        let status = if retry_at.is_some() {
-            NotificationStatus::Pending
-        } else {
-            NotificationStatus::Failed
-        };
-        self.exec(
-            format!("marking notification {id} failed"),
-            "UPDATE notifications SET status = $2, attempts = attempts + 1, last_error = $3,
-               next_attempt_at = COALESCE($4, next_attempt_at) WHERE id = $1",
-            &[&id, &status.as_str(), &error, &retry_at],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn record_action_run(&self, run: &ActionRun) -> Result<i64, StoreError> {
-        self.ensure_migrated().await?;
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "INSERT INTO action_runs (alarm_id, action, started_at, duration_ms, exit_status, output)
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                &[
-                    &run.alarm_id,
-                    &run.action,
-                    &run.started_at,
-                    &run.duration_ms,
-                    &run.exit_status,
-                    &run.output,
-                ],
-            )
-            .await
-            .map_err(self.err(format!("recording action run {}", run.action)))?;
-        Ok(row.get(0))
-    }
-
-    pub(super) async fn create_plan(
-        &self,
-        cluster: &str,
-        created_at: DateTime<Utc>,
-        plan: &serde_json::Value,
-        steps: &[serde_json::Value],
-    ) -> Result<i64, StoreError> {
-        self.ensure_migrated().await?;
-        let mut client = self.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(self.err("starting plan creation"))?;
-        let id: i64 = tx
-            .query_one(
-                "INSERT INTO cluster_plans (cluster, created_at, status, plan) VALUES ($1, $2, 'pending', $3) RETURNING id",
-                &[&cluster, &created_at, plan],
-            )
-            .await
-            .map_err(self.err(format!("creating a plan for {cluster}")))?
-            .get(0);
-        for (seq, op) in steps.iter().enumerate() {
-            let seq = i32::try_from(seq).unwrap_or(i32::MAX);
-            tx.execute(
-                "INSERT INTO plan_steps (plan_id, seq, op) VALUES ($1, $2, $3)",
-                &[&id, &seq, op],
-            )
-            .await
-            .map_err(self.err(format!("adding step {seq} to plan {id}")))?;
-        }
-        tx.commit().await.map_err(self.err("committing the plan"))?;
-        Ok(id)
-    }
-
-    pub(super) async fn mark_step(
-        &self,
-        plan_id: i64,
-        seq: i32,
-        status: StepStatus,
-        at: DateTime<Utc>,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let what = format!("marking step {seq} of plan {plan_id}");
-        let status_s = status.as_str();
-        match status {
-            StepStatus::Pending => {
-                self.exec(
-                    what,
-                    "UPDATE plan_steps SET status = $3, started_at = NULL, finished_at = NULL, error = $4
-                     WHERE plan_id = $1 AND seq = $2",
-                    &[&plan_id, &seq, &status_s, &error],
-                )
-                .await
-            }
-            StepStatus::Running => {
-                self.exec(
-                    what,
-                    "UPDATE plan_steps SET status = $3, started_at = $4, error = $5 WHERE plan_id = $1 AND seq = $2",
-                    &[&plan_id, &seq, &status_s, &at, &error],
-                )
-                .await
-            }
-            StepStatus::Done | StepStatus::Failed => {
-                self.exec(
-                    what,
-                    "UPDATE plan_steps SET status = $3, finished_at = $4, error = $5 WHERE plan_id = $1 AND seq = $2",
-                    &[&plan_id, &seq, &status_s, &at, &error],
-                )
-                .await
-            }
-        }
-        .map(drop)
-    }
-
-    pub(super) async fn set_plan_status(
-        &self,
-        plan_id: i64,
-        status: PlanStatus,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let finished = status.is_finished().then_some(at);
-        self.exec(
-            format!("setting the status of plan {plan_id}"),
-            "UPDATE cluster_plans SET status = $2, finished_at = $3 WHERE id = $1",
-            &[&plan_id, &status.as_str(), &finished],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn unfinished_plans(&self) -> Result<Vec<Plan>, StoreError> {
-        self.ensure_migrated().await?;
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT id, cluster, created_at, status, plan, finished_at FROM cluster_plans
-                 WHERE status IN ('pending', 'running') ORDER BY id",
-                &[],
-            )
-            .await
-            .map_err(self.err("listing unfinished plans"))?;
-        let mut plans = Vec::new();
-        for r in rows {
-            let id: i64 = r.get(0);
-            let status: String = r.get(3);
-            let steps = client
-                .query(
-                    "SELECT seq, op, status, started_at, finished_at, error FROM plan_steps
-                     WHERE plan_id = $1 ORDER BY seq",
-                    &[&id],
-                )
-                .await
-                .map_err(self.err(format!("listing steps of plan {id}")))?
-                .iter()
-                .map(|s| {
-                    let st: String = s.get(2);
-                    Ok(PlanStep {
-                        seq: s.get(0),
-                        op: s.get(1),
-                        status: StepStatus::parse(&st)?,
-                        started_at: s.get(3),
-                        finished_at: s.get(4),
-                        error: s.get(5),
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            plans.push(Plan {
-                id,
-                cluster: r.get(1),
-                created_at: r.get(2),
-                status: PlanStatus::parse(&status)?,
-                plan: r.get(4),
-                finished_at: r.get(5),
-                steps,
-            });
-        }
-        Ok(plans)
     }
 }
 
@@ -1257,15 +843,6 @@ impl PgStore {
         )
         .await
         .map_err(self.err(what("saving")))?;
-        // Ids come from the lifecycle: keep the sequence past them so that
-        // ids the store makes itself (open_alarm) never collide.
-        tx.execute(
-            "SELECT setval('alarms_id_seq', $1) FROM alarms_id_seq
-             WHERE $1 >= 1 AND (NOT is_called OR last_value < $1)",
-            &[&a.id],
-        )
-        .await
-        .map_err(self.err("advancing alarms_id_seq"))?;
         let stored: i64 = tx
             .query_one(
                 "SELECT count(*) FROM alarm_events WHERE alarm_id = $1",
@@ -1411,11 +988,7 @@ impl PgStore {
         next: Option<DateTime<Utc>>,
         next_json: Option<serde_json::Value>,
     ) -> Result<(), StoreError> {
-        let status = if next.is_some() {
-            NotificationStatus::Pending
-        } else {
-            NotificationStatus::Failed
-        };
+        let status = if next.is_some() { "pending" } else { "failed" };
         self.exec(
             format!("marking notification {key} failed"),
             "UPDATE notifications SET status = $2, attempts = $3, last_error = $4,
@@ -1425,7 +998,7 @@ impl PgStore {
                     '{last_error}', to_jsonb($4::text)),
                     '{next_attempt}', COALESCE($6::jsonb, payload -> 'next_attempt'))
              WHERE idempotency_key = $1 AND status <> 'sent'",
-            &[&key, &status.as_str(), &attempts, &error, &next, &next_json],
+            &[&key, &status, &attempts, &error, &next, &next_json],
         )
         .await
         .map(drop)
@@ -1491,6 +1064,42 @@ impl PgStore {
             .map_err(self.err(format!("reading alarm {id}")))?;
         row.as_ref().map(alarm_row_from).transpose()
     }
+
+    pub(super) async fn acknowledge_alarm(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        by: &str,
+        comment: &str,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            format!("acknowledging alarm {id}"),
+            "UPDATE alarms SET acknowledged_at = $2, acknowledged_by = $3, ack_comment = $4 WHERE id = $1",
+            &[&id, &at, &by, &comment],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn alarm_events(&self, id: i64) -> Result<Vec<AlarmEventRow>, StoreError> {
+        self.ensure_migrated().await?;
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT at, kind, detail FROM alarm_events WHERE alarm_id = $1 ORDER BY at, id",
+                &[&id],
+            )
+            .await
+            .map_err(self.err(format!("listing events of alarm {id}")))?;
+        Ok(rows
+            .iter()
+            .map(|r| AlarmEventRow {
+                at: r.get(0),
+                kind: r.get(1),
+                detail: r.get(2),
+            })
+            .collect())
+    }
 }
 
 fn alarm_row_from(r: &Row) -> Result<AlarmRow, StoreError> {
@@ -1510,25 +1119,6 @@ fn alarm_row_from(r: &Row) -> Result<AlarmRow, StoreError> {
         escalation_level: r.get(11),
         detail: r.get(12),
     })
-}
-
-fn alarm_from_row(r: &Row) -> Alarm {
-    Alarm {
-        id: r.get(0),
-        check: r.get(1),
-        host: r.get(2),
-        opened_at: r.get(3),
-        resolved_at: r.get(4),
-        state: r.get(5),
-        severity: r.get(6),
-        summary: r.get(7),
-        acknowledged_at: r.get(8),
-        acknowledged_by: r.get(9),
-        ack_comment: r.get(10),
-        escalation_level: r.get(11),
-        last_notified_at: r.get(12),
-        suppressed: r.get(13),
-    }
 }
 
 fn partition_name(day: NaiveDate) -> String {

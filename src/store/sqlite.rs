@@ -7,13 +7,14 @@
 //! [`SqliteStore::call`]. Timestamps are stored as fixed-width RFC 3339 UTC
 //! text (microseconds, `Z`) so that text order is time order.
 
-use super::alarms::{lifecycle_id, AlarmRecord, OutboxRecord, PendingRow, RunRecord};
+use super::alarms::{
+    lifecycle_id, AlarmEventRow, AlarmRecord, OutboxRecord, PendingRow, RunRecord,
+};
 use super::latest_state_per_check;
 use super::migrations::SQLITE;
 use super::{
-    AckRequest, ActionRun, Alarm, AlarmEvent, AlarmRow, HistoryRow, NewAlarm, NewNotification,
-    Notification, NotificationStatus, Plan, PlanStatus, PlanStep, ResultRecord, RetentionReport,
-    Stats, StepStatus, StoreError, TableRows, WriteMode, TABLES,
+    AckRequest, AlarmRow, HistoryRow, ResultRecord, RetentionReport, Stats, StoreError, TableRows,
+    WriteMode, TABLES,
 };
 use crate::config::Config;
 use crate::state::CheckState;
@@ -501,58 +502,6 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn open_alarm(&self, a: &NewAlarm) -> Result<i64, StoreError> {
-        let a = a.clone();
-        self.call(move |conn, ctx| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(ctx.err("starting to open an alarm"))?;
-            let existing: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM alarms WHERE check_name = ?1 AND resolved_at IS NULL",
-                    [&a.check],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(ctx.err(format!("finding the open alarm of {}", a.check)))?;
-            let id = match existing {
-                Some(id) => id,
-                None => {
-                    tx.execute(
-                        "INSERT INTO alarms (check_name, host, opened_at, state, severity, summary, suppressed)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![a.check, a.host, ts(a.opened_at), a.state, a.severity, a.summary, a.suppressed],
-                    )
-                    .map_err(ctx.err(format!("opening an alarm for {}", a.check)))?;
-                    tx.last_insert_rowid()
-                }
-            };
-            tx.commit().map_err(ctx.err("committing the alarm"))?;
-            Ok(id)
-        })
-        .await
-    }
-
-    pub(super) async fn add_alarm_event(
-        &self,
-        alarm_id: i64,
-        at: DateTime<Utc>,
-        kind: &str,
-        detail: &serde_json::Value,
-    ) -> Result<i64, StoreError> {
-        let kind = kind.to_string();
-        let detail = json_text(detail, "alarm event detail")?;
-        self.call(move |conn, ctx| {
-            conn.execute(
-                "INSERT INTO alarm_events (alarm_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-                params![alarm_id, ts(at), kind, detail],
-            )
-            .map_err(ctx.err(format!("adding event {kind} to alarm {alarm_id}")))?;
-            Ok(conn.last_insert_rowid())
-        })
-        .await
-    }
-
     /// Runs one statement with owned parameters.
     async fn exec(
         &self,
@@ -564,404 +513,6 @@ impl SqliteStore {
             conn.execute(sql, rusqlite::params_from_iter(values))
                 .map(|n| n as u64)
                 .map_err(ctx.err(what))
-        })
-        .await
-    }
-
-    pub(super) async fn update_alarm_state(&self, id: i64, state: &str) -> Result<(), StoreError> {
-        self.exec(
-            format!("updating the state of alarm {id}"),
-            "UPDATE alarms SET state = ?2 WHERE id = ?1",
-            vec![id.into(), state.to_string().into()],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn resolve_alarm(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.exec(
-            format!("resolving alarm {id}"),
-            "UPDATE alarms SET resolved_at = ?2 WHERE id = ?1 AND resolved_at IS NULL",
-            vec![id.into(), ts(at).into()],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn acknowledge_alarm(
-        &self,
-        id: i64,
-        at: DateTime<Utc>,
-        by: &str,
-        comment: &str,
-    ) -> Result<(), StoreError> {
-        self.exec(
-            format!("acknowledging alarm {id}"),
-            "UPDATE alarms SET acknowledged_at = ?2, acknowledged_by = ?3, ack_comment = ?4 WHERE id = ?1",
-            vec![id.into(), ts(at).into(), by.to_string().into(), comment.to_string().into()],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn mark_alarm_notified(
-        &self,
-        id: i64,
-        level: i32,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.exec(
-            format!("recording notification of alarm {id}"),
-            "UPDATE alarms SET escalation_level = ?2, last_notified_at = ?3 WHERE id = ?1",
-            vec![id.into(), level.into(), ts(at).into()],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn set_alarm_suppressed(&self, id: i64, s: bool) -> Result<(), StoreError> {
-        self.exec(
-            format!("suppressing alarm {id}"),
-            "UPDATE alarms SET suppressed = ?2 WHERE id = ?1",
-            vec![id.into(), i64::from(s).into()],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn alarms(
-        &self,
-        open_only: bool,
-        limit: i64,
-    ) -> Result<Vec<Alarm>, StoreError> {
-        self.call(move |conn, ctx| {
-            let cols = "id, check_name, host, opened_at, resolved_at, state, severity, summary,
-                        acknowledged_at, acknowledged_by, ack_comment, escalation_level,
-                        last_notified_at, suppressed";
-            let sql = if open_only {
-                format!("SELECT {cols} FROM alarms WHERE resolved_at IS NULL AND ?1 = ?1 ORDER BY opened_at, id")
-            } else {
-                format!("SELECT {cols} FROM alarms ORDER BY opened_at DESC, id DESC LIMIT ?1")
-            };
-            let mut stmt = conn.prepare(&sql).map_err(ctx.err("listing alarms"))?;
-            let rows = stmt
-                .query_map([limit], alarm_from_row)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(ctx.err("listing alarms"))?;
-            Ok(rows)
-        })
-        .await
-    }
-
-    pub(super) async fn alarm_events(&self, alarm_id: i64) -> Result<Vec<AlarmEvent>, StoreError> {
-        self.call(move |conn, ctx| {
-            let mut stmt = conn
-                .prepare("SELECT id, alarm_id, at, kind, detail FROM alarm_events WHERE alarm_id = ?1 ORDER BY at, id")
-                .map_err(ctx.err("listing alarm events"))?;
-            let rows = stmt
-                .query_map([alarm_id], |r| {
-                    Ok(AlarmEvent {
-                        id: r.get(0)?,
-                        alarm_id: r.get(1)?,
-                        at: get_ts(r, 2)?,
-                        kind: r.get(3)?,
-                        detail: get_json(r, 4)?,
-                    })
-                })
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(ctx.err(format!("listing events of alarm {alarm_id}")))?;
-            Ok(rows)
-        })
-        .await
-    }
-
-    pub(super) async fn enqueue_notification(
-        &self,
-        n: &NewNotification,
-    ) -> Result<Option<i64>, StoreError> {
-        let n = n.clone();
-        let payload = json_text(&n.payload, "notification payload")?;
-        self.call(move |conn, ctx| {
-            let changed = conn
-                .execute(
-                    "INSERT INTO notifications (alarm_id, contact, channel, idempotency_key, payload,
-                       next_attempt_at, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-                     ON CONFLICT (idempotency_key) DO NOTHING",
-                    params![n.alarm_id, n.contact, n.channel, n.idempotency_key, payload, ts(n.created_at)],
-                )
-                .map_err(ctx.err(format!("enqueueing notification {}", n.idempotency_key)))?;
-            Ok((changed == 1).then(|| conn.last_insert_rowid()))
-        })
-        .await
-    }
-
-    pub(super) async fn due_notifications(
-        &self,
-        now: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<Notification>, StoreError> {
-        self.call(move |conn, ctx| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT id, alarm_id, contact, channel, idempotency_key, payload, status, attempts,
-                            next_attempt_at, last_error, created_at, sent_at
-                     FROM notifications WHERE status = 'pending' AND next_attempt_at <= ?1
-                     ORDER BY next_attempt_at, id LIMIT ?2",
-                )
-                .map_err(ctx.err("listing due notifications"))?;
-            let rows = stmt
-                .query_map(params![ts(now), limit], |r| {
-                    Ok((
-                        Notification {
-                            id: r.get(0)?,
-                            alarm_id: r.get(1)?,
-                            contact: r.get(2)?,
-                            channel: r.get(3)?,
-                            idempotency_key: r.get(4)?,
-                            payload: get_json(r, 5)?,
-                            status: NotificationStatus::Pending,
-                            attempts: r.get(7)?,
-                            next_attempt_at: get_ts(r, 8)?,
-                            last_error: r.get(9)?,
-                            created_at: get_ts(r, 10)?,
-                            sent_at: get_opt_ts(r, 11)?,
-                        },
-                        r.get::<_, String>(6)?,
-                    ))
-                })
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(ctx.err("listing due notifications"))?;
-            rows.into_iter()
-                .map(|(mut n, status)| {
-                    n.status = NotificationStatus::parse(&status)?;
-                    Ok(n)
-                })
-                .collect()
-        })
-        .await
-    }
-
-    pub(super) async fn mark_notification_sent(
-        &self,
-        id: i64,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.exec(
-            format!("marking notification {id} sent"),
-            "UPDATE notifications SET status = 'sent', sent_at = ?2, attempts = attempts + 1,
-               last_error = NULL WHERE id = ?1",
-            vec![id.into(), ts(at).into()],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn mark_notification_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
-        let status = if retry_at.is_some() {
-            NotificationStatus::Pending
-        } else {
-            NotificationStatus::Failed
-        };
-        let retry: rusqlite::types::Value = match retry_at {
-            Some(t) => ts(t).into(),
-            None => rusqlite::types::Value::Null,
-        };
-        self.exec(
-            format!("marking notification {id} failed"),
-            "UPDATE notifications SET status = ?2, attempts = attempts + 1, last_error = ?3,
-               next_attempt_at = COALESCE(?4, next_attempt_at) WHERE id = ?1",
-            vec![
-                id.into(),
-                status.as_str().to_string().into(),
-                error.to_string().into(),
-                retry,
-            ],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn record_action_run(&self, run: &ActionRun) -> Result<i64, StoreError> {
-        let run = run.clone();
-        self.call(move |conn, ctx| {
-            conn.execute(
-                "INSERT INTO action_runs (alarm_id, action, started_at, duration_ms, exit_status, output)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![run.alarm_id, run.action, ts(run.started_at), run.duration_ms, run.exit_status, run.output],
-            )
-            .map_err(ctx.err(format!("recording action run {}", run.action)))?;
-            Ok(conn.last_insert_rowid())
-        })
-        .await
-    }
-
-    pub(super) async fn create_plan(
-        &self,
-        cluster: &str,
-        created_at: DateTime<Utc>,
-        plan: &serde_json::Value,
-        steps: &[serde_json::Value],
-    ) -> Result<i64, StoreError> {
-        let cluster = cluster.to_string();
-        let plan = json_text(plan, "the plan")?;
-        let steps: Vec<String> = steps
-            .iter()
-            .map(|s| json_text(s, "a plan step"))
-            .collect::<Result<_, _>>()?;
-        self.call(move |conn, ctx| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(ctx.err("starting plan creation"))?;
-            tx.execute(
-                "INSERT INTO cluster_plans (cluster, created_at, status, plan) VALUES (?1, ?2, 'pending', ?3)",
-                params![cluster, ts(created_at), plan],
-            )
-            .map_err(ctx.err(format!("creating a plan for {cluster}")))?;
-            let id = tx.last_insert_rowid();
-            for (seq, op) in steps.iter().enumerate() {
-                tx.execute(
-                    "INSERT INTO plan_steps (plan_id, seq, op) VALUES (?1, ?2, ?3)",
-                    params![id, seq as i64, op],
-                )
-                .map_err(ctx.err(format!("adding step {seq} to plan {id}")))?;
-            }
-            tx.commit().map_err(ctx.err("committing the plan"))?;
-            Ok(id)
-        })
-        .await
-    }
-
-    pub(super) async fn mark_step(
-        &self,
-        plan_id: i64,
-        seq: i32,
-        status: StepStatus,
-        at: DateTime<Utc>,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let sql = match status {
-            StepStatus::Pending => {
-                "UPDATE plan_steps SET status = ?3, started_at = NULL, finished_at = NULL, error = ?5
-                 WHERE plan_id = ?1 AND seq = ?2 AND ?4 = ?4"
-            }
-            StepStatus::Running => {
-                "UPDATE plan_steps SET status = ?3, started_at = ?4, error = ?5 WHERE plan_id = ?1 AND seq = ?2"
-            }
-            StepStatus::Done | StepStatus::Failed => {
-                "UPDATE plan_steps SET status = ?3, finished_at = ?4, error = ?5 WHERE plan_id = ?1 AND seq = ?2"
-            }
-        };
-        let error: rusqlite::types::Value = match error {
-            Some(e) => e.to_string().into(),
-            None => rusqlite::types::Value::Null,
-        };
-        self.exec(
-            format!("marking step {seq} of plan {plan_id}"),
-            sql,
-            vec![
-                plan_id.into(),
-                seq.into(),
-                status.as_str().to_string().into(),
-                ts(at).into(),
-                error,
-            ],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn set_plan_status(
-        &self,
-        plan_id: i64,
-        status: PlanStatus,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let finished: rusqlite::types::Value = if status.is_finished() {
-            ts(at).into()
-        } else {
-            rusqlite::types::Value::Null
-        };
-        self.exec(
-            format!("setting the status of plan {plan_id}"),
-            "UPDATE cluster_plans SET status = ?2, finished_at = ?3 WHERE id = ?1",
-            vec![plan_id.into(), status.as_str().to_string().into(), finished],
-        )
-        .await
-        .map(drop)
-    }
-
-    pub(super) async fn unfinished_plans(&self) -> Result<Vec<Plan>, StoreError> {
-        self.call(|conn, ctx| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT id, cluster, created_at, status, plan, finished_at FROM cluster_plans
-                     WHERE status IN ('pending', 'running') ORDER BY id",
-                )
-                .map_err(ctx.err("listing unfinished plans"))?;
-            let heads = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        get_ts(r, 2)?,
-                        r.get::<_, String>(3)?,
-                        get_json(r, 4)?,
-                        get_opt_ts(r, 5)?,
-                    ))
-                })
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(ctx.err("listing unfinished plans"))?;
-            let mut steps_stmt = conn
-                .prepare(
-                    "SELECT seq, op, status, started_at, finished_at, error FROM plan_steps
-                     WHERE plan_id = ?1 ORDER BY seq",
-                )
-                .map_err(ctx.err("listing plan steps"))?;
-            let mut plans = Vec::new();
-            for (id, cluster, created_at, status, plan, finished_at) in heads {
-                let raw = steps_stmt
-                    .query_map([id], |s| {
-                        Ok((
-                            s.get::<_, i32>(0)?,
-                            get_json(s, 1)?,
-                            s.get::<_, String>(2)?,
-                            get_opt_ts(s, 3)?,
-                            get_opt_ts(s, 4)?,
-                            s.get::<_, Option<String>>(5)?,
-                        ))
-                    })
-                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(ctx.err(format!("listing steps of plan {id}")))?;
-                let steps = raw
-                    .into_iter()
-                    .map(|(seq, op, st, started_at, finished_at, error)| {
-                        Ok(PlanStep {
-                            seq,
-                            op,
-                            status: StepStatus::parse(&st)?,
-                            started_at,
-                            finished_at,
-                            error,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                plans.push(Plan {
-                    id,
-                    cluster,
-                    created_at,
-                    status: PlanStatus::parse(&status)?,
-                    plan,
-                    finished_at,
-                    steps,
-                });
-            }
-            Ok(plans)
         })
         .await
     }
@@ -1261,11 +812,7 @@ impl SqliteStore {
         next: Option<DateTime<Utc>>,
         next_json: Option<serde_json::Value>,
     ) -> Result<(), StoreError> {
-        let status = if next.is_some() {
-            NotificationStatus::Pending
-        } else {
-            NotificationStatus::Failed
-        };
+        let status = if next.is_some() { "pending" } else { "failed" };
         let text = |v: Option<String>| -> rusqlite::types::Value {
             v.map_or(rusqlite::types::Value::Null, Into::into)
         };
@@ -1279,7 +826,7 @@ impl SqliteStore {
              WHERE idempotency_key = ?1 AND status <> 'sent'",
             vec![
                 key.to_string().into(),
-                status.as_str().to_string().into(),
+                status.to_string().into(),
                 attempts.into(),
                 error.to_string().into(),
                 text(next.map(ts)),
@@ -1362,6 +909,44 @@ impl SqliteStore {
         })
         .await
     }
+
+    pub(super) async fn acknowledge_alarm(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        by: &str,
+        comment: &str,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            format!("acknowledging alarm {id}"),
+            "UPDATE alarms SET acknowledged_at = ?2, acknowledged_by = ?3, ack_comment = ?4 WHERE id = ?1",
+            vec![id.into(), ts(at).into(), by.to_string().into(), comment.to_string().into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn alarm_events(&self, id: i64) -> Result<Vec<AlarmEventRow>, StoreError> {
+        self.call(move |conn, ctx| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT at, kind, detail FROM alarm_events WHERE alarm_id = ?1 ORDER BY at, id",
+                )
+                .map_err(ctx.err("listing alarm events"))?;
+            let rows = stmt
+                .query_map([id], |r| {
+                    Ok(AlarmEventRow {
+                        at: get_ts(r, 0)?,
+                        kind: r.get(1)?,
+                        detail: get_json(r, 2)?,
+                    })
+                })
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(ctx.err(format!("listing events of alarm {id}")))?;
+            Ok(rows)
+        })
+        .await
+    }
 }
 
 /// One `alarms` row; the outer error is the driver's, the inner a bad id.
@@ -1396,25 +981,6 @@ fn alarm_row_from(r: &Row) -> rusqlite::Result<Result<AlarmRow, StoreError>> {
         detail,
     };
     Ok(lifecycle_id(id).map(|id| AlarmRow { id, ..row }))
-}
-
-fn alarm_from_row(r: &Row) -> rusqlite::Result<Alarm> {
-    Ok(Alarm {
-        id: r.get(0)?,
-        check: r.get(1)?,
-        host: r.get(2)?,
-        opened_at: get_ts(r, 3)?,
-        resolved_at: get_opt_ts(r, 4)?,
-        state: r.get(5)?,
-        severity: r.get(6)?,
-        summary: r.get(7)?,
-        acknowledged_at: get_opt_ts(r, 8)?,
-        acknowledged_by: r.get(9)?,
-        ack_comment: r.get(10)?,
-        escalation_level: r.get(11)?,
-        last_notified_at: get_opt_ts(r, 12)?,
-        suppressed: r.get(13)?,
-    })
 }
 
 /// One result prepared for SQLite's parameters.

@@ -2,9 +2,11 @@
 //!
 //! `pg` gives every test a fresh PostgreSQL database; `backend` runs a
 //! store scenario on SQLite and PostgreSQL; `bin` runs the real `laxmon`
-//! binary. Include with `mod support;` from a test file.
+//! binary; `alarm` makes lifecycle alarms to seed a store with. Include
+//! with `mod support;` from a test file.
 #![allow(dead_code)]
 
+pub mod alarm;
 pub mod backend;
 pub mod bin;
 pub mod config;
