@@ -5,7 +5,7 @@
 //!
 //! Plain data: this file must never do I/O or decide anything.
 
-use crate::checks::CheckOutput;
+use crate::plugin_output::CheckOutput;
 use crate::state::{CheckState, Status, Transition};
 use chrono::{DateTime, Utc};
 use std::time::Duration;

@@ -73,7 +73,7 @@
 //! state; laxmon has no PENDING state. A daemon restart resumes the persisted
 //! [`CheckState`] instead.
 
-use crate::checks::State;
+use crate::plugin_output::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;

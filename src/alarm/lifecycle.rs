@@ -20,9 +20,9 @@
 
 use super::facts::Facts;
 use super::rules::{maintenance_at, matching_rules, Subject};
-use crate::checks::{format_perfdata, State};
 use crate::config::alarms::{Action, AlarmConfig, Rule};
 use crate::config::Config;
+use crate::plugin_output::{format_perfdata, State};
 use crate::result::CheckResult;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

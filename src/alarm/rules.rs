@@ -3,8 +3,8 @@
 //! Pure matching over names, globs, tags and states; never decides what
 //! to do about a match (that is `lifecycle`).
 
-use crate::checks::State;
 use crate::config::alarms::{Maintenance, Matcher, Rule};
+use crate::plugin_output::State;
 use chrono::{DateTime, Utc};
 
 /// What a rule is matched against: one check at one state.

@@ -2,8 +2,8 @@
 //! results at given times; the effects are compared with what the rules say.
 
 use super::lifecycle::{Alarms, Effect, EventKind, NotificationType, Suppression};
-use crate::checks::{CheckOutput, State};
 use crate::config::Config;
+use crate::plugin_output::{CheckOutput, State};
 use crate::result::CheckResult;
 use crate::state::{CheckState, Policy, Reachability};
 use chrono::{DateTime, Duration, Utc};

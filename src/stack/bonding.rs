@@ -7,8 +7,8 @@
 
 use super::source::{Origin, Source};
 use super::{perf, Findings, Thresholds};
-use crate::checks::{CheckOutput, State};
 use crate::plugin_output::Range;
+use crate::plugin_output::{CheckOutput, State};
 
 /// A bond as `/proc/net/bonding/bondN` describes it.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -9,8 +9,8 @@
 
 use super::source::{Origin, Source};
 use super::{perf, Findings, Thresholds};
-use crate::checks::{CheckOutput, State};
 use crate::plugin_output::Range;
+use crate::plugin_output::{CheckOutput, State};
 
 /// An address configured on an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 
 use super::source::{Origin, Source};
 use super::{perf, Findings, Thresholds};
-use crate::checks::{CheckOutput, State};
+use crate::plugin_output::{CheckOutput, State};
 
 /// A domain as one server lists it.
 #[derive(Debug, Clone, PartialEq)]

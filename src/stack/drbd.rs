@@ -8,7 +8,7 @@
 
 use super::source::{Fetch, Origin, Source};
 use super::{perf, Findings, Thresholds};
-use crate::checks::{CheckOutput, State};
+use crate::plugin_output::{CheckOutput, State};
 
 /// One DRBD resource as seen from one node.
 #[derive(Debug, Clone, PartialEq, Default)]

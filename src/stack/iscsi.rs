@@ -10,8 +10,8 @@
 
 use super::source::{GatherError, Origin, Source};
 use super::{perf, Findings, Thresholds};
-use crate::checks::{CheckOutput, State};
 use crate::plugin_output::Range;
+use crate::plugin_output::{CheckOutput, State};
 
 /// An exported target and its data LUNs.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,8 +11,8 @@
 
 use super::source::{Origin, Source};
 use super::{human_bytes, perf, Findings, MinLimit, Thresholds};
-use crate::checks::{CheckOutput, State};
 use crate::plugin_output::Range;
+use crate::plugin_output::{CheckOutput, State};
 
 /// A volume group: name, size and free bytes.
 #[derive(Debug, Clone, PartialEq)]

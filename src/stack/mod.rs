@@ -20,8 +20,8 @@ pub mod iscsi;
 pub mod lvm;
 pub mod source;
 
-use crate::checks::{CheckOutput, PerfDatum, State};
 pub use crate::plugin_output::Range;
+use crate::plugin_output::{CheckOutput, PerfDatum, State};
 pub use source::{gather, Fetch, GatherError, Origin, Source};
 
 /// One stack check with its options: what [`run_native`] runs and what

@@ -17,8 +17,8 @@ pub mod migrations;
 pub mod spool;
 pub mod writer;
 
-use crate::checks::{CheckOutput, PerfDatum};
 use crate::config::{Config, Storage, StorageConfig};
+use crate::plugin_output::{CheckOutput, PerfDatum};
 use crate::result::CheckResult;
 use crate::state::{CheckState, Transition};
 use chrono::{DateTime, Utc};
@@ -487,7 +487,7 @@ pub fn format_history(check: &str, rows: &[HistoryRow]) -> String {
         "STARTED", "STATE", "TYPE", "ATT", "DURATION"
     );
     for r in rows {
-        let perf = crate::checks::format_perfdata(&r.perfdata);
+        let perf = crate::plugin_output::format_perfdata(&r.perfdata);
         let perf = if perf.is_empty() {
             String::new()
         } else {
