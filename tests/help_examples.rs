@@ -97,14 +97,15 @@ fn help_pages(prefix: &[String], pages: &mut Vec<(Vec<String>, String)>) {
     }
 }
 
-/// The plugin names `laxmon plugin help` lists.
+/// The plugin names `laxmon plugin help` lists (without `help`).
 fn plugin_names() -> Vec<String> {
     help_text(&["plugin", "help"])
         .lines()
-        .skip_while(|l| l.trim_end() != "plugins:")
+        .skip_while(|l| l.trim_end() != "Plugins:")
         .skip(1)
         .take_while(|l| !l.trim().is_empty())
         .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
         .map(str::to_string)
         .collect()
 }

@@ -352,7 +352,150 @@ fn usage_errors_are_unknown() {
     assert!(text.contains("cluster-ip"), "lists the plugins: {text}");
     let (text, code) = run_plugin(args(&["domains", "--help"]));
     assert_eq!(code, 0);
-    assert!(text.contains("--expect VM[,VM]"), "{text}");
+    assert!(text.contains("--expect <VM[,VM]>"), "{text}");
+}
+
+/// Bad usages, each: the words after `laxmon plugin`, and what the one
+/// `STACK UNKNOWN` line must say (the option or plugin and the value at fault).
+const BAD_USAGES: &[(&[&str], &str)] = &[
+    (
+        &["lvm-vg", "--frobnicate"],
+        "unknown option --frobnicate for lvm-vg; see laxmon plugin lvm-vg --help",
+    ),
+    (
+        &["bonding", "--bnod", "bond0"],
+        "unknown option --bnod for bonding (did you mean \"--bond\"?)",
+    ),
+    (&["drbd", "-q"], "unknown option -q for drbd"),
+    (
+        &["--source", "local"],
+        "unknown option --source before the plugin's name",
+    ),
+    (&["drbd", "stray"], "unexpected argument \"stray\" for drbd"),
+    (
+        &["lvm-snapshot", "-c"],
+        "option --critical of lvm-snapshot needs a value",
+    ),
+    (
+        &["cluster-ip", "--ip"],
+        "option --ip of cluster-ip needs a value",
+    ),
+    (
+        &["bonding", "-w", "x:y"],
+        "--warning \"x:y\": threshold \"x:y\" is not a Nagios range",
+    ),
+    (
+        &["lvm-vg", "-c", "101%"],
+        "--critical \"101%\": threshold \"101%\" is not a size",
+    ),
+    (
+        &["lvm-vg", "-t", "soon"],
+        "--timeout \"soon\": invalid duration",
+    ),
+    (
+        &["lvm-vm", "--vm", "deb1", "-H", "file:"],
+        "--source \"file:\"",
+    ),
+    (
+        &["domains", "--server", "cs1=ssh://"],
+        "--server \"cs1=ssh://\": \"ssh://\" is not a source",
+    ),
+    (
+        &["iscsi-session", "--lun", "root"],
+        "--lun \"root\": not a LUN number",
+    ),
+    (
+        &["domains", "--server", "cs1", "--tool", "kvm"],
+        "--tool \"kvm\": use xl or virsh",
+    ),
+    (&["lvm-vm"], "lvm-vm needs --vm <NAME[,NAME]>"),
+    (
+        &["cluster-ip", "--ip", "10.0.0.1"],
+        "cluster-ip needs --server",
+    ),
+    (
+        &["iscsi-target", "--vm", "deb1"],
+        "iscsi-target needs --iqn-prefix <PREFIX>",
+    ),
+    (
+        &["drbd", "--server", "san1", "-H", "local"],
+        "drbd: give --server or --source, not both",
+    ),
+    (
+        &["drbd", "--proc=yes"],
+        "option --proc of drbd takes no value (got \"yes\")",
+    ),
+    (
+        &["lvm-gv"],
+        "unknown plugin \"lvm-gv\" (did you mean \"lvm-vg\"?)",
+    ),
+    (
+        &["drdb"],
+        "unknown plugin \"drdb\" (did you mean \"drbd\"?)",
+    ),
+    (
+        &["zfs"],
+        "unknown plugin \"zfs\"; plugins: drbd, iscsi-target,",
+    ),
+    (&[], "name a plugin: drbd, iscsi-target,"),
+];
+
+#[test]
+fn bad_usages_are_one_unknown_line_naming_the_culprit() {
+    for (words, says) in BAD_USAGES {
+        let (text, code) = run_plugin(args(words));
+        assert_eq!(code, 3, "{words:?}: {text}");
+        assert!(
+            text.starts_with("STACK UNKNOWN - ") && text.lines().count() == 1,
+            "{words:?}: one UNKNOWN line: {text:?}"
+        );
+        assert!(text.contains(says), "{words:?}: {text:?} lacks {says:?}");
+    }
+}
+
+/// The binary, as Nagios runs it: clap's exit 2 (CRITICAL to Nagios) and
+/// its stderr message must not leak out of `laxmon plugin`.
+#[test]
+fn the_binary_exits_3_on_bad_usage_and_0_on_help_and_version() {
+    let laxmon = |words: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_laxmon"))
+            .arg("plugin")
+            .args(words)
+            .env_remove("LAXMON_CONFIG")
+            .output()
+            .expect("laxmon runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), stdout, out.stderr)
+    };
+    for (words, says) in BAD_USAGES.iter().take(4) {
+        let (code, stdout, stderr) = laxmon(words);
+        assert_eq!(code, Some(3), "{words:?}: {stdout}");
+        assert!(
+            stdout.starts_with("STACK UNKNOWN - ") && stdout.contains(says),
+            "{stdout}"
+        );
+        assert!(
+            stderr.is_empty(),
+            "{words:?}: {}",
+            String::from_utf8_lossy(&stderr)
+        );
+    }
+    let (code, stdout, _) = laxmon(&["lvm-vg", "-h"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.starts_with("Free space of volume groups\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("-w, --warning <LIMIT>"), "{stdout}");
+    let (code, stdout, _) = laxmon(&["help"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("Plugins:\n  drbd "), "{stdout}");
+    let (code, stdout, _) = laxmon(&["lvm-vg", "-V"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        stdout,
+        format!("laxmon plugin lvm-vg {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
