@@ -8,7 +8,7 @@
 //! `BENCH_STATES=0` leaves out the state snapshots. Under `cargo test
 //! --all-targets` it makes a small smoke run instead.
 
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 #[path = "../tests/support/pg.rs"]
 mod pg;
 

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -19,7 +19,7 @@ pub enum LogFormat {
 /// Installs the global tracing subscriber. `level` (e.g. `info`, `laxmon=debug`)
 /// wins over `RUST_LOG`; without both, `info`. Returns an error message for a
 /// level filter that does not parse.
-pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), String> {
+pub(crate) fn init(format: LogFormat, level: Option<&str>) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
     let filter = match level {
         Some(l) => EnvFilter::from_str(l).map_err(|e| format!("invalid --log-level {l:?}: {e}"))?,

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 /// Which cadence a check follows next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cadence {
+pub(crate) enum Cadence {
     /// Every `interval`, on the check's grid.
     Normal,
     /// Every `retry_interval` while a problem is SOFT.
@@ -21,7 +21,7 @@ pub enum Cadence {
 
 /// The timing of one check.
 #[derive(Debug, Clone)]
-pub struct Slot {
+pub(crate) struct Slot {
     /// Grid origin: the check's first planned start.
     pub anchor: Instant,
     /// Normal interval.
@@ -37,7 +37,7 @@ pub struct Slot {
 impl Slot {
     /// The slot of check `index` out of `count`: first runs spread evenly over
     /// one interval from `start`, so that no two checks start together.
-    pub fn spread(
+    pub(crate) fn spread(
         start: Instant,
         index: usize,
         count: usize,
@@ -64,7 +64,7 @@ impl Slot {
     /// `retry_interval` after the previous planned start, or `finished` if that
     /// is later (a retry is never skipped). When returning from retries to
     /// normal, the check rejoins its grid.
-    pub fn next(&mut self, cadence: Cadence, finished: Instant) -> Instant {
+    pub(crate) fn next(&mut self, cadence: Cadence, finished: Instant) -> Instant {
         let next = match cadence {
             Cadence::Retry => (self.planned + self.retry_interval).max(finished),
             Cadence::Normal => {

@@ -12,7 +12,7 @@
 /// fewer edits than the longer of the two has characters (so `x` is no
 /// typo of `s`); compared without regard to ASCII case. On a tie the
 /// earlier candidate wins.
-pub fn closest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+pub(crate) fn closest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
     let word = word.to_ascii_lowercase();
     let word_len = word.chars().count();
     candidates
@@ -34,7 +34,7 @@ fn max_edits(candidate: &str) -> usize {
 
 /// ` (did you mean "WORD"?)` for the closest candidate, or an empty string,
 /// to append to an error message.
-pub fn did_you_mean(word: &str, candidates: &[&str]) -> String {
+pub(crate) fn did_you_mean(word: &str, candidates: &[&str]) -> String {
     closest(word, candidates)
         .map(|c| format!(" (did you mean {c:?}?)"))
         .unwrap_or_default()

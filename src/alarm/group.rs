@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// When a new notification for a recipient goes out: with the group already
 /// waiting for that recipient (if it still waits), else after the window.
-pub fn hold_until(
+pub(crate) fn hold_until(
     waiting_group: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
     window: Duration,
@@ -23,7 +23,7 @@ pub fn hold_until(
 }
 
 /// One message made of several: subject and body.
-pub fn compose(items: &[(&str, &str)], max_body: Option<usize>) -> (String, String) {
+pub(crate) fn compose(items: &[(&str, &str)], max_body: Option<usize>) -> (String, String) {
     match items {
         [] => (String::new(), String::new()),
         [(s, b)] => (s.to_string(), cut(b, max_body)),
@@ -48,7 +48,7 @@ pub fn compose(items: &[(&str, &str)], max_body: Option<usize>) -> (String, Stri
 }
 
 /// Cuts `s` to at most `max` characters, marking the cut with `...`.
-pub fn cut(s: &str, max: Option<usize>) -> String {
+pub(crate) fn cut(s: &str, max: Option<usize>) -> String {
     match max {
         Some(m) if s.chars().count() > m => {
             let mut out: String = s.chars().take(m.saturating_sub(3)).collect();

@@ -9,13 +9,13 @@
 //! a packet or runs a process; `crate::actions` does the I/O.
 
 pub mod facts;
-pub mod group;
+pub(crate) mod group;
 pub mod lifecycle;
 pub mod outbox;
-pub mod rules;
+pub(crate) mod rules;
 pub mod store;
-pub mod template;
+pub(crate) mod template;
 #[cfg(test)]
 mod tests;
-pub mod text;
-pub mod window;
+pub(crate) mod text;
+pub(crate) mod window;

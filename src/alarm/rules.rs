@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 /// What a rule is matched against: one check at one state.
 #[derive(Debug, Clone, Copy)]
-pub struct Subject<'a> {
+pub(crate) struct Subject<'a> {
     /// The check's name.
     pub check: &'a str,
     /// The check's host entry (`local` for the admin server).
@@ -21,7 +21,7 @@ pub struct Subject<'a> {
 }
 
 /// Whether `m` covers `s`, ignoring states when `with_states` is false.
-pub fn matches(m: &Matcher, s: &Subject, with_states: bool) -> bool {
+pub(crate) fn matches(m: &Matcher, s: &Subject, with_states: bool) -> bool {
     let checks = m.checks.is_empty() || m.checks.iter().any(|p| p.matches(s.check));
     let hosts = m.hosts.is_empty() || m.hosts.iter().any(|p| p.matches(s.host));
     let tags = m.tags.is_empty() || m.tags.iter().any(|t| s.tags.contains(t));
@@ -35,7 +35,7 @@ pub fn matches(m: &Matcher, s: &Subject, with_states: bool) -> bool {
 }
 
 /// The rules that apply to `s` in its current state, in config order.
-pub fn matching_rules<'r>(rules: &'r [Rule], s: &Subject) -> Vec<&'r Rule> {
+pub(crate) fn matching_rules<'r>(rules: &'r [Rule], s: &Subject) -> Vec<&'r Rule> {
     rules
         .iter()
         .filter(|r| matches(&r.matcher, s, true))
@@ -43,7 +43,7 @@ pub fn matching_rules<'r>(rules: &'r [Rule], s: &Subject) -> Vec<&'r Rule> {
 }
 
 /// The name of the first maintenance window covering `s` at `now`, if any.
-pub fn maintenance_at<'m>(
+pub(crate) fn maintenance_at<'m>(
     maintenance: &'m [Maintenance],
     s: &Subject,
     now: DateTime<Utc>,

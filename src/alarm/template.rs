@@ -12,7 +12,7 @@ use std::fmt;
 
 /// How an inserted value is escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Filter {
+pub(crate) enum Filter {
     /// As is.
     Plain,
     /// Percent-encoded (`application/x-www-form-urlencoded` and URLs).
@@ -112,7 +112,7 @@ impl Template {
 }
 
 /// Percent-encodes everything but unreserved characters (RFC 3986).
-pub fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -14,7 +14,7 @@ use super::facts::Facts;
 /// What a notification is about, as the texts tell it apart (the fact
 /// `notification_kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// The first page of a problem.
     Problem,
     /// Nobody acknowledged in time: the next level is paged.
@@ -29,7 +29,7 @@ pub enum Kind {
 
 impl Kind {
     /// The kind the facts name (`notification_kind`, else `notification_type`); a problem when neither says.
-    pub fn of(facts: &Facts) -> Kind {
+    pub(crate) fn of(facts: &Facts) -> Kind {
         let named = match facts.get("notification_kind") {
             "" => facts.get("notification_type"),
             k => k,
@@ -46,7 +46,7 @@ impl Kind {
 
 /// Which kind of notifier a text is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
+pub(crate) enum Channel {
     /// A mail: subject and a body of several lines.
     Mail,
     /// An SMS: no subject, one short line.
@@ -59,7 +59,7 @@ pub enum Channel {
 
 /// A rendered subject (mail subject, popup title; empty for SMS) and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Text {
+pub(crate) struct Text {
     /// Mail subject or popup title.
     pub subject: String,
     /// Mail body, SMS text or popup message.
@@ -67,7 +67,7 @@ pub struct Text {
 }
 
 /// laxmon's default text of this notification for this channel.
-pub fn default_text(channel: Channel, facts: &Facts) -> Text {
+pub(crate) fn default_text(channel: Channel, facts: &Facts) -> Text {
     let kind = Kind::of(facts);
     match channel {
         Channel::Mail => Text {

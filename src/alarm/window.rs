@@ -72,7 +72,7 @@ impl PartialEq for Window {
 }
 
 /// Parses a timezone name (`Europe/Berlin`, `UTC`).
-pub fn parse_timezone(name: &str) -> Result<Tz, WindowError> {
+pub(crate) fn parse_timezone(name: &str) -> Result<Tz, WindowError> {
     Tz::from_str(name).map_err(|_| WindowError::Timezone(name.to_string()))
 }
 
@@ -228,7 +228,7 @@ const CRON_WEEKDAYS: &[&str] = &["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"
 /// 6-field format (seconds first, weekdays as names). Returns two schedules
 /// when both day-of-month and day-of-week are restricted (Vixie cron fires
 /// on either), one otherwise.
-pub fn translate(expr: &str) -> Result<Vec<String>, WindowError> {
+pub(crate) fn translate(expr: &str) -> Result<Vec<String>, WindowError> {
     let err = |message: String| WindowError::Cron {
         expr: expr.to_string(),
         message,

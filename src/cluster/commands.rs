@@ -37,7 +37,13 @@ fn cluster_of<'a>(config: &'a Config, name: &str) -> Result<&'a crate::config::C
 }
 
 /// `laxmon cluster reorg`: fence, plan and carry out; prints the report.
-pub async fn reorg(config: &Config, name: &str, failed: &str, dry_run: bool, json: bool) -> u8 {
+pub(crate) async fn reorg(
+    config: &Config,
+    name: &str,
+    failed: &str,
+    dry_run: bool,
+    json: bool,
+) -> u8 {
     let cluster = match cluster_of(config, name) {
         Ok(c) => c,
         Err(code) => return code,
@@ -64,7 +70,13 @@ pub async fn reorg(config: &Config, name: &str, failed: &str, dry_run: bool, jso
 }
 
 /// `laxmon cluster restore`: restart VMs a reorganisation stopped.
-pub async fn restore(config: &Config, name: &str, server: &str, dry_run: bool, json: bool) -> u8 {
+pub(crate) async fn restore(
+    config: &Config,
+    name: &str,
+    server: &str,
+    dry_run: bool,
+    json: bool,
+) -> u8 {
     let cluster = match cluster_of(config, name) {
         Ok(c) => c,
         Err(code) => return code,
@@ -109,7 +121,7 @@ fn describe(a: &Action) -> String {
 }
 
 /// The report as text.
-pub fn render(r: &ReorgReport) -> String {
+pub(crate) fn render(r: &ReorgReport) -> String {
     let mut out = String::new();
     let what = if r.kind == "restore" {
         format!("restore after {} returned", r.server)
@@ -182,7 +194,7 @@ pub fn render(r: &ReorgReport) -> String {
 }
 
 /// `laxmon cluster status`: the live placement per server.
-pub async fn status(config: &Config, name: &str, json: bool) -> u8 {
+pub(crate) async fn status(config: &Config, name: &str, json: bool) -> u8 {
     let cluster = match cluster_of(config, name) {
         Ok(c) => c,
         Err(code) => return code,
@@ -238,7 +250,7 @@ pub async fn status(config: &Config, name: &str, json: bool) -> u8 {
 
 /// What `laxmon sim` does to a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SimOp {
+pub(crate) enum SimOp {
     /// Crash it (or partition it).
     Fail {
         /// Unreachable but its VMs keep running.
@@ -253,7 +265,7 @@ pub enum SimOp {
 }
 
 /// `laxmon sim ...`: changes or checks a simulated server.
-pub fn sim(op: SimOp, server: &str, state: &Path) -> u8 {
+pub(crate) fn sim(op: SimOp, server: &str, state: &Path) -> u8 {
     let result = match op {
         SimOp::Fail { partition } => sim::fail(state, server, partition),
         SimOp::Revive => sim::revive(state, server),
@@ -288,7 +300,7 @@ pub fn sim(op: SimOp, server: &str, state: &Path) -> u8 {
 }
 
 /// `laxmon sim show`: the simulated cluster and its history.
-pub fn sim_show(state: &Path, json: bool) -> u8 {
+pub(crate) fn sim_show(state: &Path, json: bool) -> u8 {
     match sim::load(state) {
         Ok(s) => {
             if json {

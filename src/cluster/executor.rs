@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinSet;
 
 /// Plan rounds per run: the first plan and up to three replans.
-pub const MAX_ROUNDS: u32 = 4;
+pub(crate) const MAX_ROUNDS: u32 = 4;
 
 /// The planner's name for the VMs a restore restarts (a host that is down).
 const STOPPED_HOST: &str = "(stopped-by-reorg)";
@@ -202,7 +202,7 @@ pub enum ReorgError {
 
 /// One server's answer to "what runs on you?".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ServerStatus {
+pub(crate) struct ServerStatus {
     /// The server.
     pub server: String,
     /// Its VMs when it answered.
@@ -217,7 +217,7 @@ pub struct ServerStatus {
 }
 
 /// Asks every server what runs there (live placement), and remembers it.
-pub async fn status(cluster: &ClusterConfig) -> Result<Vec<ServerStatus>, ReorgError> {
+pub(crate) async fn status(cluster: &ClusterConfig) -> Result<Vec<ServerStatus>, ReorgError> {
     let driver = drivers::build(cluster);
     let journal = Journal::open(&cluster.state_dir, &cluster.name)?;
     let obs = observe(cluster, &driver).await;
@@ -257,7 +257,7 @@ pub async fn reorganise(
 }
 
 /// [`reorganise`] with a given driver.
-pub async fn reorganise_with(
+pub(crate) async fn reorganise_with(
     cluster: &ClusterConfig,
     driver: Arc<dyn Driver>,
     failed: &str,
@@ -402,7 +402,7 @@ pub async fn restore(
 }
 
 /// [`restore`] with a given driver.
-pub async fn restore_with(
+pub(crate) async fn restore_with(
     cluster: &ClusterConfig,
     driver: Arc<dyn Driver>,
     server: &str,

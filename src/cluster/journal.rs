@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 /// What a journalled run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RunKind {
+pub(crate) enum RunKind {
     /// Bring a failed server's VMs back elsewhere.
     Reorg,
     /// Restart the VMs a reorganisation stopped, after the server returned.
@@ -30,7 +30,7 @@ pub enum RunKind {
 /// The state of one step in the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StepState {
+pub(crate) enum StepState {
     /// Its driver operation was started; its effect is not verified yet.
     Running,
     /// Verified done.
@@ -42,7 +42,7 @@ pub enum StepState {
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
-pub enum Record {
+pub(crate) enum Record {
     /// A run began.
     Begin {
         /// Run id.
@@ -103,7 +103,7 @@ pub enum Record {
 
 /// An unfinished run found in the journal.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Unfinished {
+pub(crate) struct Unfinished {
     /// Run id.
     pub id: String,
     /// Its kind.
@@ -120,7 +120,7 @@ pub struct Unfinished {
 
 /// Where a VM was last seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LastSeen {
+pub(crate) struct LastSeen {
     /// The server, or `None` when it was seen not running.
     pub host: Option<String>,
     /// Its memory then, in MB.
@@ -139,14 +139,14 @@ pub struct JournalError {
 
 /// A cluster's journal and last known placement.
 #[derive(Debug, Clone)]
-pub struct Journal {
+pub(crate) struct Journal {
     path: PathBuf,
     placement: PathBuf,
 }
 
 impl Journal {
     /// The journal of `cluster` in `state_dir` (created when missing).
-    pub fn open(state_dir: &Path, cluster: &str) -> Result<Journal, JournalError> {
+    pub(crate) fn open(state_dir: &Path, cluster: &str) -> Result<Journal, JournalError> {
         std::fs::create_dir_all(state_dir).map_err(|e| JournalError {
             path: state_dir.display().to_string(),
             message: format!("cannot create the state directory: {e}"),
@@ -157,11 +157,6 @@ impl Journal {
         })
     }
 
-    /// The journal file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn err(&self, message: String) -> JournalError {
         JournalError {
             path: self.path.display().to_string(),
@@ -170,7 +165,7 @@ impl Journal {
     }
 
     /// Appends one record and syncs it to disk.
-    pub fn append(&self, record: &Record) -> Result<(), JournalError> {
+    pub(crate) fn append(&self, record: &Record) -> Result<(), JournalError> {
         let mut line = serde_json::to_string(record).map_err(|e| self.err(e.to_string()))?;
         line.push('\n');
         let mut f = std::fs::File::options()
@@ -184,7 +179,7 @@ impl Journal {
     }
 
     /// Every readable record, in order (a torn last line is skipped).
-    pub fn records(&self) -> Result<Vec<Record>, JournalError> {
+    pub(crate) fn records(&self) -> Result<Vec<Record>, JournalError> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -203,7 +198,7 @@ impl Journal {
     }
 
     /// The runs that began and did not end, oldest first.
-    pub fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError> {
+    pub(crate) fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError> {
         let mut runs: Vec<Unfinished> = Vec::new();
         for r in self.records()? {
             match r {
@@ -250,7 +245,7 @@ impl Journal {
 
     /// VMs stopped or left down by finished reorganisations of `server` that
     /// no restore has dealt with yet, with those reorganisations' ids.
-    pub fn stopped_by_reorgs(
+    pub(crate) fn stopped_by_reorgs(
         &self,
         server: &str,
     ) -> Result<(Vec<String>, Vec<String>), JournalError> {
@@ -285,7 +280,7 @@ impl Journal {
     }
 
     /// Where each VM was last seen.
-    pub fn last_seen(&self) -> BTreeMap<String, LastSeen> {
+    pub(crate) fn last_seen(&self) -> BTreeMap<String, LastSeen> {
         std::fs::read_to_string(&self.placement)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
@@ -293,7 +288,10 @@ impl Journal {
     }
 
     /// Replaces the last known placement (write to a temporary file, rename).
-    pub fn save_last_seen(&self, seen: &BTreeMap<String, LastSeen>) -> Result<(), JournalError> {
+    pub(crate) fn save_last_seen(
+        &self,
+        seen: &BTreeMap<String, LastSeen>,
+    ) -> Result<(), JournalError> {
         let tmp = self.placement.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(seen).map_err(|e| self.err(e.to_string()))?;
         std::fs::write(&tmp, text)

@@ -11,12 +11,12 @@
 //! [`drivers::Driver`], with progress in a [`journal`]: it fences the failed
 //! server first and never starts a VM while any server may still run it.
 
-pub mod commands;
+pub(crate) mod commands;
 pub mod drivers;
-pub mod executor;
-pub mod journal;
+pub(crate) mod executor;
+pub(crate) mod journal;
 pub mod model;
-pub mod planner;
+pub(crate) mod planner;
 pub mod restart;
 
 pub use executor::{reorganise, restore, ReorgError, ReorgOptions, ReorgReport};

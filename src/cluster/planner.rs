@@ -57,11 +57,11 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Largest number of planned VMs (running or displaced) the exact planner takes.
-pub const EXACT_MAX_VMS: usize = 14;
+pub(crate) const EXACT_MAX_VMS: usize = 14;
 /// Largest number of up hosts the exact planner takes.
-pub const EXACT_MAX_HOSTS: usize = 8;
+pub(crate) const EXACT_MAX_HOSTS: usize = 8;
 /// Search nodes the exact planner may visit before settling for its best so far.
-pub const EXACT_NODE_BUDGET: u64 = 2_000_000;
+pub(crate) const EXACT_NODE_BUDGET: u64 = 2_000_000;
 /// Most migrations the exact sequencer orders by search (above: greedy).
 const SEQUENCE_SEARCH_MAX: usize = 20;
 

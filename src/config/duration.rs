@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Parses `500ms`, `10s`, `1m`, `2h`, `1d` or combinations such as `1m30s`.
 /// Fractions are allowed (`1.5s`). The error says what is wrong.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s.is_empty() {
         return Err("empty duration: write e.g. 10s, 500ms, 1m or 2h".into());
@@ -64,7 +64,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 }
 
 /// Formats a duration the way the config writes it (`1m30s`, `500ms`).
-pub fn format(d: Duration) -> String {
+pub(crate) fn format(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         return "0s".into();

@@ -6,12 +6,12 @@
 //! `docs/checks.md`. Nothing here runs a check or opens a socket:
 //! a loaded `Config` is plain data.
 
-pub mod alarms;
-pub mod clusters;
+pub(crate) mod alarms;
+pub(crate) mod clusters;
 mod decode;
-pub mod duration;
+pub(crate) mod duration;
 mod read;
-pub mod yaml;
+pub(crate) mod yaml;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@ use std::fmt;
 
 /// Where a node starts: 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Pos {
+pub(crate) struct Pos {
     /// 1-based line.
     pub line: u32,
     /// 1-based column.
@@ -21,7 +21,7 @@ pub struct Pos {
 
 /// One YAML node with its position.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
+pub(crate) struct Node {
     /// The value.
     pub value: Value,
     /// Where the value starts in its file.
@@ -30,7 +30,7 @@ pub struct Node {
 
 /// The value of a node, as the YAML scalar resolution typed it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub(crate) enum Value {
     /// `~`, `null` or nothing.
     Null,
     /// `true` / `false`.
@@ -49,7 +49,7 @@ pub enum Value {
 
 impl Value {
     /// What kind of value this is, for error messages ("a string", "a list", ...).
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Value::Null => "null".into(),
             Value::Bool(b) => format!("the boolean {b}"),
@@ -64,7 +64,7 @@ impl Value {
 
 /// A YAML syntax error with its position.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SyntaxError {
+pub(crate) struct SyntaxError {
     /// Where the parser stopped.
     pub pos: Pos,
     /// The parser's message, first line only.
@@ -72,7 +72,7 @@ pub struct SyntaxError {
 }
 
 /// Parses a YAML document into a positioned tree. An empty document is `Null`.
-pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     if text.trim().is_empty() {
         return Ok(Node {
             value: Value::Null,

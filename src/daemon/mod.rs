@@ -10,8 +10,8 @@
 //! their timeout, and every stage drains before [`run`] returns; SIGHUP
 //! returns [`Stop::Reload`] with the new configuration.
 
-pub mod alarms;
-pub mod cluster;
+pub(crate) mod alarms;
+pub(crate) mod cluster;
 mod scheduler;
 
 pub use alarms::AlarmStage;

@@ -18,7 +18,7 @@ pub mod domains;
 pub mod drbd;
 pub mod iscsi;
 pub mod lvm;
-pub mod source;
+pub(crate) mod source;
 
 pub use crate::plugin_output::Range;
 use crate::plugin_output::{CheckOutput, PerfDatum, State};
@@ -235,14 +235,6 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
-    /// Parses optional `-w` and `-c` strings with [`parse_range`].
-    pub fn parse(warn: Option<&str>, crit: Option<&str>) -> Result<Thresholds, ThresholdError> {
-        Ok(Thresholds {
-            warn: warn.map(parse_range).transpose()?,
-            crit: crit.map(parse_range).transpose()?,
-        })
-    }
-
     /// The state of `value`: CRITICAL before WARNING before OK.
     pub fn state(&self, value: f64) -> State {
         if self.crit.is_some_and(|r| r.alerts(value)) {
@@ -415,7 +407,10 @@ mod tests {
 
     #[test]
     fn thresholds_pick_critical_first() {
-        let t = Thresholds::parse(Some("10"), Some("20")).unwrap();
+        let t = Thresholds {
+            warn: Some(parse_range("10").unwrap()),
+            crit: Some(parse_range("20").unwrap()),
+        };
         assert_eq!(t.state(5.0), State::Ok);
         assert_eq!(t.state(15.0), State::Warning);
         assert_eq!(t.state(25.0), State::Critical);

@@ -207,7 +207,7 @@ async fn captured_file(path: &Path, fetch: &Fetch) -> PathBuf {
 
 /// Whether `origin` is one captured file (not a directory): it then stands
 /// for every fetch, so a check that fetches several files cannot use it.
-pub async fn is_one_captured_file(origin: &Origin) -> bool {
+pub(crate) async fn is_one_captured_file(origin: &Origin) -> bool {
     match origin {
         Origin::Captured(path) => tokio::fs::metadata(path).await.is_ok_and(|m| !m.is_dir()),
         Origin::Local | Origin::Ssh(_) => false,
@@ -215,7 +215,7 @@ pub async fn is_one_captured_file(origin: &Origin) -> bool {
 }
 
 /// The words run on the remote host for `fetch`.
-pub fn remote_words(fetch: &Fetch) -> Vec<String> {
+pub(crate) fn remote_words(fetch: &Fetch) -> Vec<String> {
     match fetch {
         Fetch::File(p) => vec!["cat".into(), p.to_string_lossy().into_owned()],
         Fetch::Command(argv) => ["env", "LC_ALL=C"]

@@ -4,7 +4,7 @@
 //! store scenario on SQLite and PostgreSQL; `bin` runs the real `laxmon`
 //! binary; `alarm` makes lifecycle alarms to seed a store with. Include
 //! with `mod support;` from a test file.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 pub mod alarm;
 pub mod backend;

@@ -16,7 +16,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 /// Sends one delivery as a plain-text mail; `host` is this machine's name
 /// (for the Message-ID), `None` when unknown.
-pub async fn send(
+pub(crate) async fn send(
     notifier: &str,
     cfg: &SmtpNotifier,
     host: Option<&str>,
@@ -70,7 +70,7 @@ pub async fn send(
 /// (a dot-atom by construction): `<GLOBAL_ID@HOST>`, where HOST is this
 /// machine's name, else the sender address's domain, else `localhost`
 /// (whichever is first a valid dot-atom of host name characters).
-pub fn message_id(global_id: &str, host: Option<&str>, from_domain: &str) -> String {
+pub(crate) fn message_id(global_id: &str, host: Option<&str>, from_domain: &str) -> String {
     let domain = host
         .into_iter()
         .chain([from_domain])

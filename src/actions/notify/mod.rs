@@ -5,10 +5,10 @@
 //! Senders never decide whom to tell or when (the lifecycle and the outbox
 //! do) and never retry on their own (the outbox does, with backoff).
 
-pub mod mail;
-pub mod ntfy;
-pub mod sms;
-pub mod webhook;
+pub(crate) mod mail;
+pub(crate) mod ntfy;
+pub(crate) mod sms;
+pub(crate) mod webhook;
 
 use crate::alarm::lifecycle::Notification;
 use crate::alarm::outbox::{Delivery, Outbox, OutboxItem};

@@ -13,7 +13,7 @@ use crate::alarm::outbox::Delivery;
 use crate::config::alarms::NtfyNotifier;
 
 /// Publishes one popup.
-pub async fn send(
+pub(crate) async fn send(
     http: &reqwest::Client,
     notifier: &str,
     cfg: &NtfyNotifier,
@@ -58,7 +58,7 @@ pub async fn send(
 }
 
 /// A header value: ASCII as is, anything else as an RFC 2047 encoded word (ntfy decodes it).
-pub fn header_text(s: &str) -> String {
+pub(crate) fn header_text(s: &str) -> String {
     let one_line: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

@@ -12,7 +12,7 @@ use crate::config::alarms::SmsNotifier;
 const QUOTE: usize = 200;
 
 /// Sends one SMS.
-pub async fn send(
+pub(crate) async fn send(
     http: &reqwest::Client,
     notifier: &str,
     cfg: &SmsNotifier,

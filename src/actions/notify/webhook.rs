@@ -6,7 +6,7 @@ use crate::alarm::outbox::Delivery;
 use crate::config::alarms::WebhookNotifier;
 
 /// The JSON document a webhook receives.
-pub fn payload(d: &Delivery) -> serde_json::Value {
+pub(crate) fn payload(d: &Delivery) -> serde_json::Value {
     serde_json::json!({
         "key": d.message_key,
         "keys": d.keys,
@@ -20,7 +20,7 @@ pub fn payload(d: &Delivery) -> serde_json::Value {
 }
 
 /// Posts one delivery.
-pub async fn send(
+pub(crate) async fn send(
     http: &reqwest::Client,
     notifier: &str,
     cfg: &WebhookNotifier,

@@ -10,8 +10,8 @@
 
 pub mod command;
 pub mod sim;
-pub mod virsh;
-pub mod xl;
+pub(crate) mod virsh;
+pub(crate) mod xl;
 
 use crate::config::{ClusterConfig, DriverConfig};
 use crate::process::{self, End, Execution, RunOptions};

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// The `virsh` driver.
 #[derive(Debug, Clone)]
-pub struct Virsh {
+pub(crate) struct Virsh {
     servers: Servers,
     uri: String,
 }
@@ -22,7 +22,7 @@ pub struct Virsh {
 /// Parses `virsh list --all`: ` Id  Name  State` with a dashed rule, then one
 /// domain per line. Domains with an id (running, paused, in shutdown) are
 /// resident and reported; `shut off` ones (id `-`) are not.
-pub fn parse_virsh_list(text: &str) -> Result<Vec<String>, String> {
+pub(crate) fn parse_virsh_list(text: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for line in text.lines() {
         let cols: Vec<&str> = line.split_whitespace().collect();
@@ -44,7 +44,7 @@ pub fn parse_virsh_list(text: &str) -> Result<Vec<String>, String> {
 }
 
 /// The `Used memory:` (else `Max memory:`) line of `virsh dominfo`, in MB.
-pub fn parse_dominfo_memory_mb(text: &str) -> Option<u64> {
+pub(crate) fn parse_dominfo_memory_mb(text: &str) -> Option<u64> {
     let field = |key: &str| {
         text.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
@@ -66,7 +66,7 @@ pub fn parse_dominfo_memory_mb(text: &str) -> Option<u64> {
 
 impl Virsh {
     /// A `virsh` driver for `cluster`, connecting to `uri` on each server.
-    pub fn new(cluster: &ClusterConfig, uri: &str) -> Virsh {
+    pub(crate) fn new(cluster: &ClusterConfig, uri: &str) -> Virsh {
         Virsh {
             servers: Servers::new(cluster),
             uri: uri.to_string(),

@@ -73,14 +73,14 @@ impl Servers {
 
 /// The `xl` driver.
 #[derive(Debug, Clone)]
-pub struct Xl {
+pub(crate) struct Xl {
     servers: Servers,
     config_dir: String,
 }
 
 impl Xl {
     /// An `xl` driver for `cluster`, creating domains from `config_dir/VM.cfg`.
-    pub fn new(cluster: &ClusterConfig, config_dir: &str) -> Xl {
+    pub(crate) fn new(cluster: &ClusterConfig, config_dir: &str) -> Xl {
         Xl {
             servers: Servers::new(cluster),
             config_dir: config_dir.trim_end_matches('/').to_string(),
@@ -90,7 +90,7 @@ impl Xl {
 
 /// Parses `xl list`: a header line, then `Name ID Mem VCPUs State Time(s)`
 /// per domain. Domain-0 is left out.
-pub fn parse_xl_list(text: &str) -> Result<Vec<RunningVm>, String> {
+pub(crate) fn parse_xl_list(text: &str) -> Result<Vec<RunningVm>, String> {
     let mut out = Vec::new();
     for line in text.lines() {
         let cols: Vec<&str> = line.split_whitespace().collect();
