@@ -235,6 +235,14 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
+    /// Parses optional `-w` and `-c` strings with [`parse_range`].
+    pub fn parse(warn: Option<&str>, crit: Option<&str>) -> Result<Thresholds, ThresholdError> {
+        Ok(Thresholds {
+            warn: warn.map(parse_range).transpose()?,
+            crit: crit.map(parse_range).transpose()?,
+        })
+    }
+
     /// The state of `value`: CRITICAL before WARNING before OK.
     pub fn state(&self, value: f64) -> State {
         if self.crit.is_some_and(|r| r.alerts(value)) {
