@@ -1,13 +1,15 @@
-//! The alarm stage: feeds every check result to the alarm lifecycle, carries
-//! out the effects (persist alarms, queue notifications, run actions),
-//! delivers the outbox, and applies acknowledgements given with `laxmon ack`.
+//! The alarm stage: feeds check results to the alarm lifecycle (from its
+//! [`intake`](super::intake), which keeps per check what the lifecycle can
+//! tell apart), carries out the effects (persist alarms, queue
+//! notifications, run actions), delivers the outbox, and applies
+//! acknowledgements given with `laxmon ack`.
 //!
 //! One task owns the lifecycle and the outbox; actions run as tasks of
 //! their own and report back, so a slow restart never holds up alarms.
 //! Persistence goes through the store; a failed write is logged and retried
 //! with the next snapshot, never allowed to stop alarms or notifications.
 
-use super::CheckResult;
+use super::intake::IntakeReceiver;
 use crate::actions::notify::{self, Notifiers};
 use crate::alarm::lifecycle::{ActionRequest, Alarms, Effect};
 use crate::alarm::outbox::{Delivery, DeliveryStatus, Outbox};
@@ -98,7 +100,7 @@ impl AlarmStage {
     /// delivery round.
     pub async fn run(
         mut self,
-        mut results: mpsc::UnboundedReceiver<CheckResult>,
+        mut results: IntakeReceiver,
         mut cluster_done: mpsc::UnboundedReceiver<ActionRun>,
     ) {
         let mut ack_poll = tokio::time::interval(ACK_POLL);

@@ -5,13 +5,15 @@
 //! [`Scheduler`]: one task that owns every check's timing and state and
 //! spawns the runs, so a check never overlaps itself. Each finished run
 //! becomes a [`CheckResult`] that a fan-out task hands to the result writer
-//! (never blocking), the alarm stage and the cluster stage. On SIGTERM or
-//! SIGINT the scheduler stops planning, the runs in flight finish within
-//! their timeout, and every stage drains before [`run`] returns; SIGHUP
-//! returns [`Stop::Reload`] with the new configuration.
+//! (never blocking), the alarm stage (through its bounded [`intake`]) and
+//! the cluster stage. On SIGTERM or SIGINT the scheduler stops planning, the
+//! runs in flight finish within their timeout, and every stage drains before
+//! [`run`] returns; SIGHUP returns [`Stop::Reload`] with the new
+//! configuration.
 
 pub(crate) mod alarms;
 pub(crate) mod cluster;
+pub(crate) mod intake;
 mod scheduler;
 
 pub use alarms::AlarmStage;
@@ -70,7 +72,7 @@ pub async fn run(config: Config) -> anyhow::Result<Stop> {
 
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let (cluster_tx, cluster_rx) = mpsc::unbounded_channel();
-    let (alarm_tx, alarm_rx) = mpsc::unbounded_channel();
+    let (alarm_tx, alarm_rx) = intake::intake();
     let (result_tx, mut result_rx) = mpsc::unbounded_channel::<CheckResult>();
 
     let (action_tx, action_rx) = mpsc::unbounded_channel();
@@ -79,7 +81,8 @@ pub async fn run(config: Config) -> anyhow::Result<Stop> {
     let alarms = tokio::spawn(async move {
         // The alarm state must come from the store (ids, open alarms, the
         // outbox): starting empty would reuse alarm ids and notification keys.
-        // While the database is away, results wait in the channel.
+        // While the database is away, results wait in the intake, coalesced
+        // per check so that memory stays bounded however long that lasts.
         let stage = loop {
             match AlarmStage::restore(Arc::clone(&alarm_config), alarm_store.clone()).await {
                 Ok(stage) => break stage,
@@ -88,7 +91,7 @@ pub async fn run(config: Config) -> anyhow::Result<Stop> {
                     return;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "alarm state not restored yet; alarms wait for the database");
+                    tracing::error!(error = %e, waiting = alarm_rx.len(), "alarm state not restored yet; alarms wait for the database");
                     tokio::time::sleep(ALARM_RESTORE_RETRY).await;
                 }
             }
@@ -114,7 +117,7 @@ pub async fn run(config: Config) -> anyhow::Result<Stop> {
             if alive_checks.contains(&result.check) {
                 let _ = cluster_tx.send(ClusterWork::Result(result.clone()));
             }
-            let _ = alarm_tx.send(result);
+            alarm_tx.send(result);
         }
         writer
     });

@@ -16,6 +16,12 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `laxmon run --config CONFIG` with JSON logs at debug level.
     pub fn start(config: &str) -> Daemon {
+        Daemon::start_logging(config, "debug")
+    }
+
+    /// Starts `laxmon run --config CONFIG` with JSON logs at `level` (`info`
+    /// keeps the log small when thousands of checks run).
+    pub fn start_logging(config: &str, level: &str) -> Daemon {
         let mut child = Command::new(super::bin::laxmon_path())
             .args([
                 "run",
@@ -24,7 +30,7 @@ impl Daemon {
                 "--log-format",
                 "json",
                 "--log-level",
-                "debug",
+                level,
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
