@@ -7,6 +7,8 @@
 
 use crate::config::{self, Config};
 use crate::logging::{self, LogFormat};
+use crate::store::{Store, StoreError};
+use crate::{query, render};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -307,7 +309,12 @@ pub fn main() -> ExitCode {
             history(&cli.global.config, &check, &since, json)
         }
         Command::Alarms { open, json } => store_command(&cli.global.config, |cfg| async move {
-            crate::store::alarms_command(&cfg.storage, open, json).await
+            let store = Store::open(&cfg.storage).await?;
+            let rows = query::alarms(&store, open).await?;
+            rendered(
+                render::render(&rows[..], json, render::alarms_text),
+                "alarms",
+            )
         }),
         Command::Ack { id, comment, by } => {
             let by = by.unwrap_or_else(caller_name);
@@ -320,7 +327,9 @@ pub fn main() -> ExitCode {
         }),
         Command::Db(DbCommand::Stats { json }) => {
             store_command(&cli.global.config, |cfg| async move {
-                crate::store::stats_command(&cfg.storage, json).await
+                let store = Store::open(&cfg.storage).await?;
+                let stats = query::db_stats(&store).await?;
+                rendered(render::render(&stats, json, render::stats_text), "stats")
             })
         }
         Command::Sim(c) => sim(c),
@@ -444,7 +453,20 @@ fn history(path: &Path, check: &str, since: &str, json: bool) -> u8 {
         if cfg.check(&check).is_none() {
             tracing::warn!(check = %check, "no such check in the configuration; showing what is stored");
         }
-        crate::store::history_command(&cfg.storage, &check, since, json).await
+        let store = Store::open(&cfg.storage).await?;
+        let rows = query::history(&store, &check, since).await?;
+        rendered(
+            render::render(&rows[..], json, |r| render::history_text(&check, r)),
+            "history",
+        )
+    })
+}
+
+/// A rendering's text, or its JSON encoding failure as a store command error.
+fn rendered(text: Result<String, serde_json::Error>, what: &str) -> Result<String, StoreError> {
+    text.map_err(|source| StoreError::Json {
+        what: format!("encoding {what}"),
+        source,
     })
 }
 

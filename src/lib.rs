@@ -13,6 +13,8 @@ pub mod daemon;
 pub(crate) mod logging;
 pub mod plugin_output;
 pub mod process;
+pub mod query;
+pub mod render;
 pub mod result;
 pub(crate) mod schedule;
 pub mod ssh;

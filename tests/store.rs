@@ -13,6 +13,7 @@ use laxmon::config::{
 use laxmon::state::{CheckState, Policy, Reachability, StateType};
 use laxmon::store::spool::{Spool, SpoolEntry};
 use laxmon::store::{self, ResultRecord, ResultWriter, Store, WriterOptions};
+use laxmon::{query, render};
 use std::path::PathBuf;
 use std::time::Duration;
 use support::backend::{both, Env};
@@ -338,14 +339,20 @@ async fn history_and_stats_commands(env: Env) {
         .write_results(&ok_records("web", now - ChronoDuration::hours(3), 1))
         .await
         .expect("write old");
-    let text = store::history_command(&env.cfg, "web", Duration::from_secs(3600), false)
-        .await
-        .expect("history text");
+    // What `laxmon history` prints: the query, rendered as text or JSON.
+    let history = |since: u64, json: bool| {
+        let store = &store;
+        async move {
+            let rows = query::history(store, "web", Duration::from_secs(since))
+                .await
+                .expect("history");
+            render::render(&rows[..], json, |r| render::history_text("web", r)).expect("render")
+        }
+    };
+    let text = history(3600, false).await;
     assert_eq!(text.lines().count(), 3, "header + 2 rows:\n{text}");
     assert!(text.contains("seq 1 | time=0.1s;1;2;0"), "{text}");
-    let json = store::history_command(&env.cfg, "web", Duration::from_secs(4 * 3600), true)
-        .await
-        .expect("history json");
+    let json = history(4 * 3600, true).await;
     let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     assert_eq!(v.as_array().map(Vec::len), Some(3));
     assert_eq!(v[0]["perfdata"][0]["label"], "time");
@@ -356,9 +363,8 @@ async fn history_and_stats_commands(env: Env) {
     assert!(stats.size_bytes > 0);
     let oldest = stats.oldest_result.expect("oldest");
     assert!(oldest < now - ChronoDuration::hours(2));
-    let text = store::stats_command(&env.cfg, false)
-        .await
-        .expect("stats text");
+    let stats = query::db_stats(&store).await.expect("stats");
+    let text = render::render(&stats, false, render::stats_text).expect("render");
     assert!(text.contains("results"), "{text}");
 }
 

@@ -203,7 +203,7 @@ async fn alarm_round_trips_and_history_is_appended_once(env: Env) {
         "an alarm in maintenance is stored as suppressed"
     );
     assert_eq!(row.suppressed_by, a.suppressed_by, "and says why");
-    let table = store::format_alarms(&rows);
+    let table = laxmon::render::alarms_text(&rows);
     assert!(table.contains("[maintenance patchday]"), "{table}");
     let detail: Alarm =
         serde_json::from_value(row.detail.clone().expect("detail")).expect("detail is an Alarm");
@@ -370,24 +370,26 @@ async fn list_alarms_open_only_and_all(env: Env) {
         vec![4, 3]
     );
 
-    let text = store::alarms_command(&env.cfg, false, false)
-        .await
-        .expect("text");
+    // What `laxmon alarms [--open] [--json]` prints.
+    let listing = |open: bool, json: bool| {
+        let store = &store;
+        async move {
+            let rows = laxmon::query::alarms(store, open).await.expect("alarms");
+            laxmon::render::render(&rows[..], json, laxmon::render::alarms_text).expect("render")
+        }
+    };
+    let text = listing(false, false).await;
     assert_eq!(text.lines().count(), 5, "header and four alarms:\n{text}");
     assert!(
         text.lines().next().is_some_and(|h| h.contains("CHECK")),
         "{text}"
     );
     assert!(text.contains("c is down"), "{text}");
-    let open_text = store::alarms_command(&env.cfg, true, false)
-        .await
-        .expect("open text");
+    let open_text = listing(true, false).await;
     assert_eq!(open_text.lines().count(), 3, "{open_text}");
     assert!(!open_text.contains("a is down"), "{open_text}");
 
-    let json = store::alarms_command(&env.cfg, true, true)
-        .await
-        .expect("json");
+    let json = listing(true, true).await;
     let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     let list = v.as_array().expect("an array");
     assert_eq!(list.len(), 2);

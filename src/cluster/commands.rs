@@ -199,49 +199,21 @@ pub(crate) async fn status(config: &Config, name: &str, json: bool) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let list = match executor::status(cluster).await {
-        Ok(l) => l,
+    let status = match crate::query::cluster_status(cluster).await {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("laxmon: {e}");
             return EXIT_FAILED;
         }
     };
-    if json {
-        match serde_json::to_string(&list) {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("laxmon: {e}"),
-        }
-    } else {
-        println!(
-            "cluster {} ({} driver)",
-            cluster.name,
-            cluster.driver.name()
-        );
-        for s in &list {
-            match &s.vms {
-                Some(vms) => {
-                    let names: Vec<&str> = vms.iter().map(|v| v.name.as_str()).collect();
-                    println!(
-                        "  {:<12} {:>6}/{:<6} MB  {}",
-                        s.server,
-                        s.used_mb,
-                        s.capacity_mb,
-                        if names.is_empty() {
-                            "-".to_string()
-                        } else {
-                            names.join(" ")
-                        }
-                    );
-                }
-                None => println!(
-                    "  {:<12} UNREACHABLE: {}",
-                    s.server,
-                    s.error.as_deref().unwrap_or("")
-                ),
-            }
-        }
+    // JSON keeps its shape: the list of servers.
+    match crate::render::render(&status.servers, json, |_| {
+        crate::render::cluster_status_text(&status)
+    }) {
+        Ok(text) => print!("{text}{}", if json { "\n" } else { "" }),
+        Err(e) => eprintln!("laxmon: {e}"),
     }
-    if list.iter().all(|s| s.vms.is_some()) {
+    if status.all_answered() {
         0
     } else {
         EXIT_FAILED

@@ -202,7 +202,7 @@ pub enum ReorgError {
 
 /// One server's answer to "what runs on you?".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct ServerStatus {
+pub struct ServerStatus {
     /// The server.
     pub server: String,
     /// Its VMs when it answered.

@@ -17,13 +17,9 @@ use crate::alarm::store::{ActionRun, AlarmStore, NotificationStore};
 use crate::config::StorageConfig;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
 
 /// The `daemon_state` key of the lifecycle snapshot.
 pub(super) const SNAPSHOT_KEY: &str = "alarm_snapshot";
-
-/// How many alarms `laxmon alarms` lists at most.
-const LIST_LIMIT: u32 = 200;
 
 /// An acknowledgement given outside the daemon (`laxmon ack`) to an open alarm.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -426,69 +422,4 @@ pub async fn ack_command(
         "alarm {id} ({} on {}, {}) acknowledged by {by}{comment}\n",
         row.check, row.host, row.state
     ))
-}
-
-/// `laxmon alarms [--open] [--json]`: the newest alarms as a table, or as
-/// JSON (the [`AlarmRow`]s, with each alarm's `detail`).
-pub async fn alarms_command(
-    cfg: &StorageConfig,
-    open_only: bool,
-    json: bool,
-) -> Result<String, StoreError> {
-    let store = Store::open(cfg).await?;
-    let rows = store.list_alarms(open_only, LIST_LIMIT).await?;
-    if json {
-        return serde_json::to_string_pretty(&rows).map_err(|source| StoreError::Json {
-            what: "encoding alarms".into(),
-            source,
-        });
-    }
-    Ok(format_alarms(&rows))
-}
-
-/// Formats alarms as an aligned text table, one line per alarm.
-pub fn format_alarms(rows: &[AlarmRow]) -> String {
-    if rows.is_empty() {
-        return "no alarms\n".into();
-    }
-    let width = |f: &dyn Fn(&AlarmRow) -> usize, title: &str| {
-        rows.iter().map(f).max().unwrap_or(0).max(title.len())
-    };
-    let wid = width(&|r| r.id.to_string().len(), "ID");
-    let wcheck = width(&|r| r.check.chars().count(), "CHECK");
-    let whost = width(&|r| r.host.chars().count(), "HOST");
-    let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
-    let mut out = format!(
-        "{:>wid$}  {:<8}  {:<wcheck$}  {:<whost$}  {:<19}  {:<19}  {:<3}  ACK  SUMMARY\n",
-        "ID", "STATE", "CHECK", "HOST", "OPENED", "RESOLVED", "ESC"
-    );
-    for r in rows {
-        let resolved = r.resolved.map(time).unwrap_or_else(|| "open".into());
-        let ack = match (&r.ack_by, &r.ack_comment) {
-            (Some(by), Some(c)) if !c.is_empty() => format!("{by} ({c})"),
-            (Some(by), _) => by.clone(),
-            (None, _) => "-".into(),
-        };
-        let held = match (&r.suppressed_by, r.suppressed) {
-            (Some(Suppression::Maintenance { window }), _) => format!(" [maintenance {window}]"),
-            (Some(why), _) => format!(" [{}]", why.reason()),
-            (None, true) => " [suppressed]".to_string(),
-            (None, false) => String::new(),
-        };
-        let _ = writeln!(
-            out,
-            "{:>wid$}  {:<8}  {:<wcheck$}  {:<whost$}  {:<19}  {:<19}  {:<3}  {}  {}{}",
-            r.id,
-            r.state,
-            r.check,
-            r.host,
-            time(r.opened),
-            resolved,
-            r.escalation_level,
-            ack,
-            r.summary,
-            held
-        );
-    }
-    out
 }

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use uuid::Uuid;
 
-pub use alarms::{ack_command, alarms_command, format_alarms, AckRequest, AlarmEventRow, AlarmRow};
+pub use alarms::{ack_command, AckRequest, AlarmEventRow, AlarmRow};
 pub use writer::{resume_states, ResultWriter, SubmitError, WriterOptions, WriterStats};
 
 /// Everything that can go wrong in the store, naming what failed on what.
@@ -456,86 +456,6 @@ fn before(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
         .ok()
         .and_then(|d| t.checked_sub_signed(d))
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
-
-/// `laxmon history CHECK [--since D] [--json]`: the check's results as a table or JSON.
-pub async fn history_command(
-    cfg: &StorageConfig,
-    check: &str,
-    since: Duration,
-    json: bool,
-) -> Result<String, StoreError> {
-    let store = Store::open(cfg).await?;
-    let rows = store.history(check, since).await?;
-    if json {
-        serde_json::to_string_pretty(&rows).map_err(|source| StoreError::Json {
-            what: "encoding history".into(),
-            source,
-        })
-    } else {
-        Ok(format_history(check, &rows))
-    }
-}
-
-/// Formats history rows as an aligned text table.
-pub fn format_history(check: &str, rows: &[HistoryRow]) -> String {
-    if rows.is_empty() {
-        return format!("no results for {check}\n");
-    }
-    let mut out = format!(
-        "{:<24}  {:<8}  {:<4}  {:>3}  {:>10}  OUTPUT\n",
-        "STARTED", "STATE", "TYPE", "ATT", "DURATION"
-    );
-    for r in rows {
-        let perf = crate::plugin_output::format_perfdata(&r.perfdata);
-        let perf = if perf.is_empty() {
-            String::new()
-        } else {
-            format!(" | {perf}")
-        };
-        let _ = writeln!(
-            out,
-            "{:<24}  {:<8}  {:<4}  {:>3}  {:>8.1}ms  {}{}",
-            r.started.format("%Y-%m-%d %H:%M:%S%.3f"),
-            r.state,
-            r.state_type,
-            r.attempt,
-            r.duration_ms,
-            r.output,
-            perf
-        );
-    }
-    out
-}
-
-/// `laxmon db stats`: rows per table, size and oldest result as text.
-pub async fn stats_command(cfg: &StorageConfig, json: bool) -> Result<String, StoreError> {
-    let store = Store::open(cfg).await?;
-    let stats = store.stats().await?;
-    if json {
-        return serde_json::to_string_pretty(&stats).map_err(|source| StoreError::Json {
-            what: "encoding stats".into(),
-            source,
-        });
-    }
-    Ok(format_stats(&stats))
-}
-
-/// Formats [`Stats`] as text.
-pub fn format_stats(s: &Stats) -> String {
-    let mut out = format!(
-        "database: {}\nschema version: {}\nsize: {:.1} MiB\noldest result: {}\n",
-        s.database,
-        s.schema_version,
-        s.size_bytes as f64 / (1024.0 * 1024.0),
-        s.oldest_result
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_else(|| "-".into())
-    );
-    for t in &s.tables {
-        let _ = writeln!(out, "{:<16} {:>12}", t.table, t.rows);
-    }
-    out
 }
 
 /// `laxmon db migrate`: applies pending migrations and says what it did.

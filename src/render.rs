@@ -1,0 +1,153 @@
+//! Renders what the read side returns ([`crate::query`]) for the CLI: as
+//! JSON, or as aligned text tables for a terminal. The one place where
+//! `--json` is decided; the values themselves are the same ones the HTTP
+//! API will serialise.
+//!
+//! Nothing here reads the store or a cluster: it only formats values.
+
+use crate::alarm::lifecycle::Suppression;
+use crate::query::ClusterStatus;
+use crate::store::{AlarmRow, HistoryRow, Stats};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// `value` as pretty JSON with `json`, else as `text` makes it.
+pub fn render<T: Serialize + ?Sized>(
+    value: &T,
+    json: bool,
+    text: impl FnOnce(&T) -> String,
+) -> Result<String, serde_json::Error> {
+    if json {
+        serde_json::to_string_pretty(value)
+    } else {
+        Ok(text(value))
+    }
+}
+
+/// Formats alarms as an aligned text table, one line per alarm.
+pub fn alarms_text(rows: &[AlarmRow]) -> String {
+    if rows.is_empty() {
+        return "no alarms\n".into();
+    }
+    let width = |f: &dyn Fn(&AlarmRow) -> usize, title: &str| {
+        rows.iter().map(f).max().unwrap_or(0).max(title.len())
+    };
+    let wid = width(&|r| r.id.to_string().len(), "ID");
+    let wcheck = width(&|r| r.check.chars().count(), "CHECK");
+    let whost = width(&|r| r.host.chars().count(), "HOST");
+    let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let mut out = format!(
+        "{:>wid$}  {:<8}  {:<wcheck$}  {:<whost$}  {:<19}  {:<19}  {:<3}  ACK  SUMMARY\n",
+        "ID", "STATE", "CHECK", "HOST", "OPENED", "RESOLVED", "ESC"
+    );
+    for r in rows {
+        let resolved = r.resolved.map(time).unwrap_or_else(|| "open".into());
+        let ack = match (&r.ack_by, &r.ack_comment) {
+            (Some(by), Some(c)) if !c.is_empty() => format!("{by} ({c})"),
+            (Some(by), _) => by.clone(),
+            (None, _) => "-".into(),
+        };
+        let held = match (&r.suppressed_by, r.suppressed) {
+            (Some(Suppression::Maintenance { window }), _) => format!(" [maintenance {window}]"),
+            (Some(why), _) => format!(" [{}]", why.reason()),
+            (None, true) => " [suppressed]".to_string(),
+            (None, false) => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>wid$}  {:<8}  {:<wcheck$}  {:<whost$}  {:<19}  {:<19}  {:<3}  {}  {}{}",
+            r.id,
+            r.state,
+            r.check,
+            r.host,
+            time(r.opened),
+            resolved,
+            r.escalation_level,
+            ack,
+            r.summary,
+            held
+        );
+    }
+    out
+}
+
+/// Formats history rows as an aligned text table.
+pub fn history_text(check: &str, rows: &[HistoryRow]) -> String {
+    if rows.is_empty() {
+        return format!("no results for {check}\n");
+    }
+    let mut out = format!(
+        "{:<24}  {:<8}  {:<4}  {:>3}  {:>10}  OUTPUT\n",
+        "STARTED", "STATE", "TYPE", "ATT", "DURATION"
+    );
+    for r in rows {
+        let perf = crate::plugin_output::format_perfdata(&r.perfdata);
+        let perf = if perf.is_empty() {
+            String::new()
+        } else {
+            format!(" | {perf}")
+        };
+        let _ = writeln!(
+            out,
+            "{:<24}  {:<8}  {:<4}  {:>3}  {:>8.1}ms  {}{}",
+            r.started.format("%Y-%m-%d %H:%M:%S%.3f"),
+            r.state,
+            r.state_type,
+            r.attempt,
+            r.duration_ms,
+            r.output,
+            perf
+        );
+    }
+    out
+}
+
+/// Formats [`Stats`] as text.
+pub fn stats_text(s: &Stats) -> String {
+    let mut out = format!(
+        "database: {}\nschema version: {}\nsize: {:.1} MiB\noldest result: {}\n",
+        s.database,
+        s.schema_version,
+        s.size_bytes as f64 / (1024.0 * 1024.0),
+        s.oldest_result
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "-".into())
+    );
+    for t in &s.tables {
+        let _ = writeln!(out, "{:<16} {:>12}", t.table, t.rows);
+    }
+    out
+}
+
+/// A cluster's live placement as text: one line per server with its memory
+/// in use and its VMs, or why it did not answer.
+pub fn cluster_status_text(status: &ClusterStatus) -> String {
+    let mut out = format!("cluster {} ({} driver)\n", status.cluster, status.driver);
+    for s in &status.servers {
+        match &s.vms {
+            Some(vms) => {
+                let names: Vec<&str> = vms.iter().map(|v| v.name.as_str()).collect();
+                let names = if names.is_empty() {
+                    "-".to_string()
+                } else {
+                    names.join(" ")
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<12} {:>6}/{:<6} MB  {}",
+                    s.server, s.used_mb, s.capacity_mb, names
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  {:<12} UNREACHABLE: {}",
+                    s.server,
+                    s.error.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+    out
+}
