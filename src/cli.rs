@@ -157,6 +157,22 @@ enum Command {
     /// Drive the simulated cluster of the demo (the `sim` driver's state file).
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Make API tokens: print the hash that goes into `http.tokens`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print the hash of a token read from standard input (or of a new random token).
+    #[command(
+        after_help = "Example:\n  laxmon token hash --generate\n\nTo hash a token you already have: printf %s \"$TOKEN\" | laxmon token hash\n\nPut the printed hash into the configuration as\n  http:\n    tokens:\n      - {name: alice, role: operate, hash: \"sha256:...\"}\nand give the token itself to its user (`Authorization: Bearer TOKEN`)."
+    )]
+    Hash {
+        /// Make a new random token and print it with its hash.
+        #[arg(long)]
+        generate: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -333,6 +349,7 @@ pub fn main() -> ExitCode {
             })
         }
         Command::Sim(c) => sim(c),
+        Command::Token(TokenCommand::Hash { generate }) => token_hash(generate),
     };
     ExitCode::from(code)
 }
@@ -398,18 +415,63 @@ fn run(path: &Path) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    let shared = crate::daemon::Shared::new(&cfg.path);
+    let _api = rt.block_on(async { crate::api::Server::start(&cfg, &shared).await });
+    let mut api = match _api {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("laxmon: {e}");
+            return 1;
+        }
+    };
     loop {
-        match rt.block_on(crate::daemon::run(cfg)) {
+        match rt.block_on(crate::daemon::run(cfg, std::sync::Arc::clone(&shared))) {
             Ok(crate::daemon::Stop::Terminated) => return 0,
             // Everything (states, alarms, outbox, spool) was handed to the
             // store on the way out; the next run resumes it.
-            Ok(crate::daemon::Stop::Reload(new)) => cfg = *new,
+            Ok(crate::daemon::Stop::Reload(new)) => {
+                cfg = *new;
+                // A changed `http:` section takes effect with the reload.
+                if let Err(e) = rt.block_on(api.reconfigure(&cfg, &shared)) {
+                    tracing::error!(error = %e, "operations API not restarted; it keeps its old settings");
+                }
+            }
             Err(e) => {
                 eprintln!("laxmon: {e:#}");
                 return 1;
             }
         }
     }
+}
+
+/// `laxmon token hash`: the hash of a token from stdin, or a new token and its hash.
+fn token_hash(generate: bool) -> u8 {
+    use crate::api::auth::{format_hash, hash_token, new_token};
+    if generate {
+        return match new_token() {
+            Ok(token) => {
+                println!("token: {token}");
+                println!("hash:  {}", format_hash(&hash_token(&token)));
+                0
+            }
+            Err(e) => {
+                eprintln!("laxmon: no randomness from the operating system: {e}");
+                1
+            }
+        };
+    }
+    let mut token = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut token) {
+        eprintln!("laxmon: cannot read the token from standard input: {e}");
+        return 1;
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        eprintln!("laxmon: no token on standard input (pipe one in, or use --generate)");
+        return EXIT_CONFIG;
+    }
+    println!("{}", format_hash(&hash_token(token)));
+    0
 }
 
 /// Loads the config, runs a store command and prints its text; exit 1 on a store error.

@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod alarm;
+pub mod api;
 pub mod checks;
 pub mod cli;
 pub mod cluster;

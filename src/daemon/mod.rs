@@ -14,11 +14,15 @@
 pub(crate) mod alarms;
 pub(crate) mod cluster;
 pub(crate) mod intake;
+pub mod live;
 mod scheduler;
+pub mod shared;
 
 pub use alarms::AlarmStage;
 pub use cluster::{ClusterStage, ClusterWork};
-pub use scheduler::Scheduler;
+pub use live::LiveView;
+pub use scheduler::{RunNow, Scheduler, SchedulerControl};
+pub use shared::{Generation, ReloadOutcome, Shared};
 
 use crate::checks::{CheckOutput, Runner, State};
 use crate::config::{Check, Config};
@@ -43,9 +47,8 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// result through the state machine into the store, the alarm stage and the
 /// cluster stage. Starts even while the database is away (results wait in
 /// the spool); resumes states, attempts, open alarms and the outbox.
-pub async fn run(config: Config) -> anyhow::Result<Stop> {
+pub async fn run(config: Config, shared: Arc<Shared>) -> anyhow::Result<Stop> {
     withhold_secrets(&config);
-    let config_path = config.path.clone();
     let config = Arc::new(config);
     let store = Store::open_lazy(&config.storage)?;
     tracing::info!(store = %store.describe(), "opening the store");
@@ -69,6 +72,15 @@ pub async fn run(config: Config) -> anyhow::Result<Stop> {
         tracing::info!(checks = resumed.len(), "resumed check states");
     }
     let writer = ResultWriter::start(store.clone(), WriterOptions::from_config(&config.storage))?;
+    let live = Arc::new(LiveView::new(&config, &resumed));
+    let mut scheduler =
+        Scheduler::new(&config, Runner::new(&config), resumed).with_live(Arc::clone(&live));
+    let generation = shared.start_generation(
+        Arc::clone(&config),
+        store.clone(),
+        Arc::clone(&live),
+        scheduler.control(),
+    );
 
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let (cluster_tx, cluster_rx) = mpsc::unbounded_channel();
@@ -108,9 +120,12 @@ pub async fn run(config: Config) -> anyhow::Result<Stop> {
         .iter()
         .flat_map(|c| c.servers.iter().filter_map(|s| s.alive.clone()))
         .collect();
+    let fanout_generation = Arc::clone(&generation);
     let fanout = tokio::spawn(async move {
         while let Some(result) = result_rx.recv().await {
             log_result(&result);
+            live.record(&result);
+            fanout_generation.publish(&result);
             if let Err(e) = writer.submit_result(&result, Some(&result.state)) {
                 tracing::error!(error = %e, "result not stored");
             }
@@ -135,17 +150,25 @@ pub async fn run(config: Config) -> anyhow::Result<Stop> {
         }
     });
 
-    let scheduler = Scheduler::new(&config, Runner::new(&config), resumed);
     tracing::info!(
         checks = config.checks.len(),
         hosts = config.hosts.len(),
         clusters = config.clusters.len(),
         config = %config.path.display(),
+        generation = generation.number,
         "laxmon started"
     );
+    drop(generation);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let stop_shared = Arc::clone(&shared);
     let stop_signal = async move {
-        let _ = stop_tx.send(stop_signal(&config_path).await);
+        let stop = tokio::select! {
+            stop = stop_signal(&stop_shared) => stop,
+            stop = stop_shared.reload_requested() => stop,
+        };
+        // The API stops reaching this generation before it drains.
+        stop_shared.end_generation();
+        let _ = stop_tx.send(stop);
     };
     scheduler.run(result_tx, stop_signal).await;
     retention.abort();
@@ -182,11 +205,13 @@ pub enum Stop {
     Reload(Box<Config>),
 }
 
-/// Waits for SIGTERM/SIGINT (stop) or SIGHUP (reload `path`). A SIGHUP with
-/// a configuration that does not load is logged with every error and
-/// ignored: the daemon keeps running on what it has.
-pub async fn stop_signal(path: &std::path::Path) -> Stop {
+/// Waits for SIGTERM/SIGINT (stop) or SIGHUP (reload the configuration
+/// file). A SIGHUP with a configuration that does not load is logged with
+/// every error, remembered as the last reload's outcome, and ignored: the
+/// daemon keeps running on what it has.
+pub async fn stop_signal(shared: &Shared) -> Stop {
     use tokio::signal::unix::{signal, SignalKind};
+    let path = shared.config_path();
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         shutdown_signal().await;
         return Stop::Terminated;
@@ -199,12 +224,14 @@ pub async fn stop_signal(path: &std::path::Path) -> Stop {
             _ = hup.recv() => match crate::config::load(path) {
                 Ok(config) => {
                     tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                    shared.record_reload(ReloadOutcome::taken("SIGHUP"));
                     return Stop::Reload(Box::new(config));
                 }
                 Err(errors) => {
                     for e in &errors.0 {
                         tracing::error!(error = %e, "configuration not reloaded");
                     }
+                    shared.record_reload(ReloadOutcome::refused("SIGHUP", &errors));
                 }
             },
         }

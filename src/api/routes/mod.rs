@@ -1,0 +1,32 @@
+//! The API's routes: one file per resource. Every route is behind
+//! authentication; each handler checks the role it needs first.
+
+mod checks;
+mod status;
+
+use super::error::ApiError;
+use super::AppState;
+use axum::routing::{get, post};
+use axum::Router;
+
+/// Every route of the API, with authentication in front.
+pub(super) fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/status", get(status::status))
+        .route("/reload", post(status::reload))
+        .route("/checks", get(checks::list))
+        .route("/checks/{name}", get(checks::one))
+        .route("/checks/{name}/run", post(checks::run_now));
+    Router::new()
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::authenticate,
+        ))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+}

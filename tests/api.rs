@@ -1,0 +1,521 @@
+//! The operations API through a real HTTP client against the real daemon,
+//! on SQLite and PostgreSQL: status, checks (filters, cursor paging, one
+//! check), run now, reload (refused with its errors, then taken), auth and
+//! role refusals that change nothing, bad JSON and unknown fields, and TLS
+//! with a certificate that is replaced while the daemon runs.
+
+mod support;
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::bin::write_file;
+use support::daemon::{field, Daemon};
+
+const READ: &str = "read-token-0123456789";
+const OPERATE: &str = "operate-token-0123456789";
+const ADMIN: &str = "admin-token-0123456789";
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn hash(token: &str) -> String {
+    laxmon::api::auth::format_hash(&laxmon::api::auth::hash_token(token))
+}
+
+/// The test's daemon and how to reach its API.
+struct Api {
+    base: String,
+    client: Client,
+    daemon: Daemon,
+}
+
+impl Api {
+    fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.send(self.client.get(format!("{}{path}", self.base)), token)
+    }
+
+    fn post(&self, path: &str, token: Option<&str>, body: &str) -> Response {
+        let rb = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        self.send(rb, token)
+    }
+
+    fn send(&self, rb: RequestBuilder, token: Option<&str>) -> Response {
+        let rb = match token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        };
+        rb.send().expect("request")
+    }
+
+    /// GET returning (status, JSON).
+    fn json(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let r = self.get(path, token);
+        let status = r.status().as_u16();
+        (status, r.json().expect("JSON body"))
+    }
+}
+
+fn checks_yaml(dir: &Path) -> String {
+    let d = dir.display();
+    let mut checks = String::new();
+    // 12 quiet checks to page through, and one that flips on a file.
+    for i in 0..12 {
+        checks.push_str(&format!(
+            "  - {{name: quiet-{i:02}, kind: plugin, command: [/usr/lib/nagios/plugins/check_dummy, \"0\", \"quiet {i}\"], interval: 1m, tags: [{}]}}\n",
+            if i % 2 == 0 { "even" } else { "odd" }
+        ));
+    }
+    checks.push_str(&format!(
+        "  - {{name: flip, kind: plugin, host: web1, run_on: local, command: [\"{d}/flip.sh\"], interval: 1h, retry_interval: 1h, max_attempts: 1}}\n"
+    ));
+    checks
+}
+
+fn config_yaml(dir: &Path, storage: &str, port: u16, extra_checks: &str) -> String {
+    format!(
+        "storage: {{url: \"{storage}\", spool_dir: {d}/spool}}\nhttp:\n  listen: 127.0.0.1:{port}\n  tokens:\n    - {{name: reader, role: read, hash: \"{r}\"}}\n    - {{name: operator, role: operate, hash: \"{o}\"}}\n    - {{name: boss, role: admin, hash: \"{a}\"}}\nhosts:\n  - {{name: web1, address: 127.0.0.1, tags: [web]}}\nchecks:\n{checks}{extra_checks}",
+        d = dir.display(),
+        r = hash(READ),
+        o = hash(OPERATE),
+        a = hash(ADMIN),
+        checks = checks_yaml(dir),
+    )
+}
+
+fn start(dir: &Path, storage: &str) -> Api {
+    let flip = write_file(
+        dir,
+        "flip.sh",
+        "#!/bin/sh\ncode=$(cat \"$(dirname \"$0\")/code\" 2>/dev/null || echo 0)\necho \"FLIP state $code | value=$code;1;2;0\"\nexit $code\n",
+    );
+    std::fs::set_permissions(&flip, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let port = free_port();
+    let cfg = write_file(dir, "laxmon.yaml", &config_yaml(dir, storage, port, ""));
+    let daemon = Daemon::start_logging(&cfg, "info");
+    wait_up(&daemon);
+    Api {
+        base: format!("http://127.0.0.1:{port}/api/v1"),
+        client: Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client"),
+        daemon,
+    }
+}
+
+/// Waits until the API listens and the checks run (the two come in either order).
+fn wait_up(daemon: &Daemon) {
+    let mut seen = (false, false);
+    while seen != (true, true) {
+        let v = daemon.wait_for("API listening and checks started", |v| {
+            matches!(
+                field(v, "message"),
+                "operations API listening" | "laxmon started"
+            )
+        });
+        match field(&v, "message") {
+            "operations API listening" => seen.0 = true,
+            _ => seen.1 = true,
+        }
+    }
+}
+
+/// Polls `GET path` until `pred` holds (bounded), returning the last body.
+fn poll(api: &Api, path: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, v) = api.json(path, Some(READ));
+        if status == 200 && pred(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path}: condition never held; last: {status} {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn scenario(storage: &str, dir: &Path) {
+    let api = start(dir, storage);
+
+    // Status: version, generation 1, the database reachable, 13 checks.
+    let (status, s) = api.json("/status", Some(READ));
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(s["generation"], 1, "{s}");
+    assert_eq!(s["database"]["reachable"], true, "{s}");
+    assert_eq!(s["checks"]["configured"], 13, "{s}");
+
+    // Checks: every quiet check runs; paging by 5 gives 5, 5, 3 in name order.
+    poll(&api, "/checks?name=quiet-*&state=ok&limit=100", |v| {
+        v["checks"].as_array().is_some_and(|a| a.len() == 12)
+    });
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/checks?limit=5&cursor={c}"),
+            None => "/checks?limit=5".to_string(),
+        };
+        let (status, page) = api.json(&path, Some(READ));
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        for c in page["checks"].as_array().expect("checks") {
+            names.push(c["name"].as_str().expect("name").to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert_eq!(names.len(), 13);
+    assert_eq!(names[0], "flip");
+    // Filters: tag, host.
+    let (_, even) = api.json("/checks?tag=even", Some(READ));
+    assert_eq!(even["checks"].as_array().map(Vec::len), Some(6), "{even}");
+    let (_, web) = api.json("/checks?host=web1", Some(READ));
+    assert_eq!(web["checks"][0]["name"], "flip", "{web}");
+    assert_eq!(web["checks"][0]["tags"], json!(["web"]), "{web}");
+
+    // Run now: the result comes back in the answer (the check runs hourly,
+    // its first run spread somewhere in the first hour).
+    let r = api.post("/checks/flip/run", Some(OPERATE), "");
+    assert_eq!(r.status().as_u16(), 200);
+    let run: Value = r.json().expect("json");
+    assert_eq!(run["result"]["state"], "OK", "{run}");
+
+    // One check: its last result in full, with perfdata.
+    let one = poll(&api, "/checks/flip", |v| !v["last_result"].is_null());
+    assert_eq!(one["state"], "OK", "{one}");
+    assert_eq!(one["last_result"]["perfdata"][0]["label"], "value", "{one}");
+    assert!(one["next_run"].is_string(), "{one}");
+    let (status, missing) = api.json("/checks/flp", Some(READ));
+    assert_eq!(status, 404);
+    assert!(
+        missing["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("did you mean \"flip\""),
+        "{missing}"
+    );
+
+    // Run now again, on a problem.
+    std::fs::write(dir.join("code"), "2").expect("code");
+    let r = api.post("/checks/flip/run", Some(OPERATE), "{}");
+    assert_eq!(r.status().as_u16(), 200);
+    let run: Value = r.json().expect("json");
+    assert_eq!(run["run"], "started", "{run}");
+    assert_eq!(run["result"]["state"], "CRITICAL", "{run}");
+    assert_eq!(run["result"]["output"], "FLIP state 2", "{run}");
+    let listed = poll(&api, "/checks?state=problem", |v| {
+        v["checks"].as_array().is_some_and(|a| a.len() == 1)
+    });
+    assert_eq!(listed["checks"][0]["name"], "flip");
+
+    // Refusals change nothing: no token, an unknown token, a role too low.
+    let before = api.json("/checks/flip", Some(READ)).1["last_run"].clone();
+    assert_eq!(
+        api.post("/checks/flip/run", None, "{}").status().as_u16(),
+        401
+    );
+    assert_eq!(
+        api.post("/checks/flip/run", Some("not-a-token"), "{}")
+            .status()
+            .as_u16(),
+        401
+    );
+    let r = api.post("/checks/flip/run", Some(READ), "{}");
+    assert_eq!(r.status().as_u16(), 403);
+    let body: Value = r.json().expect("json");
+    assert_eq!(body["error"], "forbidden", "{body}");
+    assert_eq!(
+        api.post("/reload", Some(OPERATE), "{}").status().as_u16(),
+        403
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(api.json("/checks/flip", Some(READ)).1["last_run"], before);
+    assert_eq!(api.get("/status", None).status().as_u16(), 401);
+
+    // Bad input: malformed JSON, an unknown field, an unknown query parameter.
+    let r = api.post("/checks/flip/run", Some(OPERATE), "{\"wait_s\": ");
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = r.json().expect("json");
+    assert_eq!(body["error"], "bad_request", "{body}");
+    let r = api.post("/checks/flip/run", Some(OPERATE), "{\"wiat_s\": 1}");
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = r.json().expect("json");
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("wiat_s"),
+        "{body}"
+    );
+    let (status, body) = api.json("/checks?colour=red", Some(READ));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("colour"),
+        "{body}"
+    );
+    let (status, _) = api.json("/checks?state=purple", Some(READ));
+    assert_eq!(status, 400);
+    let (status, body) = api.json("/nothing-here", Some(READ));
+    assert_eq!(status, 404, "{body}");
+
+    // Reload: an invalid file is refused with its errors and nothing changes.
+    let cfg_path = dir.join("laxmon.yaml");
+    let good = std::fs::read_to_string(&cfg_path).expect("config");
+    std::fs::write(
+        &cfg_path,
+        format!("{good}  - {{name: broken, kind: prot}}\n"),
+    )
+    .expect("write");
+    let r = api.post("/reload", Some(ADMIN), "{}");
+    assert_eq!(r.status().as_u16(), 422);
+    let body: Value = r.json().expect("json");
+    let detail = body["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains("laxmon.yaml:") && detail.contains("prot"),
+        "{body}"
+    );
+    let (_, s) = api.json("/status", Some(READ));
+    assert_eq!(s["generation"], 1, "{s}");
+    assert_eq!(s["last_reload"]["ok"], false, "{s}");
+    // A valid one with one more check is taken: generation 2, 14 checks.
+    let port = api
+        .base
+        .split(':')
+        .nth(2)
+        .and_then(|p| p.split('/').next())
+        .unwrap_or("");
+    let extra = "  - {name: added, kind: plugin, command: [/usr/lib/nagios/plugins/check_dummy, \"0\"], interval: 1m}\n";
+    let port: u16 = port.parse().expect("port");
+    std::fs::write(&cfg_path, config_yaml(dir, storage, port, extra)).expect("write");
+    let r = api.post("/reload", Some(ADMIN), "{}");
+    let status = r.status().as_u16();
+    let body: Value = r.json().expect("json");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["generation"], 2, "{body}");
+    let (_, s) = api.json("/status", Some(READ));
+    assert_eq!(s["generation"], 2, "{s}");
+    assert_eq!(s["checks"]["configured"], 14, "{s}");
+    assert_eq!(s["last_reload"]["ok"], true, "{s}");
+    // The state survived the reload (it came from the store).
+    let (_, flip) = api.json("/checks/flip", Some(READ));
+    assert_eq!(flip["state"], "CRITICAL", "{flip}");
+    drop(api.daemon);
+}
+
+#[test]
+fn api_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = format!("sqlite:{}/laxmon.db", dir.path().display());
+    scenario(&storage, dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_on_postgres() {
+    let db = support::pg::fresh_database().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = db.url.clone();
+    let path = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || scenario(&url, &path))
+        .await
+        .expect("scenario");
+}
+
+/// A CA of its own and a server certificate for 127.0.0.1 that it signed,
+/// as PEM: (the CA's certificate, the server's certificate, its key).
+fn certificate(dir: &Path, stem: &str) -> (String, String, String) {
+    let p = |ext: &str| dir.join(format!("{stem}.{ext}"));
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ca_key = format!("{stem}-ca.key");
+    let ca_crt = format!("{stem}-ca.crt");
+    let key = format!("{stem}.key");
+    let csr = format!("{stem}.csr");
+    let crt = format!("{stem}.crt");
+    let ext = format!("{stem}.ext");
+    std::fs::write(
+        dir.join(&ext),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={stem} test CA"),
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca_crt,
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca_crt,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+        "-out",
+        &crt,
+    ]);
+    let read = |f: std::path::PathBuf| std::fs::read_to_string(f).expect("pem");
+    (
+        read(p("ca.crt").with_file_name(&ca_crt)),
+        read(p("crt")),
+        read(p("key")),
+    )
+}
+
+fn tls_client(ca_pem: &str) -> Client {
+    Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("pem"))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+#[test]
+fn tls_is_served_and_a_replaced_certificate_is_picked_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (ca1, cert1, key1) = certificate(d, "one");
+    let (ca2, cert2, key2) = certificate(d, "two");
+    std::fs::write(d.join("api.crt"), &cert1).expect("cert");
+    std::fs::write(d.join("api.key"), &key1).expect("key");
+    let port = free_port();
+    let cfg = write_file(
+        d,
+        "laxmon.yaml",
+        &format!(
+            "storage: sqlite:{}/db\nhttp:\n  listen: 127.0.0.1:{port}\n  tls: {{cert: api.crt, key: api.key}}\n  tokens:\n    - {{name: reader, role: read, hash: \"{}\"}}\nchecks:\n  - {{name: c, kind: plugin, command: [/usr/lib/nagios/plugins/check_dummy, \"0\"]}}\n",
+            d.display(),
+            hash(READ)
+        ),
+    );
+    let daemon = Daemon::start_logging(&cfg, "info");
+    wait_up(&daemon);
+    let url = format!("https://127.0.0.1:{port}/api/v1/status");
+    let trusts_one = tls_client(&ca1);
+    let trusts_two = tls_client(&ca2);
+    let ok = trusts_one
+        .get(&url)
+        .bearer_auth(READ)
+        .send()
+        .expect("https");
+    assert_eq!(ok.status().as_u16(), 200);
+    assert!(
+        trusts_two.get(&url).bearer_auth(READ).send().is_err(),
+        "cert two is not served yet"
+    );
+    // Plain HTTP on the TLS port gets nothing useful.
+    let plain = Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/status"))
+        .send();
+    assert!(plain.map(|r| r.status().as_u16() != 200).unwrap_or(true));
+
+    // Renew: the new certificate is served without a restart.
+    std::fs::write(d.join("api.key"), &key2).expect("key");
+    std::fs::write(d.join("api.crt"), &cert2).expect("cert");
+    daemon.wait_for("reload logged", |v| {
+        field(v, "message") == "TLS certificate reloaded"
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // A fresh client per try: a kept-alive connection would keep the old certificate.
+        if let Ok(r) = tls_client(&ca2).get(&url).bearer_auth(READ).send() {
+            assert_eq!(r.status().as_u16(), 200);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(tls_client(&ca1).get(&url).bearer_auth(READ).send().is_err());
+}
+
+#[test]
+fn an_address_in_use_does_not_stop_the_checks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let cfg = write_file(
+        d,
+        "laxmon.yaml",
+        &format!(
+            "storage: sqlite:{}/db\nhttp:\n  listen: 127.0.0.1:{port}\nchecks:\n  - {{name: c, kind: plugin, command: [/usr/lib/nagios/plugins/check_dummy, \"0\"], interval: 300ms}}\n",
+            d.display()
+        ),
+    );
+    let daemon = Daemon::start(&cfg);
+    let e = daemon.wait_for("bind error", |v| {
+        field(v, "message") == "operations API cannot listen; trying again"
+    });
+    assert!(field(&e, "error").contains("in use"), "{e}");
+    daemon.wait_for("a check result", |v| field(v, "check") == "c");
+    // Once the address is free, the API comes up by itself.
+    drop(taken);
+    daemon.wait_for("API listening", |v| {
+        field(v, "message") == "operations API listening"
+    });
+}
