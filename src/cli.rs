@@ -106,7 +106,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Reorganise a cluster by hand, or look at where its VMs run.
+    /// Reorganise a cluster, start, stop or migrate a VM by hand, or look at where its VMs run.
     #[command(subcommand)]
     Cluster(ClusterCommand),
     /// Show a check's stored results.
@@ -221,6 +221,69 @@ enum ClusterCommand {
         #[arg(long, value_name = "SERVER")]
         server: String,
         /// Plan and report only.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a VM by hand, on a given server or on the one with the most free memory where it fits.
+    #[command(
+        after_help = "Examples (stop the test box, see where it would go, start it on cs3):\n  laxmon cluster stop --config config/laxmon.yaml --cluster demo --vm debtest\n  laxmon cluster start --config config/laxmon.yaml --cluster demo --vm debtest --dry-run\n  laxmon cluster start --config config/laxmon.yaml --cluster demo --vm debtest --server cs3\n\nEvery server is asked first: refused while the VM runs anywhere, while a server that\nis neither fenced nor confirmed dead does not answer, or when the server lacks memory.\nNever stops or moves another VM to make room. Refused while a reorganisation or another\noperation of the cluster runs. Journalled like a reorganisation's steps.\nExit status: 0 done (or nothing to do), 1 refused or failed, 64 bad configuration."
+    )]
+    Start {
+        /// The cluster's name.
+        #[arg(long, value_name = "NAME")]
+        cluster: String,
+        /// The VM.
+        #[arg(long, value_name = "NAME")]
+        vm: String,
+        /// Where to start it (default: the allowed server with the most free memory where it fits).
+        #[arg(long, value_name = "SERVER")]
+        server: Option<String>,
+        /// Decide and report only; nothing is started.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shut a VM down by hand where it runs (destroyed when it does not stop within shutdown_timeout).
+    #[command(
+        after_help = "Examples:\n  laxmon cluster stop --config config/laxmon.yaml --cluster demo --vm debtest --dry-run\n  laxmon cluster stop --config config/laxmon.yaml --cluster demo --vm debtest\n\nA VM that does not run is nothing to do (exit 0); refused when it may run on a server\nthat does not answer, or while a reorganisation or another operation of the cluster runs.\nExit status: 0 done (or nothing to do), 1 refused or failed, 64 bad configuration."
+    )]
+    Stop {
+        /// The cluster's name.
+        #[arg(long, value_name = "NAME")]
+        cluster: String,
+        /// The VM.
+        #[arg(long, value_name = "NAME")]
+        vm: String,
+        /// Decide and report only; nothing is stopped.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a running VM to another server by hand (live migration, or --cold: stop, then start).
+    #[command(
+        after_help = "Examples:\n  laxmon cluster migrate --config config/laxmon.yaml --cluster demo --vm debtest --to cs1 --dry-run\n  laxmon cluster migrate --config config/laxmon.yaml --cluster demo --vm debtest --to cs1\n  laxmon cluster migrate --config config/laxmon.yaml --cluster demo --vm debtest --to cs3 --cold\n\nRefused when the server it runs on does not answer, when the target lacks memory, is not\nin the VM's allowed_hosts or runs a VM of its anti-affinity group, or while a\nreorganisation or another operation of the cluster runs. A cold migration's start is\nchecked like any start.\nExit status: 0 done (or nothing to do), 1 refused or failed, 64 bad configuration."
+    )]
+    Migrate {
+        /// The cluster's name.
+        #[arg(long, value_name = "NAME")]
+        cluster: String,
+        /// The VM.
+        #[arg(long, value_name = "NAME")]
+        vm: String,
+        /// The server it is to run on.
+        #[arg(long, value_name = "SERVER")]
+        to: String,
+        /// Stop it, then start it on the target, instead of a live migration.
+        #[arg(long)]
+        cold: bool,
+        /// Decide and report only; nothing is moved.
         #[arg(long)]
         dry_run: bool,
         /// Print the report as one JSON object.
@@ -580,7 +643,7 @@ fn account_name(uid: libc::uid_t) -> Option<String> {
 }
 
 fn cluster(path: &Path, command: ClusterCommand) -> u8 {
-    use crate::cluster::commands;
+    use crate::cluster::{commands, VmOp};
     let cfg = match load_config(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -604,6 +667,57 @@ fn cluster(path: &Path, command: ClusterCommand) -> u8 {
         } => rt.block_on(commands::restore(&cfg, &cluster, &server, dry_run, json)),
         ClusterCommand::Status { cluster, json } => {
             rt.block_on(commands::status(&cfg, &cluster, json))
+        }
+        ClusterCommand::Start {
+            cluster,
+            vm,
+            server,
+            dry_run,
+            json,
+        } => {
+            let op = VmOp::Start { vm, server };
+            rt.block_on(commands::operate(
+                &cfg,
+                &cluster,
+                &op,
+                dry_run,
+                json,
+                caller_name(),
+            ))
+        }
+        ClusterCommand::Stop {
+            cluster,
+            vm,
+            dry_run,
+            json,
+        } => {
+            let op = VmOp::Stop { vm };
+            rt.block_on(commands::operate(
+                &cfg,
+                &cluster,
+                &op,
+                dry_run,
+                json,
+                caller_name(),
+            ))
+        }
+        ClusterCommand::Migrate {
+            cluster,
+            vm,
+            to,
+            cold,
+            dry_run,
+            json,
+        } => {
+            let op = VmOp::Migrate { vm, to, cold };
+            rt.block_on(commands::operate(
+                &cfg,
+                &cluster,
+                &op,
+                dry_run,
+                json,
+                caller_name(),
+            ))
         }
     }
 }

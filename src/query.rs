@@ -5,11 +5,15 @@
 //! ([`crate::render`]); the HTTP API will serialise the same values. This
 //! module never writes to the store or to a cluster, and never formats.
 
-pub use crate::cluster::executor::ServerStatus;
-use crate::cluster::executor::{self, ReorgError};
+use crate::cluster::executor::{self, ReorgError, ReorgOptions, ReorgReport};
+pub use crate::cluster::executor::{ServerStatus, VmStatus};
+use crate::cluster::journal::Journal;
+pub use crate::cluster::journal::{JournalRun, LockHolder};
+use crate::cluster::manual;
 use crate::config::ClusterConfig;
 use crate::store::{AlarmRow, HistoryRow, Stats, Store, StoreError};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How many alarms a listing shows at most, newest first.
@@ -34,7 +38,11 @@ pub async fn db_stats(store: &Store) -> Result<Stats, StoreError> {
     store.stats().await
 }
 
-/// A cluster's live placement: what each server says runs on it.
+/// How many journalled runs a cluster status lists, newest first.
+pub const CLUSTER_RUNS_LIMIT: usize = 10;
+
+/// A cluster's live placement: what each server says runs on it, every VM
+/// with its configuration, and the cluster's recent runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterStatus {
     /// The cluster's name.
@@ -43,6 +51,42 @@ pub struct ClusterStatus {
     pub driver: String,
     /// Every server's answer, in configuration order.
     pub servers: Vec<ServerStatus>,
+    /// Every configured VM (configuration order), then running VMs that are
+    /// not configured (by name), each with where it runs.
+    pub vms: Vec<ClusterVm>,
+    /// Servers that did not answer but cannot run a VM (fenced by a
+    /// reorganisation and silent since), and why.
+    pub silent_but_safe: BTreeMap<String, String>,
+    /// Who holds the cluster lock (a reorganisation, restore, VM restart or
+    /// by-hand operation in progress), if anyone.
+    pub busy: Option<LockHolder>,
+    /// The newest journalled runs, newest first; an unfinished one is
+    /// `running` while the lock is held, else `interrupted`.
+    pub runs: Vec<JournalRun>,
+}
+
+/// One VM of a cluster, as configured and as observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterVm {
+    /// The domain name.
+    pub name: String,
+    /// `running`, `stopped` (no server may run it), or `unknown` (it runs on
+    /// no server that answered, but a server that may run it did not answer).
+    pub state: &'static str,
+    /// Where it runs.
+    pub server: Option<String>,
+    /// Memory in MB: reported by the hypervisor when it runs, else configured.
+    pub memory_mb: Option<u64>,
+    /// Priority; higher is more important (0 when not configured).
+    pub priority: i64,
+    /// Whether the cluster's `vms:` lists it.
+    pub configured: bool,
+    /// The server it normally runs on.
+    pub home: Option<String>,
+    /// The only servers it may run on; `None`: any.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Its anti-affinity group.
+    pub anti_affinity: Option<String>,
 }
 
 impl ClusterStatus {
@@ -53,12 +97,96 @@ impl ClusterStatus {
 }
 
 /// Asks every server of `cluster` what runs there (and remembers it in the
-/// cluster's journal, as every observation is).
+/// cluster's journal, as every observation is), with the cluster's VMs and
+/// recent runs.
 pub async fn cluster_status(cluster: &ClusterConfig) -> Result<ClusterStatus, ReorgError> {
-    let servers = executor::status(cluster).await?;
+    let obs = executor::status(cluster).await?;
+    let journal = Journal::open(&cluster.state_dir, &cluster.name)?;
+    let safe = manual::silent_but_safe(cluster, &journal, &obs, &[])?;
+    let servers = executor::server_statuses(cluster, &obs);
+    let unsure = servers
+        .iter()
+        .any(|s| s.vms.is_none() && !safe.contains_key(&s.server));
+    let running: BTreeMap<&str, (&str, &VmStatus)> = servers
+        .iter()
+        .flat_map(|s| {
+            s.vms
+                .iter()
+                .flatten()
+                .map(move |v| (v.name.as_str(), (s.server.as_str(), v)))
+        })
+        .collect();
+    let mut vms: Vec<ClusterVm> = cluster
+        .vms
+        .iter()
+        .map(|c| {
+            let at = running.get(c.name.as_str());
+            ClusterVm {
+                name: c.name.clone(),
+                state: match (at, unsure) {
+                    (Some(_), _) => "running",
+                    (None, false) => "stopped",
+                    (None, true) => "unknown",
+                },
+                server: at.map(|(s, _)| s.to_string()),
+                memory_mb: at.and_then(|(_, v)| v.memory_mb).or(Some(c.memory_mb)),
+                priority: c.priority,
+                configured: true,
+                home: c.home.clone(),
+                allowed_hosts: c.allowed_hosts.clone(),
+                anti_affinity: c.anti_affinity.clone(),
+            }
+        })
+        .collect();
+    for (name, (server, v)) in &running {
+        if cluster.vm(name).is_none() {
+            vms.push(ClusterVm {
+                name: name.to_string(),
+                state: "running",
+                server: Some(server.to_string()),
+                memory_mb: v.memory_mb,
+                priority: 0,
+                configured: false,
+                home: None,
+                allowed_hosts: None,
+                anti_affinity: None,
+            });
+        }
+    }
+    let busy = journal.holder();
+    let mut runs = journal.runs(CLUSTER_RUNS_LIMIT)?;
+    for r in runs.iter_mut().filter(|r| r.state == "unfinished") {
+        r.state = if busy.is_some() {
+            "running"
+        } else {
+            "interrupted"
+        }
+        .into();
+    }
     Ok(ClusterStatus {
         cluster: cluster.name.clone(),
         driver: cluster.driver.name().to_string(),
         servers,
+        vms,
+        silent_but_safe: safe,
+        busy,
+        runs,
     })
+}
+
+/// What a reorganisation after `failed` failed would do now, planned from
+/// the live state and changing nothing (what `laxmon cluster reorg
+/// --dry-run` prints). `confirmed_dead`: the server's alive check says
+/// CRITICAL (matters only without a fence command, with `allow_unfenced`);
+/// the report's `fencing` says whether the reorganisation would be refused.
+pub async fn cluster_plan(
+    cluster: &ClusterConfig,
+    failed: &str,
+    confirmed_dead: bool,
+) -> Result<ReorgReport, ReorgError> {
+    let opts = ReorgOptions {
+        dry_run: true,
+        confirmed_dead,
+    };
+    executor::reorganise(cluster, failed, &opts).await
 }

@@ -121,13 +121,18 @@ pub fn stats_text(s: &Stats) -> String {
 }
 
 /// A cluster's live placement as text: one line per server with its memory
-/// in use and its VMs, or why it did not answer.
+/// in use, free, and its VMs with their priorities (or why it did not
+/// answer); then the VMs that do not run, who holds the cluster, and the
+/// recent runs.
 pub fn cluster_status_text(status: &ClusterStatus) -> String {
     let mut out = format!("cluster {} ({} driver)\n", status.cluster, status.driver);
     for s in &status.servers {
         match &s.vms {
             Some(vms) => {
-                let names: Vec<&str> = vms.iter().map(|v| v.name.as_str()).collect();
+                let names: Vec<String> = vms
+                    .iter()
+                    .map(|v| format!("{}({})", v.name, v.priority))
+                    .collect();
                 let names = if names.is_empty() {
                     "-".to_string()
                 } else {
@@ -135,19 +140,74 @@ pub fn cluster_status_text(status: &ClusterStatus) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "  {:<12} {:>6}/{:<6} MB  {}",
-                    s.server, s.used_mb, s.capacity_mb, names
+                    "  {:<12} {:>6}/{:<6} MB  {:>6} free  {}",
+                    s.server, s.used_mb, s.capacity_mb, s.free_mb, names
                 );
             }
             None => {
+                let safe = status
+                    .silent_but_safe
+                    .get(&s.server)
+                    .map(|why| format!(" ({why})"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "  {:<12} UNREACHABLE: {}",
+                    "  {:<12} UNREACHABLE: {}{safe}",
                     s.server,
                     s.error.as_deref().unwrap_or("")
                 );
             }
         }
     }
+    let idle: Vec<String> = status
+        .vms
+        .iter()
+        .filter(|v| v.state != "running")
+        .map(|v| {
+            let unknown = if v.state == "unknown" { "?" } else { "" };
+            format!("{}({}){unknown}", v.name, v.priority)
+        })
+        .collect();
+    if !idle.is_empty() {
+        let _ = writeln!(out, "  {:<12} {}", "not running", idle.join(" "));
+    }
+    if let Some(h) = &status.busy {
+        let _ = writeln!(out, "busy: {h} since {}", time_ms(h.since_ms));
+    }
+    if !status.runs.is_empty() {
+        let _ = writeln!(out, "recent runs (newest first):");
+    }
+    for r in &status.runs {
+        let what = match (&r.vm, &r.server) {
+            (Some(vm), _) => format!("{} {vm}", r.kind),
+            (None, Some(server)) => format!("{} {server}", r.kind),
+            (None, None) => r.kind.clone(),
+        };
+        let state = if r.state == "interrupted" {
+            "INTERRUPTED".to_string()
+        } else {
+            r.state.clone()
+        };
+        let by =
+            r.by.as_deref()
+                .map(|b| format!(" by {b}"))
+                .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {}  {:<24} {:<12} {} step(s) done, {} failed{by}",
+            time_ms(r.started_ms),
+            what,
+            state,
+            r.steps_done,
+            r.steps_failed
+        );
+    }
     out
+}
+
+/// Milliseconds since the Unix epoch as a UTC time to the second.
+fn time_ms(ms: u64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms as i64)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
 }

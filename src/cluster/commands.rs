@@ -3,11 +3,15 @@
 //!
 //! `laxmon cluster reorg` uses the same [`super::reorganise`] the alarm
 //! action uses. Without a fence command it runs the server's alive check once
-//! to learn whether the server is confirmed dead. Nothing here decides what
-//! to run: that is the executor's job.
+//! to learn whether the server is confirmed dead. `laxmon cluster
+//! start|stop|migrate` call [`super::operate`]; in a cluster with
+//! `allow_unfenced` they run the alive checks of the servers without a fence
+//! command first, so that a dead one need not answer. Nothing here decides
+//! what to run: that is the executor's job.
 
 use super::drivers::sim;
 use super::executor::{self, ReorgOptions, ReorgReport, StepOutcome};
+use super::manual::{self, OpOptions, OpOutcome, OpReport, VmOp};
 use super::model::Action;
 use crate::checks::Runner;
 use crate::checks::State;
@@ -67,6 +71,147 @@ pub(crate) async fn reorg(
         }
     }
     finish(executor::reorganise(cluster, failed, &opts).await, json)
+}
+
+/// `laxmon cluster start|stop|migrate`: one VM by hand; prints the report.
+pub(crate) async fn operate(
+    config: &Config,
+    name: &str,
+    op: &VmOp,
+    dry_run: bool,
+    json: bool,
+    by: String,
+) -> u8 {
+    let cluster = match cluster_of(config, name) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut opts = OpOptions {
+        dry_run,
+        confirmed_dead: Vec::new(),
+        by,
+    };
+    if cluster.allow_unfenced {
+        for server in cluster.servers.iter().filter(|s| s.fence.is_none()) {
+            if let Some(check) = server.alive.as_deref().and_then(|c| config.check(c)) {
+                let run = Runner::new(config).run(check).await;
+                if run.output.state == State::Critical {
+                    eprintln!(
+                        "alive check {}: {} - {}",
+                        check.name,
+                        run.output.state.as_str(),
+                        run.output.output
+                    );
+                    opts.confirmed_dead.push(server.name.clone());
+                }
+            }
+        }
+    }
+    match manual::operate(cluster, op, &opts).await {
+        Ok(report) => {
+            if json {
+                match serde_json::to_string(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => eprintln!("laxmon: cannot print the report: {e}"),
+                }
+            } else {
+                print!("{}", render_op(&report));
+            }
+            if report.succeeded() {
+                0
+            } else {
+                EXIT_FAILED
+            }
+        }
+        Err(e) => {
+            eprintln!("laxmon: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// An operation's report as text.
+pub(crate) fn render_op(r: &OpReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "cluster {}: {}{}",
+        r.cluster,
+        r.request.describe(),
+        if r.dry_run {
+            " (dry run: nothing changed)"
+        } else {
+            ""
+        }
+    );
+    for s in &r.observed {
+        match &s.vms {
+            Some(vms) => {
+                let names: Vec<String> = vms
+                    .iter()
+                    .map(|v| format!("{}({})", v.name, v.priority))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  {:<12} {:>6}/{:<6} MB  {:>6} free  {}",
+                    s.server,
+                    s.used_mb,
+                    s.capacity_mb,
+                    s.free_mb,
+                    if names.is_empty() {
+                        "-".to_string()
+                    } else {
+                        names.join(" ")
+                    }
+                );
+            }
+            None => {
+                let safe = r
+                    .silent_but_safe
+                    .get(&s.server)
+                    .map(|why| format!(" ({why})"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  {:<12} UNREACHABLE: {}{safe}",
+                    s.server,
+                    s.error.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+    if let Some(why) = &r.choice {
+        let _ = writeln!(out, "chosen: {why}");
+    }
+    for s in &r.steps {
+        let outcome = match s.outcome {
+            StepOutcome::Done => "done".to_string(),
+            StepOutcome::AlreadyDone => "already done".to_string(),
+            StepOutcome::Failed => format!("FAILED: {}", s.error.as_deref().unwrap_or("")),
+        };
+        let _ = writeln!(
+            out,
+            "  step {}: {:<40} {outcome} ({} ms)",
+            s.index + 1,
+            describe(&s.action),
+            s.millis
+        );
+    }
+    let word = match r.outcome {
+        OpOutcome::Done => "done",
+        OpOutcome::Unchanged => "nothing to do",
+        OpOutcome::Planned => "dry run",
+        OpOutcome::Refused => "REFUSED",
+        OpOutcome::Failed => "FAILED",
+    };
+    let _ = writeln!(out, "{word}: {}", r.message);
+    let t = &r.timings;
+    let _ = writeln!(
+        out,
+        "time: observe {:.1} ms, execution {:.1} ms, total {:.1} ms",
+        t.observe_ms, t.execution_ms, t.total_ms
+    );
+    out
 }
 
 /// `laxmon cluster restore`: restart VMs a reorganisation stopped.

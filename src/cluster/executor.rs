@@ -18,9 +18,15 @@
 //! finish in, and at most `max_parallel_migrations` operations per server.
 //! A failed step stops new launches; the plan is then made again from the
 //! live state, avoiding the host that failed, up to [`MAX_ROUNDS`] rounds.
+//!
+//! A run that changes anything holds the cluster lock (see [`lock`]) for its
+//! whole length, waiting for a by-hand operation in progress to finish.
 
 use super::drivers::{self, Driver, DriverError, RunningVm};
-use super::journal::{Journal, JournalError, LastSeen, Record, RunKind, StepState, Unfinished};
+use super::journal::{
+    ClusterLock, Journal, JournalError, LastSeen, LockHolder, Record, RunKind, StepState,
+    Unfinished,
+};
 use super::model::{Action, Cluster, Host, HostState, Plan, Vm};
 use crate::config::ClusterConfig;
 use crate::process::{self, End, RunOptions};
@@ -198,6 +204,69 @@ pub enum ReorgError {
     /// The journal could not be used.
     #[error("cluster journal: {0}")]
     Journal(#[from] JournalError),
+    /// A VM or server name that the cluster does not know.
+    #[error("cluster {cluster}: no {what} named {name:?}{hint}")]
+    Unknown {
+        /// The cluster.
+        cluster: String,
+        /// `VM` or `server`.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// ` (did you mean "X"?)`, or empty.
+        hint: String,
+    },
+    /// Another run or by-hand operation of the cluster is in progress.
+    #[error("cluster {cluster} is busy: {holder} is in progress; try again when it has finished (`laxmon cluster status` shows it)")]
+    Busy {
+        /// The cluster.
+        cluster: String,
+        /// Who holds the cluster lock and what for.
+        holder: String,
+    },
+}
+
+/// Takes the cluster lock for `what`. With `wait`, waits for the holder to
+/// finish (a reorganisation must go on); otherwise a held lock is
+/// [`ReorgError::Busy`]. By-hand operations the lock finds unfinished were
+/// interrupted (nobody runs them now) and are closed as such.
+pub(crate) async fn lock(
+    cluster: &ClusterConfig,
+    journal: &Journal,
+    what: &str,
+    wait: bool,
+) -> Result<ClusterLock, ReorgError> {
+    let mut told = false;
+    let lock = loop {
+        match journal.try_lock(what)? {
+            Ok(lock) => break lock,
+            Err(holder) => {
+                let holder = holder
+                    .as_ref()
+                    .map(LockHolder::to_string)
+                    .unwrap_or_else(|| "another laxmon run".into());
+                if !wait {
+                    return Err(ReorgError::Busy {
+                        cluster: cluster.name.clone(),
+                        holder,
+                    });
+                }
+                if !told {
+                    tracing::warn!(cluster = %cluster.name, %holder, "waiting for the cluster lock before: {what}");
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    for id in journal.unfinished_ops()? {
+        journal.append(&Record::End {
+            id,
+            outcome: "interrupted".into(),
+            stopped: Vec::new(),
+        })?;
+    }
+    Ok(lock)
 }
 
 /// One server's answer to "what runs on you?".
@@ -206,7 +275,7 @@ pub struct ServerStatus {
     /// The server.
     pub server: String,
     /// Its VMs when it answered.
-    pub vms: Option<Vec<RunningVm>>,
+    pub vms: Option<Vec<VmStatus>>,
     /// Why it did not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -214,36 +283,67 @@ pub struct ServerStatus {
     pub used_mb: u64,
     /// Memory it can give to VMs, in MB.
     pub capacity_mb: u64,
+    /// Memory still free for VMs, in MB (`capacity_mb - used_mb`, at least 0).
+    pub free_mb: u64,
 }
 
-/// Asks every server what runs there (live placement), and remembers it.
-pub(crate) async fn status(cluster: &ClusterConfig) -> Result<Vec<ServerStatus>, ReorgError> {
-    let driver = drivers::build(cluster);
-    let journal = Journal::open(&cluster.state_dir, &cluster.name)?;
-    let obs = observe(cluster, &driver).await;
-    remember(&journal, cluster, &obs)?;
-    Ok(cluster
+/// A VM a server runs, with what the cluster configuration says about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmStatus {
+    /// The domain name.
+    pub name: String,
+    /// Its memory in MB: as the hypervisor reports it, else as configured.
+    pub memory_mb: Option<u64>,
+    /// Its priority (higher is more important); 0 when not configured.
+    pub priority: i64,
+    /// Whether the cluster's `vms:` lists it.
+    pub configured: bool,
+}
+
+/// Every server's answer in `obs` with memory and configured priorities.
+pub(crate) fn server_statuses(cluster: &ClusterConfig, obs: &Observation) -> Vec<ServerStatus> {
+    cluster
         .servers
         .iter()
         .map(|s| {
             let (vms, error) = match obs.get(&s.name) {
-                Some(Ok(v)) => (Some(v.clone()), None),
+                Some(Ok(v)) => (
+                    Some(
+                        v.iter()
+                            .map(|r| VmStatus {
+                                name: r.name.clone(),
+                                memory_mb: memory_of(cluster, r),
+                                priority: cluster.vm(&r.name).map(|c| c.priority).unwrap_or(0),
+                                configured: cluster.vm(&r.name).is_some(),
+                            })
+                            .collect::<Vec<_>>(),
+                    ),
+                    None,
+                ),
                 Some(Err(e)) => (None, Some(e.to_string())),
                 None => (None, Some("not asked".into())),
             };
+            let used_mb = vms.iter().flatten().map(|v| v.memory_mb.unwrap_or(0)).sum();
+            let capacity_mb = s.memory_mb.saturating_sub(s.reserve_mb);
             ServerStatus {
-                used_mb: vms
-                    .iter()
-                    .flatten()
-                    .map(|v| memory_of(cluster, v).unwrap_or(0))
-                    .sum(),
-                capacity_mb: s.memory_mb.saturating_sub(s.reserve_mb),
+                used_mb,
+                capacity_mb,
+                free_mb: capacity_mb.saturating_sub(used_mb),
                 server: s.name.clone(),
                 vms,
                 error,
             }
         })
-        .collect())
+        .collect()
+}
+
+/// Asks every server what runs there (live placement), and remembers it.
+pub(crate) async fn status(cluster: &ClusterConfig) -> Result<Observation, ReorgError> {
+    let driver = drivers::build(cluster);
+    let journal = Journal::open(&cluster.state_dir, &cluster.name)?;
+    let obs = observe(cluster, &driver).await;
+    remember(&journal, cluster, &obs)?;
+    Ok(obs)
 }
 
 /// Reorganises `cluster` after `failed` failed, with its configured driver:
@@ -272,6 +372,12 @@ pub(crate) async fn reorganise_with(
         })?;
     let dry_run = cluster.dry_run || opts.dry_run;
     let journal = Journal::open(&cluster.state_dir, &cluster.name)?;
+    let _lock = if dry_run {
+        None
+    } else {
+        let what = format!("the reorganisation after {failed} failed");
+        Some(lock(cluster, &journal, &what, true).await?)
+    };
     let resume = if dry_run {
         None
     } else {
@@ -420,6 +526,12 @@ pub(crate) async fn restore_with(
     }
     let dry_run = cluster.dry_run || opts.dry_run;
     let journal = Journal::open(&cluster.state_dir, &cluster.name)?;
+    let _lock = if dry_run {
+        None
+    } else {
+        let what = format!("the restore after {server} returned");
+        Some(lock(cluster, &journal, &what, true).await?)
+    };
     let resume = if dry_run {
         None
     } else {
@@ -634,17 +746,26 @@ pub(crate) async fn observe(cluster: &ClusterConfig, driver: &Arc<dyn Driver>) -
     obs
 }
 
-fn memory_of(cluster: &ClusterConfig, vm: &RunningVm) -> Option<u64> {
+pub(crate) fn memory_of(cluster: &ClusterConfig, vm: &RunningVm) -> Option<u64> {
     vm.memory_mb
         .or_else(|| cluster.vm(&vm.name).map(|c| c.memory_mb))
 }
 
-/// Updates the last known placement with what the servers that answered said.
-fn remember(
+/// Updates the last known placement with what the servers that answered
+/// said, and journals that a fenced server answered again.
+pub(crate) fn remember(
     journal: &Journal,
     cluster: &ClusterConfig,
     obs: &Observation,
 ) -> Result<BTreeMap<String, LastSeen>, ReorgError> {
+    for server in journal.fenced_servers()? {
+        if matches!(obs.get(&server), Some(Ok(_))) {
+            journal.append(&Record::Returned {
+                server,
+                at_ms: now_ms(),
+            })?;
+        }
+    }
     let mut seen = journal.last_seen();
     let mut now_running = HashSet::new();
     for (server, vms) in obs {
@@ -1117,7 +1238,7 @@ impl Run {
                         .iter()
                         .map(|s| s.name.clone())
                         .collect(),
-                    exempt: self.exempt.clone(),
+                    exempt: self.exempt.iter().cloned().collect(),
                     shutdown_timeout: self.cluster.shutdown_timeout,
                 };
                 let action = action.clone();
@@ -1216,11 +1337,15 @@ fn effect_present(action: &Action, input: &Cluster) -> bool {
 }
 
 /// What a step task needs.
-struct StepContext {
-    driver: Arc<dyn Driver>,
-    servers: Vec<String>,
-    exempt: Option<String>,
-    shutdown_timeout: Duration,
+pub(crate) struct StepContext {
+    /// The cluster's driver.
+    pub(crate) driver: Arc<dyn Driver>,
+    /// Every server of the cluster, asked before each start.
+    pub(crate) servers: Vec<String>,
+    /// Servers made safe (fenced, or confirmed dead) that need not answer.
+    pub(crate) exempt: Vec<String>,
+    /// How long a graceful shutdown may take before a destroy.
+    pub(crate) shutdown_timeout: Duration,
 }
 
 impl StepContext {
@@ -1246,7 +1371,7 @@ impl StepContext {
                         found = Some(s.clone());
                     }
                 }
-                Err(_) if self.exempt.as_deref() == Some(s.as_str()) => {}
+                Err(_) if self.exempt.contains(s) => {}
                 Err(e) => {
                     return Err(format!(
                         "cannot rule out that {vm} runs on {s}, so it is not started: {e}"
@@ -1258,7 +1383,7 @@ impl StepContext {
     }
 
     /// Verifies-then-runs one action and verifies its effect.
-    async fn step(&self, action: &Action) -> Result<StepOutcome, String> {
+    pub(crate) async fn step(&self, action: &Action) -> Result<StepOutcome, String> {
         match action {
             Action::Start { vm, host } => {
                 match self.locate(vm).await? {
@@ -1322,11 +1447,13 @@ impl StepContext {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+/// A duration in milliseconds, to 0.1 ms.
+pub(crate) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

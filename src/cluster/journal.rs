@@ -9,11 +9,19 @@
 //! replaced atomically) remembers where each VM was last seen, so the VMs
 //! of a server that can no longer be asked are known.
 //!
+//! By-hand operations on one VM (`laxmon cluster start|stop|migrate`) are
+//! journalled the same way: an [`Record::Op`] line with its actions, then
+//! its steps and its end. The cluster lock (`CLUSTER.lock`, an exclusive
+//! `flock`) keeps reorganisations, restores, VM restarts and by-hand
+//! operations of one cluster from running at once, across processes; the
+//! holder writes who it is into the file so others can say what they wait for.
+//!
 //! This module only records; it never decides what to run.
 
-use super::model::Plan;
+use super::model::{Action, Plan};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{File, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -99,6 +107,91 @@ pub(crate) enum Record {
         /// The reorganisations' ids.
         ids: Vec<String>,
     },
+    /// A by-hand operation on one VM began; its steps are `actions`, round 0.
+    Op {
+        /// Run id.
+        id: String,
+        /// `start`, `stop` or `migrate`.
+        op: String,
+        /// The VM.
+        vm: String,
+        /// The steps it carries out.
+        actions: Vec<Action>,
+        /// Who asked for it.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        by: String,
+        /// Milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// A server that a reorganisation fenced answered again: its fencing no
+    /// longer vouches that it runs nothing.
+    Returned {
+        /// The server.
+        server: String,
+        /// Milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+}
+
+/// One journalled run (reorganisation, restore or by-hand operation), for
+/// people reading the cluster's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JournalRun {
+    /// Run id.
+    pub id: String,
+    /// `reorg`, `restore`, `start`, `stop` or `migrate`.
+    pub kind: String,
+    /// The failed or returned server of a reorganisation or restore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The VM of a by-hand operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vm: Option<String>,
+    /// Who asked for a by-hand operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// When it began, milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// The actions of its latest plan (of the operation).
+    pub actions: Vec<Action>,
+    /// Steps journalled done.
+    pub steps_done: usize,
+    /// Steps journalled failed.
+    pub steps_failed: usize,
+    /// How it ended (`finished`, `incomplete`, `failed`, `superseded`,
+    /// `interrupted`), or `unfinished` while it has not ended.
+    pub state: String,
+}
+
+/// Who holds a cluster's lock, as the holder wrote it into the lock file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolder {
+    /// The holding process.
+    pub pid: u32,
+    /// What it does, e.g. `start debtest on cs3`.
+    pub what: String,
+    /// Since when, milliseconds since the Unix epoch.
+    pub since_ms: u64,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (laxmon process {})", self.what, self.pid)
+    }
+}
+
+/// The cluster lock, held until dropped (closing the file releases it).
+#[derive(Debug)]
+pub(crate) struct ClusterLock {
+    file: File,
+}
+
+impl Drop for ClusterLock {
+    fn drop(&mut self) {
+        // Nobody holds it any more; a holder that dies leaves its entry,
+        // which readers recognise as stale by its pid.
+        let _ = self.file.set_len(0);
+    }
 }
 
 /// An unfinished run found in the journal.
@@ -142,6 +235,7 @@ pub struct JournalError {
 pub(crate) struct Journal {
     path: PathBuf,
     placement: PathBuf,
+    lock: PathBuf,
 }
 
 impl Journal {
@@ -154,7 +248,60 @@ impl Journal {
         Ok(Journal {
             path: state_dir.join(format!("{cluster}.journal.jsonl")),
             placement: state_dir.join(format!("{cluster}.placement.json")),
+            lock: state_dir.join(format!("{cluster}.lock")),
         })
+    }
+
+    fn lock_err(&self, message: String) -> JournalError {
+        JournalError {
+            path: self.lock.display().to_string(),
+            message,
+        }
+    }
+
+    /// Takes the cluster lock for `what` if nobody holds it; `Ok(Err(holder))`
+    /// when someone does (`None` when the holder did not say who it is).
+    pub(crate) fn try_lock(
+        &self,
+        what: &str,
+    ) -> Result<Result<ClusterLock, Option<LockHolder>>, JournalError> {
+        // Never truncate on open: the file says who holds the lock.
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.lock)
+            .map_err(|e| self.lock_err(format!("cannot open the cluster lock: {e}")))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(Err(self.holder())),
+            Err(TryLockError::Error(e)) => {
+                return Err(self.lock_err(format!("cannot lock the cluster: {e}")))
+            }
+        }
+        let holder = LockHolder {
+            pid: std::process::id(),
+            what: what.to_string(),
+            since_ms: now_ms(),
+        };
+        let mut line = serde_json::to_string(&holder).map_err(|e| self.lock_err(e.to_string()))?;
+        line.push('\n');
+        file.set_len(0)
+            .and_then(|()| file.write_all(line.as_bytes()))
+            .map_err(|e| self.lock_err(format!("cannot write the cluster lock: {e}")))?;
+        Ok(Ok(ClusterLock { file }))
+    }
+
+    /// Who holds the cluster lock now, as far as the lock file tells: `None`
+    /// when it is free or its holder's process is gone.
+    pub(crate) fn holder(&self) -> Option<LockHolder> {
+        let text = std::fs::read_to_string(&self.lock).ok()?;
+        let holder: LockHolder = serde_json::from_str(text.trim()).ok()?;
+        Path::new("/proc")
+            .join(holder.pid.to_string())
+            .exists()
+            .then_some(holder)
     }
 
     fn err(&self, message: String) -> JournalError {
@@ -237,10 +384,33 @@ impl Journal {
                     }
                 }
                 Record::End { id, .. } => runs.retain(|u| u.id != id),
-                Record::Restored { .. } => {}
+                Record::Restored { .. } | Record::Op { .. } | Record::Returned { .. } => {}
             }
         }
         Ok(runs)
+    }
+
+    /// The ids of by-hand operations that began and did not end.
+    pub(crate) fn unfinished_ops(&self) -> Result<Vec<String>, JournalError> {
+        let mut ids: Vec<String> = Vec::new();
+        for r in self.records()? {
+            match r {
+                Record::Op { id, .. } => ids.push(id),
+                Record::End { id, .. } => ids.retain(|i| *i != id),
+                _ => {}
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The servers a reorganisation fenced that have not answered since.
+    pub(crate) fn fenced_servers(&self) -> Result<BTreeSet<String>, JournalError> {
+        Ok(fenced_servers(&self.records()?))
+    }
+
+    /// The newest `limit` runs, newest first.
+    pub(crate) fn runs(&self, limit: usize) -> Result<Vec<JournalRun>, JournalError> {
+        Ok(summarise(&self.records()?, limit))
     }
 
     /// VMs stopped or left down by finished reorganisations of `server` that
@@ -292,7 +462,12 @@ impl Journal {
         &self,
         seen: &BTreeMap<String, LastSeen>,
     ) -> Result<(), JournalError> {
-        let tmp = self.placement.with_extension("json.tmp");
+        // A temporary file of its own: a status query and a run may save at once.
+        let tmp = self.placement.with_extension(format!(
+            "json.{}.{}.tmp",
+            std::process::id(),
+            TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let text = serde_json::to_string_pretty(seen).map_err(|e| self.err(e.to_string()))?;
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &self.placement))
@@ -300,5 +475,278 @@ impl Journal {
                 path: self.placement.display().to_string(),
                 message: format!("cannot write the last known placement: {e}"),
             })
+    }
+}
+
+/// Numbers the temporary files of one process.
+static TMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The servers fenced by a reorganisation and not seen answering since.
+fn fenced_servers(records: &[Record]) -> BTreeSet<String> {
+    let mut server_of: HashMap<&str, &str> = HashMap::new();
+    let mut fenced = BTreeSet::new();
+    for r in records {
+        match r {
+            Record::Begin {
+                id,
+                kind: RunKind::Reorg,
+                server,
+                ..
+            } => {
+                server_of.insert(id, server);
+            }
+            Record::Fenced { id, .. } => {
+                if let Some(s) = server_of.get(id.as_str()) {
+                    fenced.insert(s.to_string());
+                }
+            }
+            Record::Returned { server, .. } => {
+                fenced.remove(server);
+            }
+            _ => {}
+        }
+    }
+    fenced
+}
+
+/// The newest `limit` runs of a journal, newest first.
+fn summarise(records: &[Record], limit: usize) -> Vec<JournalRun> {
+    let mut runs: Vec<JournalRun> = Vec::new();
+    // The round whose steps count: the latest plan's.
+    let mut round_of: HashMap<String, u32> = HashMap::new();
+    let mut steps: HashMap<String, HashMap<usize, StepState>> = HashMap::new();
+    for r in records {
+        match r {
+            Record::Begin {
+                id,
+                kind,
+                server,
+                at_ms,
+            } => runs.push(JournalRun {
+                id: id.clone(),
+                kind: match kind {
+                    RunKind::Reorg => "reorg",
+                    RunKind::Restore => "restore",
+                }
+                .to_string(),
+                server: Some(server.clone()),
+                vm: None,
+                by: None,
+                started_ms: *at_ms,
+                actions: Vec::new(),
+                steps_done: 0,
+                steps_failed: 0,
+                state: "unfinished".into(),
+            }),
+            Record::Op {
+                id,
+                op,
+                vm,
+                actions,
+                by,
+                at_ms,
+            } => runs.push(JournalRun {
+                id: id.clone(),
+                kind: op.clone(),
+                server: None,
+                vm: Some(vm.clone()),
+                by: Some(by.clone()).filter(|b| !b.is_empty()),
+                started_ms: *at_ms,
+                actions: actions.clone(),
+                steps_done: 0,
+                steps_failed: 0,
+                state: "unfinished".into(),
+            }),
+            Record::Plan { id, round, plan } => {
+                if let Some(run) = runs.iter_mut().find(|x| x.id == *id) {
+                    run.actions = plan.actions.clone();
+                    round_of.insert(id.clone(), *round);
+                    steps.remove(id);
+                }
+            }
+            Record::Step {
+                id,
+                round,
+                index,
+                state,
+                ..
+            } => {
+                if round_of.get(id).copied().unwrap_or(0) == *round {
+                    steps.entry(id.clone()).or_default().insert(*index, *state);
+                }
+            }
+            Record::End { id, outcome, .. } => {
+                if let Some(run) = runs.iter_mut().find(|x| x.id == *id) {
+                    run.state = outcome.clone();
+                }
+            }
+            Record::Fenced { .. } | Record::Restored { .. } | Record::Returned { .. } => {}
+        }
+    }
+    for run in &mut runs {
+        if let Some(s) = steps.get(&run.id) {
+            run.steps_done = s.values().filter(|s| **s == StepState::Done).count();
+            run.steps_failed = s.values().filter(|s| **s == StepState::Failed).count();
+        }
+    }
+    runs.reverse();
+    runs.truncate(limit);
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn begin(id: &str, kind: RunKind, server: &str) -> Record {
+        Record::Begin {
+            id: id.into(),
+            kind,
+            server: server.into(),
+            at_ms: 1,
+        }
+    }
+
+    fn fenced(id: &str) -> Record {
+        Record::Fenced {
+            id: id.into(),
+            how: "fence with `x`".into(),
+        }
+    }
+
+    #[test]
+    fn a_fenced_server_stays_fenced_until_it_answers_again() {
+        let returned = |s: &str| Record::Returned {
+            server: s.into(),
+            at_ms: 2,
+        };
+        let cases: Vec<(Vec<Record>, Vec<&str>)> = vec![
+            (vec![], vec![]),
+            (vec![begin("r1", RunKind::Reorg, "cs2")], vec![]),
+            (
+                vec![begin("r1", RunKind::Reorg, "cs2"), fenced("r1")],
+                vec!["cs2"],
+            ),
+            (
+                vec![
+                    begin("r1", RunKind::Reorg, "cs2"),
+                    fenced("r1"),
+                    returned("cs2"),
+                ],
+                vec![],
+            ),
+            (
+                vec![
+                    begin("r1", RunKind::Reorg, "cs2"),
+                    fenced("r1"),
+                    returned("cs2"),
+                    begin("r2", RunKind::Reorg, "cs2"),
+                    fenced("r2"),
+                    begin("r3", RunKind::Reorg, "cs1"),
+                    fenced("r3"),
+                ],
+                vec!["cs1", "cs2"],
+            ),
+            // A restore never fences.
+            (
+                vec![begin("x", RunKind::Restore, "cs3"), fenced("x")],
+                vec![],
+            ),
+        ];
+        for (records, want) in cases {
+            let got: Vec<String> = fenced_servers(&records).into_iter().collect();
+            assert_eq!(got, want, "{records:?}");
+        }
+    }
+
+    #[test]
+    fn runs_are_summarised_newest_first_with_the_latest_rounds_steps() {
+        let start = Action::Start {
+            vm: "a".into(),
+            host: "cs1".into(),
+        };
+        let step = |id: &str, round, index, state| Record::Step {
+            id: String::from(id),
+            round,
+            index,
+            state,
+            error: String::new(),
+        };
+        let plan = |id: &str, round, actions: Vec<Action>| Record::Plan {
+            id: id.into(),
+            round,
+            plan: Plan {
+                actions,
+                placement: BTreeMap::new(),
+                down: Vec::new(),
+                reasons: BTreeMap::new(),
+                planner: super::super::model::PlannerKind::Exact,
+            },
+        };
+        let records = vec![
+            begin("r1", RunKind::Reorg, "cs2"),
+            plan("r1", 0, vec![start.clone(), start.clone()]),
+            step("r1", 0, 0, StepState::Failed),
+            plan("r1", 1, vec![start.clone()]),
+            step("r1", 1, 0, StepState::Running),
+            step("r1", 1, 0, StepState::Done),
+            Record::End {
+                id: "r1".into(),
+                outcome: "finished".into(),
+                stopped: Vec::new(),
+            },
+            Record::Op {
+                id: "o1".into(),
+                op: "start".into(),
+                vm: "a".into(),
+                actions: vec![start.clone()],
+                by: "admin".into(),
+                at_ms: 5,
+            },
+            step("o1", 0, 0, StepState::Running),
+        ];
+        let runs = summarise(&records, 10);
+        assert_eq!(runs.len(), 2);
+        assert_eq!(
+            (runs[0].kind.as_str(), runs[0].state.as_str()),
+            ("start", "unfinished")
+        );
+        assert_eq!(runs[0].vm.as_deref(), Some("a"));
+        assert_eq!(runs[0].by.as_deref(), Some("admin"));
+        assert_eq!((runs[0].steps_done, runs[0].steps_failed), (0, 0));
+        assert_eq!(
+            (runs[1].kind.as_str(), runs[1].state.as_str()),
+            ("reorg", "finished")
+        );
+        assert_eq!((runs[1].steps_done, runs[1].steps_failed), (1, 0));
+        assert_eq!(runs[1].actions, vec![start]);
+        assert_eq!(summarise(&records, 1).len(), 1);
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_and_says_who_holds_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = Journal::open(dir.path(), "demo").expect("journal");
+        let held = j.try_lock("start a on cs1").expect("lock").expect("free");
+        match j.try_lock("stop b").expect("lock") {
+            Ok(_) => panic!("the lock was taken twice"),
+            Err(holder) => {
+                let h = holder.expect("the holder says who it is");
+                assert_eq!(h.what, "start a on cs1");
+                assert_eq!(h.pid, std::process::id());
+            }
+        }
+        assert!(j.holder().is_some());
+        drop(held);
+        assert_eq!(j.holder(), None);
+        let again = j.try_lock("stop b").expect("lock");
+        assert!(again.is_ok(), "free again after the holder let go");
     }
 }

@@ -10,16 +10,19 @@
 //! Carrying a plan out is [`executor`]'s job, through a hypervisor
 //! [`drivers::Driver`], with progress in a [`journal`]: it fences the failed
 //! server first and never starts a VM while any server may still run it.
+//! `manual` starts, stops and migrates one VM by hand under the same rules.
 
 pub(crate) mod commands;
 pub mod drivers;
 pub(crate) mod executor;
 pub(crate) mod journal;
+pub(crate) mod manual;
 pub mod model;
 pub(crate) mod planner;
 pub mod restart;
 
 pub use executor::{reorganise, restore, ReorgError, ReorgOptions, ReorgReport};
+pub use manual::{operate, OpOptions, OpOutcome, OpReport, OpTimings, VmOp};
 pub use model::{
     Action, Cluster, Host, HostState, Plan, PlanInputError, PlanScore, PlannerKind, Vm,
 };

@@ -3,10 +3,13 @@
 //!
 //! Same rule as the executor: the VM is started only when every server of
 //! the cluster answered and none runs it. A VM found on two servers is never
-//! touched: that is for a human (its disk is at risk already).
+//! touched: that is for a human (its disk is at risk already). It holds the
+//! cluster lock, so it never runs beside a reorganisation or a by-hand
+//! operation.
 
 use super::drivers::{self, Driver};
-use super::executor::{observe, ReorgError};
+use super::executor::{lock, observe, ReorgError};
+use super::journal::Journal;
 use crate::config::ClusterConfig;
 use serde::Serialize;
 use std::sync::Arc;
@@ -46,6 +49,8 @@ pub async fn restart_vm_with(
     let Some(config) = cluster.vm(vm) else {
         return Err(inconsistent(format!("{vm} is not one of its VMs")));
     };
+    let journal = Journal::open(&cluster.state_dir, &cluster.name)?;
+    let _lock = lock(cluster, &journal, &format!("the restart of {vm}"), true).await?;
     let where_now = running_on(cluster, &driver, vm)
         .await
         .map_err(inconsistent)?;
