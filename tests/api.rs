@@ -519,3 +519,118 @@ fn an_address_in_use_does_not_stop_the_checks() {
         field(v, "message") == "operations API listening"
     });
 }
+
+/// The cluster endpoints on a simulated cluster of two servers: listing,
+/// live placement, a dry-run plan, and by-hand operations that follow the
+/// executor's rules (admin only; a refusal is a 409 with the report).
+#[test]
+fn cluster_endpoints_on_the_simulated_cluster() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display().to_string();
+    let bin = support::bin::laxmon_path();
+    let state = format!("{d}/sim.json");
+    let port = free_port();
+    let mut yaml = format!(
+        "storage: sqlite:{d}/db\nhttp:\n  listen: 127.0.0.1:{port}\n  tokens:\n    - {{name: reader, role: read, hash: \"{}\"}}\n    - {{name: operator, role: operate, hash: \"{}\"}}\n    - {{name: boss, role: admin, hash: \"{}\"}}\nhosts:\n",
+        hash(READ),
+        hash(OPERATE),
+        hash(ADMIN)
+    );
+    for s in ["cs1", "cs2"] {
+        yaml += &format!("  - {{name: {s}, address: 127.0.0.1}}\n");
+    }
+    yaml += "checks:\n";
+    for s in ["cs1", "cs2"] {
+        yaml += &format!(
+            "  - {{name: {s}-alive, kind: plugin, interval: 1h, command: [{bin}, sim, alive, {s}, --state, {state}]}}\n"
+        );
+    }
+    yaml += &format!("clusters:\n  - name: demo\n    driver: sim\n    sim: {{state: {state}, delay: 10ms}}\n    state_dir: {d}/state\n    servers:\n");
+    for s in ["cs1", "cs2"] {
+        yaml += &format!(
+            "      - {{host: {s}, memory_mb: 4096, reserve_mb: 512, alive: {s}-alive, fence: [{bin}, sim, fence, {s}, --state, {state}]}}\n"
+        );
+    }
+    yaml += "    vms:\n      - {name: web, memory_mb: 1024, priority: 5, home: cs1}\n      - {name: db, memory_mb: 2048, priority: 9, home: cs2}\n";
+    let cfg = write_file(dir.path(), "laxmon.yaml", &yaml);
+    let daemon = Daemon::start_logging(&cfg, "info");
+    wait_up(&daemon);
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}/api/v1"),
+        client: Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client"),
+        daemon,
+    };
+
+    let (status, list) = api.json("/clusters", Some(READ));
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list[0]["name"], "demo");
+    assert_eq!(list[0]["servers"], json!(["cs1", "cs2"]));
+    let (status, placement) = api.json("/clusters/demo", Some(READ));
+    assert_eq!(status, 200, "{placement}");
+    let servers = placement["servers"].as_array().expect("servers");
+    let cs1 = servers.iter().find(|s| s["server"] == "cs1").expect("cs1");
+    assert_eq!(cs1["vms"][0]["name"], "web", "{placement}");
+    assert_eq!(cs1["vms"][0]["priority"], 5, "{placement}");
+    let (status, missing) = api.json("/clusters/demp", Some(READ));
+    assert_eq!(status, 404);
+    assert!(
+        missing["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("\"demo\""),
+        "{missing}"
+    );
+
+    // A plan for cs2 failing moves db to cs1 (it fits: 4096 - 512 - 1024 free).
+    let (status, plan) = api.json("/clusters/demo/plan?failed=cs2", Some(READ));
+    assert_eq!(status, 200, "{plan}");
+    assert!(plan.to_string().contains("db"), "{plan}");
+
+    // Operations need admin; a dry run changes nothing; a stop is done.
+    let stop = "/clusters/demo/vms/web/stop";
+    assert_eq!(api.post(stop, Some(OPERATE), "{}").status().as_u16(), 403);
+    let r = api.post(stop, Some(ADMIN), "{\"dry_run\": true}");
+    assert_eq!(r.status().as_u16(), 200);
+    let report: Value = r.json().expect("json");
+    assert_eq!(report["outcome"], "planned", "{report}");
+    let (_, placement) = api.json("/clusters/demo", Some(READ));
+    assert!(placement.to_string().contains("\"web\""), "{placement}");
+    let r = api.post(stop, Some(ADMIN), "{}");
+    let report: Value = r.json().expect("json");
+    assert_eq!(report["outcome"], "done", "{report}");
+    // Starting db, which runs on cs2, on cs1 is refused by the rules: 409 with the report.
+    let r = api.post(
+        "/clusters/demo/vms/db/start",
+        Some(ADMIN),
+        "{\"server\": \"cs1\"}",
+    );
+    assert_eq!(r.status().as_u16(), 409);
+    let report: Value = r.json().expect("json");
+    assert_eq!(report["outcome"], "refused", "{report}");
+    // Start web again on cs2 (chosen by hand), then migrate it home.
+    let r = api.post(
+        "/clusters/demo/vms/web/start",
+        Some(ADMIN),
+        "{\"server\": \"cs2\"}",
+    );
+    let report: Value = r.json().expect("json");
+    assert_eq!(report["outcome"], "done", "{report}");
+    let r = api.post(
+        "/clusters/demo/vms/web/migrate",
+        Some(ADMIN),
+        "{\"to\": \"cs1\"}",
+    );
+    let report: Value = r.json().expect("json");
+    assert_eq!(report["outcome"], "done", "{report}");
+    assert_eq!(report["now_on"], "cs1", "{report}");
+    // Bad requests name what is wrong.
+    let r = api.post("/clusters/demo/vms/web/migrate", Some(ADMIN), "{}");
+    assert_eq!(r.status().as_u16(), 400);
+    let r = api.post("/clusters/demo/vms/web/reboot", Some(ADMIN), "{}");
+    assert_eq!(r.status().as_u16(), 404);
+    let r = api.post("/clusters/demo/vms/wbe/stop", Some(ADMIN), "{}");
+    assert_eq!(r.status().as_u16(), 404);
+}

@@ -2,6 +2,7 @@
 //! authentication; each handler checks the role it needs first.
 
 mod checks;
+mod clusters;
 mod status;
 
 use super::error::ApiError;
@@ -16,7 +17,11 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/reload", post(status::reload))
         .route("/checks", get(checks::list))
         .route("/checks/{name}", get(checks::one))
-        .route("/checks/{name}/run", post(checks::run_now));
+        .route("/checks/{name}/run", post(checks::run_now))
+        .route("/clusters", get(clusters::list))
+        .route("/clusters/{name}", get(clusters::status))
+        .route("/clusters/{name}/plan", get(clusters::plan))
+        .route("/clusters/{name}/vms/{vm}/{op}", post(clusters::operate));
     Router::new()
         .nest("/api/v1", api)
         .fallback(not_found)
