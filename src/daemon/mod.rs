@@ -38,6 +38,10 @@ const ALARM_RESTORE_RETRY: Duration = Duration::from_secs(5);
 const CLUSTER_GRACE: Duration = Duration::from_secs(60);
 /// How often old results and events are dropped.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// The systemd watchdog timeout while a reload stops and restarts the
+/// pipeline (the scheduler does not ping meanwhile): the shutdown graces
+/// (writer 30 s, actions 60 s, cluster 60 s, deliveries 5 s) and then some.
+const RELOAD_WATCHDOG: Duration = Duration::from_secs(300);
 
 /// Runs the daemon until SIGTERM or SIGINT: every check on its schedule, each
 /// result through the state machine into the store, the alarm stage and the
@@ -47,6 +51,7 @@ pub async fn run(config: Config) -> anyhow::Result<Stop> {
     withhold_secrets(&config);
     let config_path = config.path.clone();
     let config = Arc::new(config);
+    crate::metrics::config_loaded(config.checks.iter().map(|c| c.kind_name()));
     let store = Store::open_lazy(&config.storage)?;
     tracing::info!(store = %store.describe(), "opening the store");
     match store.migrate().await {
@@ -135,7 +140,9 @@ pub async fn run(config: Config) -> anyhow::Result<Stop> {
         }
     });
 
-    let scheduler = Scheduler::new(&config, Runner::new(&config), resumed);
+    let scheduler = Scheduler::new(&config, Runner::new(&config), resumed)
+        .with_watchdog(crate::systemd::Watchdog::from_env());
+    let status = tokio::spawn(crate::systemd::report_status());
     tracing::info!(
         checks = config.checks.len(),
         hosts = config.hosts.len(),
@@ -147,8 +154,10 @@ pub async fn run(config: Config) -> anyhow::Result<Stop> {
     let stop_signal = async move {
         let _ = stop_tx.send(stop_signal(&config_path).await);
     };
+    crate::systemd::ready(&crate::metrics::status_line());
     scheduler.run(result_tx, stop_signal).await;
     retention.abort();
+    status.abort();
     // Results first: the writer flushes (or spools) before the stages finish
     // their actions and deliveries.
     let writer = fanout.await?;
@@ -189,14 +198,18 @@ pub async fn stop_signal(path: &std::path::Path) -> Stop {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         shutdown_signal().await;
+        crate::systemd::stopping();
         return Stop::Terminated;
     };
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = &mut shutdown => return Stop::Terminated,
-            _ = hup.recv() => match crate::config::load(path) {
+            _ = &mut shutdown => {
+                crate::systemd::stopping();
+                return Stop::Terminated;
+            }
+            _ = hup.recv() => match reload(path) {
                 Ok(config) => {
                     tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
                     return Stop::Reload(Box::new(config));
@@ -205,10 +218,20 @@ pub async fn stop_signal(path: &std::path::Path) -> Stop {
                     for e in &errors.0 {
                         tracing::error!(error = %e, "configuration not reloaded");
                     }
+                    crate::systemd::ready(&crate::metrics::status_line());
                 }
             },
         }
     }
+}
+
+/// Loads the configuration for a SIGHUP, telling systemd (`RELOADING=1`)
+/// and counting the outcome.
+fn reload(path: &std::path::Path) -> Result<Config, crate::config::ConfigErrors> {
+    crate::systemd::reloading(RELOAD_WATCHDOG);
+    let loaded = crate::config::load(path);
+    crate::metrics::config_reload(loaded.is_ok());
+    loaded
 }
 
 /// Keeps the variables that carry laxmon's own secrets (the database
