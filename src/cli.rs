@@ -470,6 +470,8 @@ fn check(path: &Path, names: &[String], json: bool) -> u8 {
 }
 
 fn run(path: &Path) -> u8 {
+    crate::metrics::mark_start();
+    crate::systemd::init();
     let mut cfg = match load_config(path) {
         Ok(c) => c,
         Err(code) => return code,

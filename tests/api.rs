@@ -230,6 +230,54 @@ fn scenario(storage: &str, dir: &Path) {
     });
     assert_eq!(listed["checks"][0]["name"], "flip");
 
+    // /metrics: the Prometheus text format, as a scraper reads it.
+    let r = api
+        .client
+        .get(api.base.replace("/api/v1", "/metrics"))
+        .bearer_auth(READ)
+        .send()
+        .expect("scrape");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/plain; version=0.0.4"),
+        "{:?}",
+        r.headers()
+    );
+    let text = r.text().expect("text");
+    let scrape =
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parses");
+    let runs: f64 = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "laxmon_check_runs_total")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    assert!(runs >= 14.0, "runs counted: {runs}\n{text}");
+    assert!(scrape
+        .samples
+        .iter()
+        .any(|s| s.metric == "laxmon_build_info"));
+    assert_eq!(
+        api.client
+            .get(api.base.replace("/api/v1", "/metrics"))
+            .send()
+            .expect("scrape")
+            .status()
+            .as_u16(),
+        401
+    );
+    let (_, s) = api.json("/status", Some(READ));
+    assert!(
+        s["engine"]["check_runs"].as_u64().is_some_and(|n| n >= 14),
+        "{s}"
+    );
+
     // Refusals change nothing: no token, an unknown token, a role too low.
     let before = api.json("/checks/flip", Some(READ)).1["last_run"].clone();
     assert_eq!(

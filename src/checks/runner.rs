@@ -64,6 +64,7 @@ impl Runner {
                 )
             })
             .collect();
+        crate::metrics::set_process_slots_limit(config.engine.max_processes.max(1));
         Runner {
             hosts,
             processes: Arc::new(Semaphore::new(config.engine.max_processes.max(1))),
@@ -81,6 +82,9 @@ impl Runner {
         } else {
             None
         };
+        let _slot = _permit
+            .as_ref()
+            .map(|_| crate::metrics::ProcessSlot::hold());
         let started = Utc::now();
         let t = std::time::Instant::now();
         let output = self.run_kind(check).await;

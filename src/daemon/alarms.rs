@@ -105,6 +105,7 @@ impl AlarmStage {
     ) {
         let mut ack_poll = tokio::time::interval(ACK_POLL);
         ack_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.publish_metrics();
         loop {
             let wake = self.next_wake();
             tokio::select! {
@@ -194,6 +195,7 @@ impl AlarmStage {
     /// alarm state that says they were handed out is stored, so that a
     /// restart finds a delayed action either still due or known to have run.
     async fn handle(&mut self, effects: Vec<Effect>) {
+        let any = !effects.is_empty();
         let mut changed = false;
         let mut runs = Vec::new();
         for effect in effects {
@@ -229,6 +231,19 @@ impl AlarmStage {
         for req in runs {
             self.start_action(req);
         }
+        if any {
+            self.publish_metrics();
+        }
+    }
+
+    /// Open alarms and the outbox backlog, for `/metrics` and the status.
+    fn publish_metrics(&self) {
+        let open = self
+            .alarms
+            .open_alarms()
+            .map(|a| (a.state, a.ack.is_some()));
+        crate::metrics::set_open_alarms(open);
+        crate::metrics::set_outbox_pending(self.outbox.pending().count());
     }
 
     /// Starts one action: cluster actions go to the cluster stage, the
@@ -254,6 +269,7 @@ impl AlarmStage {
     }
 
     async fn record_run(&mut self, run: ActionRun) {
+        crate::metrics::action_finished(&run.action, run.succeeded(), run.timed_out);
         tracing::info!(alarm = run.alarm_id, action = %run.action, exit_code = ?run.exit_code, timed_out = run.timed_out, duration_ms = run.duration.as_secs_f64() * 1000.0, "action finished");
         if let Err(e) = self.store.save_action_run(&run).await {
             tracing::error!(error = %e, "cannot store action run");
@@ -277,12 +293,16 @@ impl AlarmStage {
     ) {
         match sent {
             Ok((d, result)) => {
+                let notifier = self.config.alarms.notifier(&d.notifier);
+                let channel = notifier.map_or("", |n| n.kind.name());
+                crate::metrics::notification(channel, result.is_ok());
                 if let Err(e) =
                     notify::record_delivery(&mut self.outbox, &self.store, &d, result, Utc::now())
                         .await
                 {
                     tracing::error!(error = %e, "cannot record a delivery in the store");
                 }
+                self.publish_metrics();
             }
             Err(e) => tracing::error!(error = %e, "delivery task failed"),
         }

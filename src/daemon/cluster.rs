@@ -17,6 +17,7 @@ use crate::cluster::journal::{Journal, RunKind};
 use crate::cluster::restart;
 use crate::config::alarms::Action;
 use crate::config::{ClusterConfig, Config, DriverConfig};
+use crate::metrics::{ReorgKind, ReorgOutcome};
 use crate::state::Change;
 use chrono::Utc;
 use std::collections::HashMap;
@@ -155,6 +156,7 @@ impl ClusterStage {
                 req.facts.get("state")
             );
             tracing::error!(alarm = req.alarm_id, "{msg}");
+            crate::metrics::reorganisation(ReorgKind::Reorganise, ReorgOutcome::Refused);
             let _ = self.done.send(failed_run(&req, msg));
             return;
         }
@@ -197,6 +199,7 @@ impl ClusterStage {
                         req.check, cluster.name
                     );
                     tracing::error!(alarm = req.alarm_id, "{msg}");
+                    crate::metrics::reorganisation(ReorgKind::Reorganise, ReorgOutcome::Refused);
                     let _ = self.done.send(failed_run(&req, msg));
                     return;
                 }
@@ -277,6 +280,14 @@ impl ClusterStage {
                 }),
             };
             let duration = t0.elapsed();
+            if let Some(kind) = job.reorg_kind() {
+                let result = match &outcome {
+                    Ok((false, _)) => ReorgOutcome::Ok,
+                    Ok((true, _)) => ReorgOutcome::StepsFailed,
+                    Err(_) => ReorgOutcome::Error,
+                };
+                crate::metrics::reorganisation(kind, result);
+            }
             if let Err(e) = &outcome {
                 tracing::error!(cluster = %cluster.name, server = %server, error = %e, "cluster action refused or failed");
             }
@@ -307,6 +318,18 @@ enum Job {
     Reorg,
     Restore,
     RestartVm(String),
+}
+
+impl Job {
+    /// How `/metrics` counts it: reorganisations and restores, not VM restarts
+    /// (those count as actions).
+    fn reorg_kind(&self) -> Option<ReorgKind> {
+        match self {
+            Job::Reorg => Some(ReorgKind::Reorganise),
+            Job::Restore => Some(ReorgKind::Restore),
+            Job::RestartVm(_) => None,
+        }
+    }
 }
 
 fn log_report(r: &ReorgReport) {

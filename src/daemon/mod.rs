@@ -42,6 +42,10 @@ const ALARM_RESTORE_RETRY: Duration = Duration::from_secs(5);
 const CLUSTER_GRACE: Duration = Duration::from_secs(60);
 /// How often old results and events are dropped.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// The systemd watchdog timeout while a reload stops and restarts the
+/// pipeline (the scheduler does not ping meanwhile): the shutdown graces
+/// (writer 30 s, actions 60 s, cluster 60 s, deliveries 5 s) and then some.
+const RELOAD_WATCHDOG: Duration = Duration::from_secs(300);
 
 /// Runs the daemon until SIGTERM or SIGINT: every check on its schedule, each
 /// result through the state machine into the store, the alarm stage and the
@@ -50,6 +54,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 pub async fn run(config: Config, shared: Arc<Shared>) -> anyhow::Result<Stop> {
     withhold_secrets(&config);
     let config = Arc::new(config);
+    crate::metrics::config_loaded(config.checks.iter().map(|c| c.kind_name()));
     let store = Store::open_lazy(&config.storage)?;
     tracing::info!(store = %store.describe(), "opening the store");
     match store.migrate().await {
@@ -73,8 +78,9 @@ pub async fn run(config: Config, shared: Arc<Shared>) -> anyhow::Result<Stop> {
     }
     let writer = ResultWriter::start(store.clone(), WriterOptions::from_config(&config.storage))?;
     let live = Arc::new(LiveView::new(&config, &resumed));
-    let mut scheduler =
-        Scheduler::new(&config, Runner::new(&config), resumed).with_live(Arc::clone(&live));
+    let mut scheduler = Scheduler::new(&config, Runner::new(&config), resumed)
+        .with_live(Arc::clone(&live))
+        .with_watchdog(crate::systemd::Watchdog::from_env());
     let generation = shared.start_generation(
         Arc::clone(&config),
         store.clone(),
@@ -150,6 +156,7 @@ pub async fn run(config: Config, shared: Arc<Shared>) -> anyhow::Result<Stop> {
         }
     });
 
+    let status = tokio::spawn(crate::systemd::report_status());
     tracing::info!(
         checks = config.checks.len(),
         hosts = config.hosts.len(),
@@ -170,8 +177,10 @@ pub async fn run(config: Config, shared: Arc<Shared>) -> anyhow::Result<Stop> {
         stop_shared.end_generation();
         let _ = stop_tx.send(stop);
     };
+    crate::systemd::ready(&crate::metrics::status_line());
     scheduler.run(result_tx, stop_signal).await;
     retention.abort();
+    status.abort();
     // Results first: the writer flushes (or spools) before the stages finish
     // their actions and deliveries.
     let writer = fanout.await?;
@@ -214,14 +223,18 @@ pub async fn stop_signal(shared: &Shared) -> Stop {
     let path = shared.config_path();
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         shutdown_signal().await;
+        crate::systemd::stopping();
         return Stop::Terminated;
     };
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = &mut shutdown => return Stop::Terminated,
-            _ = hup.recv() => match crate::config::load(path) {
+            _ = &mut shutdown => {
+                crate::systemd::stopping();
+                return Stop::Terminated;
+            }
+            _ = hup.recv() => match reload(path) {
                 Ok(config) => {
                     tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
                     shared.record_reload(ReloadOutcome::taken("SIGHUP"));
@@ -236,6 +249,19 @@ pub async fn stop_signal(shared: &Shared) -> Stop {
             },
         }
     }
+}
+
+/// Loads the configuration for a SIGHUP, telling systemd (`RELOADING=1`)
+/// and counting the outcome.
+pub fn reload(path: &std::path::Path) -> Result<Config, crate::config::ConfigErrors> {
+    crate::systemd::reloading(RELOAD_WATCHDOG);
+    let loaded = crate::config::load(path);
+    crate::metrics::config_reload(loaded.is_ok());
+    if loaded.is_err() {
+        // Refused: the daemon goes on as it was.
+        crate::systemd::ready(&crate::metrics::status_line());
+    }
+    loaded
 }
 
 /// Keeps the variables that carry laxmon's own secrets (the database

@@ -5,6 +5,8 @@
 //! Runs report back over a channel, so a check never overlaps itself and no
 //! state is shared between tasks. On shutdown it stops planning, waits for
 //! the runs in flight and hands their results on before returning.
+//! The loop itself pings systemd's watchdog, so a stuck loop stops the
+//! pings and gets the daemon restarted.
 
 use super::live::LiveView;
 use super::CheckResult;
@@ -97,6 +99,8 @@ pub struct Scheduler {
     clock: Clock,
     live: Option<Arc<LiveView>>,
     control: Option<mpsc::Receiver<Command>>,
+    /// Pinged from the loop itself, so a stuck loop stops the pings.
+    watchdog: crate::systemd::Watchdog,
 }
 
 impl Scheduler {
@@ -139,7 +143,14 @@ impl Scheduler {
             clock,
             live: None,
             control: None,
+            watchdog: crate::systemd::Watchdog::disabled(),
         }
+    }
+
+    /// Has the loop ping `watchdog` (systemd's `WATCHDOG=1`) while it runs.
+    pub fn with_watchdog(mut self, watchdog: crate::systemd::Watchdog) -> Scheduler {
+        self.watchdog = watchdog;
+        self
     }
 
     /// Keeps `live` told of every planned start.
@@ -188,6 +199,7 @@ impl Scheduler {
         let mut in_flight = 0usize;
         tokio::pin!(shutdown);
         loop {
+            self.watchdog.ping_if_due();
             let next_due = due.peek().map(|Reverse((t, _, _))| *t);
             tokio::select! {
                 biased;
@@ -201,7 +213,9 @@ impl Scheduler {
                         IntervalKind::Retry => Cadence::Retry,
                         IntervalKind::Normal => Cadence::Normal,
                     };
+                    let skipped = self.slots[i].skipped;
                     let next = self.slots[i].next(cadence, Instant::now());
+                    crate::metrics::missed_slots(self.slots[i].skipped - skipped);
                     self.plan(&mut due, i, next, epoch[i]);
                     let _ = results.send(result);
                 }
@@ -234,6 +248,7 @@ impl Scheduler {
                         self.spawn_run(i, t, done_tx.clone());
                     }
                 }
+                _ = self.watchdog.due() => {}
             }
         }
         tracing::info!(in_flight, "waiting for running checks to finish");
@@ -252,6 +267,7 @@ impl Scheduler {
     fn spawn_run(&self, index: usize, planned: Instant, done: mpsc::UnboundedSender<Finished>) {
         let check = Arc::clone(&self.checks[index]);
         let runner = Arc::clone(&self.runner);
+        crate::metrics::check_run_started();
         tokio::spawn(async move {
             // The run in a task of its own: should it panic (a bug), the check
             // still reports back (UNKNOWN) and shutdown does not wait for it forever.
@@ -284,7 +300,7 @@ impl Scheduler {
         };
         let transition =
             self.states[done.index].apply(done.run.output.state, &policy, reach, done.run.started);
-        CheckResult {
+        let result = CheckResult {
             check: check.name.clone(),
             host: check.host.clone(),
             kind: check.kind_name(),
@@ -294,7 +310,11 @@ impl Scheduler {
             duration: done.run.duration,
             transition,
             state: self.states[done.index].clone(),
-        }
+        };
+        let s = &result;
+        let state = s.output.state;
+        crate::metrics::check_run_finished(s.kind, state, s.started, s.lateness(), s.duration);
+        result
     }
 }
 

@@ -162,6 +162,11 @@ impl Spool {
         self.unread
     }
 
+    /// Bytes of the lines not yet replayed.
+    pub fn unread_bytes(&self) -> u64 {
+        self.len - self.read_offset
+    }
+
     /// Highest seq ever appended (0 when empty).
     pub fn max_seq(&self) -> u64 {
         self.max_seq

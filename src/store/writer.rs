@@ -115,6 +115,12 @@ struct Shared {
     spool_dir: PathBuf,
 }
 
+/// Publishes the backlog (memory and spool) to the metrics; call with the lock held.
+fn publish_backlog(q: &Queue) {
+    let (spooled, bytes) = (q.spool.unread(), q.spool.unread_bytes());
+    crate::metrics::set_result_backlog(q.mem.len() as u64, spooled, bytes);
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // A panic while holding the lock leaves the queue consistent (every
@@ -131,7 +137,10 @@ fn spill(q: &mut Queue) {
     }
     let Queue { mem, spool, .. } = q;
     match spool.append(mem.iter().map(|e| &**e)) {
-        Ok(()) => q.mem.clear(),
+        Ok(()) => {
+            q.mem.clear();
+            publish_backlog(q);
+        }
         Err(e) => {
             tracing::error!(error = %e, queued = q.mem.len(), "cannot spill results to the spool; keeping them in memory")
         }
@@ -153,6 +162,7 @@ impl ResultWriter {
     /// flusher task. Must be called within a tokio runtime.
     pub fn start(store: Store, opts: WriterOptions) -> Result<ResultWriter, StoreError> {
         let spool = Spool::open(&opts.spool_dir)?;
+        crate::metrics::set_result_backlog(0, spool.unread(), spool.unread_bytes());
         let capacity = opts.queue_capacity.max(1);
         let next_seq = spool.max_seq() + 1;
         let shared = Arc::new(Shared {
@@ -305,6 +315,7 @@ fn intake_loop(mut rx: mpsc::Receiver<ResultRecord>, shared: &Shared) {
             if q.mem.len() >= shared.capacity {
                 spill(&mut q);
             }
+            publish_backlog(&q);
         }
         shared.wake.notify_one();
     }
@@ -392,6 +403,7 @@ fn commit_batch(shared: &Shared, batch: &Batch) -> Result<(), StoreError> {
     if let Some((end, lines)) = batch.spool_end {
         q.spool.consume(end, lines)?;
     }
+    publish_backlog(&q);
     Ok(())
 }
 
@@ -449,7 +461,9 @@ async fn flush_loop(store: Store, shared: Arc<Shared>, opts: WriterOptions) {
         } else {
             WriteMode::Replay
         };
+        let t = Instant::now();
         let written = write_batch(&store, &shared, &records, mode).await;
+        crate::metrics::store_write(t.elapsed(), written.as_ref().ok().copied());
         let count = records.len() as u64;
         drop(records);
         match written {

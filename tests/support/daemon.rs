@@ -22,7 +22,14 @@ impl Daemon {
     /// Starts `laxmon run --config CONFIG` with JSON logs at `level` (`info`
     /// keeps the log small when thousands of checks run).
     pub fn start_logging(config: &str, level: &str) -> Daemon {
+        Daemon::start_with_env(config, level, &[])
+    }
+
+    /// Starts `laxmon run` like [`Daemon::start_logging`], with `env` added
+    /// to its environment (e.g. systemd's `NOTIFY_SOCKET`).
+    pub fn start_with_env(config: &str, level: &str, env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(super::bin::laxmon_path())
+            .envs(env.iter().copied())
             .args([
                 "run",
                 "--config",

@@ -24,6 +24,7 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/clusters/{name}/vms/{vm}/{op}", post(clusters::operate));
     Router::new()
         .nest("/api/v1", api)
+        .route("/metrics", get(status::metrics))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -30,6 +30,10 @@ pub(super) struct Status {
     last_reload: Option<ReloadOutcome>,
     database: Option<Database>,
     checks: Option<Checks>,
+    /// The engine's own figures: runs in flight, process slots, scheduler
+    /// lateness, missed slots, writer queue and spool depth, store writes,
+    /// open alarms and the outbox backlog.
+    engine: crate::metrics::MetricsSnapshot,
 }
 
 #[derive(Serialize)]
@@ -63,6 +67,7 @@ pub(super) async fn status(
         last_reload: app.shared.last_reload(),
         database: None,
         checks: None,
+        engine: crate::metrics::snapshot(),
     };
     let Some(generation) = app.shared.current() else {
         return Ok(Json(status));
@@ -92,6 +97,20 @@ pub(super) async fn status(
 #[serde(deny_unknown_fields)]
 pub(super) struct ReloadRequest {}
 
+/// `GET /metrics`: the Prometheus text format.
+pub(super) async fn metrics(
+    Extension(caller): Extension<Caller>,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    caller.require(Role::Read)?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render_text(),
+    ))
+}
+
 #[derive(Serialize)]
 pub(super) struct Reloaded {
     generation: u64,
@@ -108,7 +127,7 @@ pub(super) async fn reload(
 ) -> Result<Json<Reloaded>, ApiError> {
     caller.require(Role::Admin)?;
     let path = app.shared.config_path().to_path_buf();
-    let loaded = tokio::task::spawn_blocking(move || crate::config::load(&path))
+    let loaded = tokio::task::spawn_blocking(move || crate::daemon::reload(&path))
         .await
         .map_err(|e| ApiError::internal(format!("loading the configuration: {e}")))?;
     let config = match loaded {
