@@ -249,11 +249,12 @@ async fn metrics_after_real_work_parse_and_add_up() {
 
     // The daemon, restarted on reload as `laxmon run` does.
     let daemon = tokio::spawn(async move {
+        let handles = daemon::DaemonHandles::default();
         let mut config = config;
         let mut runs = 0;
         loop {
             runs += 1;
-            match daemon::run(config).await.expect("daemon runs") {
+            match daemon::run(config, &handles).await.expect("daemon runs") {
                 Stop::Terminated => return runs,
                 Stop::Reload(new) => config = *new,
             }

@@ -9,15 +9,20 @@
 //! the cluster stage. On SIGTERM or SIGINT the scheduler stops planning, the
 //! runs in flight finish within their timeout, and every stage drains before
 //! [`run`] returns; SIGHUP returns [`Stop::Reload`] with the new
-//! configuration.
+//! configuration. [`DaemonHandles`] is how the rest of the process (the
+//! HTTP API) reaches into the running stages, across reloads.
 
 pub(crate) mod alarms;
 pub(crate) mod cluster;
+pub mod control;
+#[cfg(test)]
+mod control_tests;
 pub(crate) mod intake;
 mod scheduler;
 
 pub use alarms::AlarmStage;
 pub use cluster::{ClusterStage, ClusterWork};
+pub use control::AlarmControl;
 pub use scheduler::Scheduler;
 
 use crate::checks::{CheckOutput, Runner, State};
@@ -43,11 +48,21 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// (writer 30 s, actions 60 s, cluster 60 s, deliveries 5 s) and then some.
 const RELOAD_WATCHDOG: Duration = Duration::from_secs(300);
 
+/// What reaches into the running daemon from outside its pipeline (the HTTP
+/// API): made once per process, passed to every [`run`], kept across
+/// reloads. Each handle answers `Unavailable` while its stage is not running.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonHandles {
+    /// The alarm stage: ack, unack, silences, the per-check alarm summary.
+    pub alarms: AlarmControl,
+}
+
 /// Runs the daemon until SIGTERM or SIGINT: every check on its schedule, each
 /// result through the state machine into the store, the alarm stage and the
 /// cluster stage. Starts even while the database is away (results wait in
-/// the spool); resumes states, attempts, open alarms and the outbox.
-pub async fn run(config: Config) -> anyhow::Result<Stop> {
+/// the spool); resumes states, attempts, open alarms and the outbox. The
+/// stages answer `handles` while they run.
+pub async fn run(config: Config, handles: &DaemonHandles) -> anyhow::Result<Stop> {
     withhold_secrets(&config);
     let config_path = config.path.clone();
     let config = Arc::new(config);
@@ -83,6 +98,7 @@ pub async fn run(config: Config) -> anyhow::Result<Stop> {
     let (action_tx, action_rx) = mpsc::unbounded_channel();
     let alarm_config = Arc::clone(&config);
     let alarm_store = store.clone();
+    let alarm_control = handles.alarms.clone();
     let alarms = tokio::spawn(async move {
         // The alarm state must come from the store (ids, open alarms, the
         // outbox): starting empty would reuse alarm ids and notification keys.
@@ -103,6 +119,7 @@ pub async fn run(config: Config) -> anyhow::Result<Stop> {
         };
         stage
             .with_cluster_actions(action_tx)
+            .with_control(alarm_control)
             .run(alarm_rx, done_rx)
             .await;
     });
