@@ -5,10 +5,13 @@
 //! worst state (0..3, a Nagios plugin itself); 64 bad configuration or usage
 //! (EX_USAGE); `laxmon plan` 2 for bad input; 1 other failures.
 
+use crate::alarm::lifecycle::AckTerms;
+use crate::alarm::silence::{self, NewSilence, SilenceMatch};
 use crate::config::{self, Config};
 use crate::logging::{self, LogFormat};
 use crate::store::{Store, StoreError};
 use crate::{query, render};
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -138,7 +141,7 @@ enum Command {
     },
     /// Acknowledge an alarm: stops its repeats and escalation (the daemon applies it within seconds).
     #[command(
-        after_help = "Example:\n  laxmon ack --config config/laxmon.yaml 17 --comment \"disk ordered, replacing tonight\""
+        after_help = "Examples:\n  laxmon ack --config config/laxmon.yaml 17 --comment \"disk ordered, replacing tonight\"\n  laxmon ack --config config/laxmon.yaml 17 --comment \"looking into it\" --expires 2h --not-sticky\n\nAn acknowledgement is sticky: it holds until the check recovers. With --not-sticky it ends\nwhen the check changes to another problem state (WARNING to CRITICAL, say), with --expires\nwhen the time is up; then repeats and escalation resume. Works with or without a running\ndaemon: it is stored and the daemon applies it."
     )]
     Ack {
         /// The alarm's number (see `laxmon alarms`).
@@ -150,7 +153,28 @@ enum Command {
         /// Who acknowledges (default: $SUDO_USER, else the account name of the calling user).
         #[arg(long, visible_alias = "author", value_name = "NAME")]
         by: Option<String>,
+        /// The acknowledgement ends after this long (30m, 8h, 2d); default: at recovery.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// End the acknowledgement when the check changes to another problem state.
+        #[arg(long)]
+        not_sticky: bool,
     },
+    /// Remove an alarm's acknowledgement: its repeats and escalation resume.
+    #[command(
+        after_help = "Example:\n  laxmon unack --config config/laxmon.yaml 17\n\nWorks with or without a running daemon: it is stored and the daemon applies it."
+    )]
+    Unack {
+        /// The alarm's number (see `laxmon alarms`).
+        #[arg(value_name = "ID")]
+        id: u64,
+        /// Who removes it (default: $SUDO_USER, else the account name of the calling user).
+        #[arg(long, visible_alias = "author", value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Silence the alarms of some checks for a while (maintenance declared at run time).
+    #[command(subcommand)]
+    Silence(SilenceCommand),
     /// Work with the database.
     #[command(subcommand)]
     Db(DbCommand),
@@ -172,6 +196,73 @@ enum TokenCommand {
         /// Make a new random token and print it with its hash.
         #[arg(long)]
         generate: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SilenceCommand {
+    /// Silence matching checks from now (or --start) until --end or for --duration.
+    #[command(
+        after_help = "Examples:\n  laxmon silence add --config config/laxmon.yaml --check 'admin-*' --duration 2h --comment patch\n  laxmon silence add --config config/laxmon.yaml --tag demo --duration 8h --comment move --dry-run\n\nTimes are RFC 3339 (--end 2026-12-01T22:00:00Z) or durations from now (--start 1h).\nEvery given --host, --check and --tag must match (globs; any of several of one kind).\nWhile a silence lasts, the alarms of the checks it covers run no actions and send no\nnotifications, as in a maintenance window; the suppression is recorded, and what was held\nback happens when the silence ends. A running daemon takes it up within seconds."
+    )]
+    Add {
+        /// A host entry to match (name or glob; repeatable).
+        #[arg(long = "host", value_name = "GLOB")]
+        hosts: Vec<String>,
+        /// A check to match (name or glob; repeatable).
+        #[arg(long = "check", value_name = "GLOB")]
+        checks: Vec<String>,
+        /// A tag of the check or its host to match (repeatable).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Why (required).
+        #[arg(long, value_name = "TEXT")]
+        comment: String,
+        /// Who sets it (default: $SUDO_USER, else the account name of the calling user).
+        #[arg(long, visible_alias = "author", value_name = "NAME")]
+        by: Option<String>,
+        /// When it starts: RFC 3339 (2026-12-01T22:00:00Z) or a duration from now (30m); default now.
+        #[arg(long, value_name = "TIME")]
+        start: Option<String>,
+        /// When it ends: RFC 3339 or a duration from now.
+        #[arg(
+            long,
+            value_name = "TIME",
+            required_unless_present = "duration",
+            conflicts_with = "duration"
+        )]
+        end: Option<String>,
+        /// How long it lasts from its start (30m, 2h, 1d).
+        #[arg(long, value_name = "DURATION")]
+        duration: Option<String>,
+        /// Show which configured checks it would cover; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the silence as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the silences not over yet (with --all: every one ever set).
+    #[command(
+        after_help = "Examples:\n  laxmon silence list --config config/laxmon.yaml\n  laxmon silence list --config config/laxmon.yaml --all --json"
+    )]
+    List {
+        /// Also silences that ended or were removed.
+        #[arg(long)]
+        all: bool,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence now: what it held back happens.
+    #[command(after_help = "Example:\n  laxmon silence remove --config config/laxmon.yaml 1")]
+    Remove {
+        /// The silence's number (see `laxmon silence list`).
+        #[arg(value_name = "ID")]
+        id: u64,
+        /// Who removes it (default: $SUDO_USER, else the account name of the calling user).
+        #[arg(long, visible_alias = "author", value_name = "NAME")]
+        by: Option<String>,
     },
 }
 
@@ -395,12 +486,37 @@ pub fn main() -> ExitCode {
                 "alarms",
             )
         }),
-        Command::Ack { id, comment, by } => {
-            let by = by.unwrap_or_else(caller_name);
+        Command::Ack {
+            id,
+            comment,
+            by,
+            expires,
+            not_sticky,
+        } => {
+            let expires = match expires.as_deref().map(in_future).transpose() {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("laxmon: --expires: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let terms = AckTerms {
+                by: by.unwrap_or_else(caller_name),
+                comment,
+                expires,
+                sticky: !not_sticky,
+            };
             store_command(&cli.global.config, |cfg| async move {
-                crate::store::ack_command(&cfg.storage, id, &by, &comment).await
+                crate::store::ack_command(&cfg.storage, id, &terms).await
             })
         }
+        Command::Unack { id, by } => {
+            let by = by.unwrap_or_else(caller_name);
+            store_command(&cli.global.config, |cfg| async move {
+                crate::store::unack_command(&cfg.storage, id, &by).await
+            })
+        }
+        Command::Silence(c) => silence(&cli.global.config, c),
         Command::Db(DbCommand::Migrate) => store_command(&cli.global.config, |cfg| async move {
             crate::store::migrate_command(&cfg.storage).await
         }),
@@ -587,6 +703,135 @@ fn history(path: &Path, check: &str, since: &str, json: bool) -> u8 {
             "history",
         )
     })
+}
+
+/// `laxmon silence add|list|remove`, through the store (a running daemon
+/// takes the change up on its next poll).
+fn silence(path: &Path, command: SilenceCommand) -> u8 {
+    match command {
+        SilenceCommand::Add {
+            hosts,
+            checks,
+            tags,
+            comment,
+            by,
+            start,
+            end,
+            duration,
+            dry_run,
+            json,
+        } => {
+            let now = Utc::now();
+            let new = match new_silence(
+                SilenceMatch {
+                    hosts,
+                    checks,
+                    tags,
+                },
+                comment,
+                by.unwrap_or_else(caller_name),
+                (start, end, duration),
+                now,
+            ) {
+                Ok(new) => new,
+                Err(e) => {
+                    eprintln!("laxmon: {e}");
+                    return EXIT_CONFIG;
+                }
+            };
+            store_command(path, |cfg| async move {
+                let covered =
+                    silence::preview(&new.matchers, &cfg).map_err(StoreError::InvalidSilence)?;
+                if dry_run {
+                    return Ok(render::silence_preview_text(&new, &covered));
+                }
+                let store = Store::open(&cfg.storage).await?;
+                let added = store.add_silence(&new, now).await?;
+                rendered(
+                    render::render(&added, json, |s| render::silence_added_text(s, &covered)),
+                    "the silence",
+                )
+            })
+        }
+        SilenceCommand::List { all, json } => store_command(path, |cfg| async move {
+            let store = Store::open(&cfg.storage).await?;
+            let rows = query::silences(&store, all).await?;
+            rendered(
+                render::render(&rows[..], json, render::silences_text),
+                "silences",
+            )
+        }),
+        SilenceCommand::Remove { id, by } => {
+            let by = by.unwrap_or_else(caller_name);
+            store_command(path, |cfg| async move {
+                let store = Store::open(&cfg.storage).await?;
+                let removed = store.remove_silence(id, &by, Utc::now()).await?;
+                Ok(format!(
+                    "silence {id} ({}) removed by {by}; what it held back happens now\n",
+                    removed.matchers
+                ))
+            })
+        }
+    }
+}
+
+/// The silence `laxmon silence add` asks for, validated at `now`:
+/// `(start, end, duration)` as given on the command line.
+fn new_silence(
+    matchers: SilenceMatch,
+    comment: String,
+    by: String,
+    (start, end, duration): (Option<String>, Option<String>, Option<String>),
+    now: DateTime<Utc>,
+) -> Result<NewSilence, String> {
+    let starts = start
+        .as_deref()
+        .map(|t| when(t, now).map_err(|e| format!("--start: {e}")))
+        .transpose()?;
+    let ends = match (end, duration) {
+        (Some(end), _) => when(&end, now).map_err(|e| format!("--end: {e}"))?,
+        (None, Some(d)) => {
+            let d = config::duration::parse(&d).map_err(|e| format!("--duration: {e}"))?;
+            after(starts.unwrap_or(now), d).map_err(|e| format!("--duration: {e}"))?
+        }
+        (None, None) => return Err("say when the silence ends: --end TIME or --duration D".into()),
+    };
+    let new = NewSilence {
+        matchers,
+        comment,
+        by,
+        starts,
+        ends,
+    };
+    new.validate(now).map_err(|e| e.to_string())?;
+    Ok(new)
+}
+
+/// A time on the command line: RFC 3339, or a duration from `now`.
+fn when(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let d = config::duration::parse(text).map_err(|e| {
+        format!("{text:?} is neither a time (2026-12-01T22:00:00Z) nor a duration from now: {e}")
+    })?;
+    after(now, d)
+}
+
+/// `now` plus a duration from the command line, which must be positive.
+fn in_future(text: &str) -> Result<DateTime<Utc>, String> {
+    let d = config::duration::parse(text)?;
+    if d.is_zero() {
+        return Err(format!("{text:?} is no time at all"));
+    }
+    after(Utc::now(), d)
+}
+
+fn after(t: DateTime<Utc>, d: std::time::Duration) -> Result<DateTime<Utc>, String> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .ok_or_else(|| format!("{} s from {t} is out of range", d.as_secs()))
 }
 
 /// A rendering's text, or its JSON encoding failure as a store command error.

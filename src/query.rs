@@ -1,10 +1,11 @@
 //! The read side: what people read about laxmon's state (alarms, a check's
-//! history, the database, a cluster's live placement), as typed values.
+//! history, silences, the database, a cluster's live placement), as typed values.
 //!
 //! The CLI renders these values as text or JSON in one place
 //! ([`crate::render`]); the HTTP API will serialise the same values. This
 //! module never writes to the store or to a cluster, and never formats.
 
+use crate::alarm::silence::Silence;
 use crate::cluster::executor::{self, ReorgError, ReorgOptions, ReorgReport};
 pub use crate::cluster::executor::{ServerStatus, VmStatus};
 use crate::cluster::journal::Journal;
@@ -22,6 +23,11 @@ pub const ALARM_LIST_LIMIT: u32 = 200;
 /// The newest alarms (only open ones with `open_only`), newest first.
 pub async fn alarms(store: &Store, open_only: bool) -> Result<Vec<AlarmRow>, StoreError> {
     store.list_alarms(open_only, ALARM_LIST_LIMIT).await
+}
+
+/// The silences not over yet (with `all`, every one ever set), by number.
+pub async fn silences(store: &Store, all: bool) -> Result<Vec<Silence>, StoreError> {
+    store.silences(all, chrono::Utc::now()).await
 }
 
 /// A check's stored results of the last `since`, oldest first.

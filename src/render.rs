@@ -6,6 +6,7 @@
 //! Nothing here reads the store or a cluster: it only formats values.
 
 use crate::alarm::lifecycle::Suppression;
+use crate::alarm::silence::{NewSilence, Silence};
 use crate::query::ClusterStatus;
 use crate::store::{AlarmRow, HistoryRow, Stats};
 use chrono::{DateTime, Utc};
@@ -48,8 +49,14 @@ pub fn alarms_text(rows: &[AlarmRow]) -> String {
             (Some(by), _) => by.clone(),
             (None, _) => "-".into(),
         };
+        let ack = match (r.ack_expires, r.ack_sticky) {
+            (Some(t), _) => format!("{ack} until {}", time(t)),
+            (None, Some(false)) => format!("{ack} until the state changes"),
+            _ => ack,
+        };
         let held = match (&r.suppressed_by, r.suppressed) {
             (Some(Suppression::Maintenance { window }), _) => format!(" [maintenance {window}]"),
+            (Some(Suppression::Silence { id, by, .. }), _) => format!(" [silence {id} by {by}]"),
             (Some(why), _) => format!(" [{}]", why.reason()),
             (None, true) => " [suppressed]".to_string(),
             (None, false) => String::new(),
@@ -70,6 +77,92 @@ pub fn alarms_text(rows: &[AlarmRow]) -> String {
         );
     }
     out
+}
+
+/// Formats silences as an aligned text table, one line per silence.
+pub fn silences_text(rows: &[Silence]) -> String {
+    if rows.is_empty() {
+        return "no silences\n".into();
+    }
+    let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let matchers: Vec<String> = rows.iter().map(|s| s.matchers.to_string()).collect();
+    let wid = rows
+        .iter()
+        .map(|s| s.id.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .max(2);
+    let wmatch = matchers
+        .iter()
+        .map(|m| m.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let wby = rows
+        .iter()
+        .map(|s| s.by.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(2);
+    let mut out = format!(
+        "{:>wid$}  {:<wmatch$}  {:<wby$}  {:<19}  {:<19}  COMMENT\n",
+        "ID", "MATCHES", "BY", "STARTS", "ENDS"
+    );
+    for (s, m) in rows.iter().zip(&matchers) {
+        let removed = match (&s.removed, &s.removed_by) {
+            (Some(t), Some(by)) => format!(" [removed {} by {by}]", time(*t)),
+            (Some(t), None) => format!(" [removed {}]", time(*t)),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>wid$}  {:<wmatch$}  {:<wby$}  {:<19}  {:<19}  {}{}",
+            s.id,
+            m,
+            s.by,
+            time(s.starts),
+            time(s.ends),
+            s.comment,
+            removed
+        );
+    }
+    out
+}
+
+/// What `laxmon silence add` says it did: the silence and the configured
+/// checks it covers.
+pub fn silence_added_text(s: &Silence, covered: &[String]) -> String {
+    format!(
+        "silence {} set by {} ({}) from {} until {}: {}\n{}",
+        s.id,
+        s.by,
+        s.matchers,
+        s.starts.format("%Y-%m-%d %H:%M:%S UTC"),
+        s.ends.format("%Y-%m-%d %H:%M:%S UTC"),
+        s.comment,
+        covered_text(covered)
+    )
+}
+
+/// What `laxmon silence add --dry-run` shows: which configured checks it would cover.
+pub fn silence_preview_text(s: &NewSilence, covered: &[String]) -> String {
+    format!(
+        "dry run, nothing stored: a silence of {} until {}\n{}",
+        s.matchers,
+        s.ends.format("%Y-%m-%d %H:%M:%S UTC"),
+        covered_text(covered)
+    )
+}
+
+fn covered_text(covered: &[String]) -> String {
+    match covered.len() {
+        0 => "it covers no configured check (yet)\n".into(),
+        n => format!(
+            "it covers {n} configured check{}: {}\n",
+            if n == 1 { "" } else { "s" },
+            covered.join(", ")
+        ),
+    }
 }
 
 /// Formats history rows as an aligned text table.

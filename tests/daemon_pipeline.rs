@@ -382,6 +382,10 @@ async fn a_notification_made_while_the_database_is_down_is_not_lost() {
     let c = std::sync::Arc::clone(&cluster);
     let hook = tokio::task::spawn_blocking(move || {
         let mut daemon = Daemon::start(&cfg);
+        // The alarm state restored (it waits while the database is away).
+        daemon.wait_for("the alarm stage", |v| {
+            field(v, "message") == "alarm stage running"
+        });
         daemon.wait_for("first OK", |v| {
             field(v, "check") == "flip" && field(v, "state") == "OK"
         });

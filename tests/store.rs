@@ -140,9 +140,12 @@ async fn migrations_are_idempotent_and_locked(env: Env) {
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let mut applied = ra.expect("migrate a");
     applied.extend(rb.expect("migrate b"));
+    let versions: Vec<i64> = laxmon::store::migrations::POSTGRES
+        .iter()
+        .map(|m| m.version)
+        .collect();
     assert_eq!(
-        applied,
-        (1..=latest_version()).collect::<Vec<_>>(),
+        applied, versions,
         "exactly one of two racing migrations applies each version"
     );
     assert!(a.migrate().await.expect("again").is_empty());

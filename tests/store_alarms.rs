@@ -1,20 +1,23 @@
 //! The alarm side's persistence on the real store, on SQLite and PostgreSQL:
-//! lifecycle alarms with their history, acknowledgements from `laxmon ack`,
+//! lifecycle alarms with their history, acknowledgements and their removal
+//! from `laxmon ack`/`unack` (requests the daemon applies), silences,
 //! the notification outbox, the lifecycle snapshot, action runs and the
 //! installation id.
 
 mod support;
 
-use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, TimeZone, Utc};
 use laxmon::alarm::facts::Facts;
 use laxmon::alarm::lifecycle::{
-    Ack, Alarm, AlarmEvent, CheckMemory, EventKind, NotificationType, Snapshot, Suppression,
+    Ack, AckTerms, Alarm, AlarmEvent, CheckMemory, EventKind, NotificationType, Snapshot,
+    Suppression,
 };
 use laxmon::alarm::outbox::{DeliveryStatus, OutboxItem};
+use laxmon::alarm::silence::{NewSilence, SilenceMatch};
 use laxmon::alarm::store::{ActionRun, AlarmStore, NotificationStore};
 use laxmon::checks::State;
 use laxmon::config::Storage;
-use laxmon::store::{self, AckRequest, Store, StoreError};
+use laxmon::store::{self, AlarmRequestOp, Store, StoreError};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::alarm::alarm;
@@ -248,54 +251,115 @@ async fn a_new_alarm_of_a_check_resolves_its_stale_open_one(env: Env) {
     assert_eq!(open, vec![2]);
 }
 
-both!(cli_ack_survives_saves_until_the_alarm_resolves);
-async fn cli_ack_survives_saves_until_the_alarm_resolves(env: Env) {
+both!(cli_ack_and_unack_are_requests_shown_at_once_until_the_daemon_applies_them);
+async fn cli_ack_and_unack_are_requests_shown_at_once_until_the_daemon_applies_them(env: Env) {
     let store = env.open().await;
     let mut a = alarm(3, "web", at(0));
     store.save_alarm(&a).await.expect("save");
-    assert!(store.requested_acks().await.expect("acks").is_empty());
-
-    let line = store::ack_command(&env.cfg, 3, "alice", "on it")
+    assert!(store
+        .pending_alarm_requests()
         .await
-        .expect("ack");
-    assert!(line.contains("alarm 3"), "{line}");
-    assert!(line.contains("acknowledged by alice: on it"), "{line}");
+        .expect("requests")
+        .is_empty());
 
-    // The daemon has not seen the ack yet and saves its un-acked alarm.
+    // Whole seconds: the databases keep microseconds.
+    let expires = Utc::now().trunc_subsecs(0) + ChronoDuration::hours(2);
+    let terms = AckTerms {
+        by: "alice".into(),
+        comment: "on it".into(),
+        expires: Some(expires),
+        sticky: false,
+    };
+    let line = store::ack_command(&env.cfg, 3, &terms).await.expect("ack");
+    assert!(line.contains("alarm 3"), "{line}");
+    assert!(
+        line.contains("acknowledged by alice: on it until"),
+        "{line}"
+    );
+    assert!(line.contains("not sticky"), "{line}");
+
+    // The daemon has not applied it yet and saves its un-acked alarm: the
+    // request stays, and the read side shows the alarm as it will be.
     a.output = "still down".into();
     store.save_alarm(&a).await.expect("save un-acked");
-    let acks = store.requested_acks().await.expect("acks");
-    assert_eq!(acks.len(), 1);
-    let AckRequest {
-        alarm_id,
-        by,
-        comment,
-        at: acked_at,
-    } = acks[0].clone();
-    assert_eq!(
-        (alarm_id, by.as_str(), comment.as_str()),
-        (3, "alice", "on it")
-    );
+    let pending = store.pending_alarm_requests().await.expect("requests");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].alarm_id, 3);
+    assert_eq!(pending[0].op, AlarmRequestOp::Ack(terms.clone()));
+    let acked_at = pending[0].at;
     let row = &store.list_alarms(true, 10).await.expect("list")[0];
     assert_eq!(row.ack_by.as_deref(), Some("alice"));
     assert_eq!(row.ack_comment.as_deref(), Some("on it"));
     assert_eq!(row.ack_at, Some(acked_at));
+    assert_eq!(row.ack_expires, Some(expires));
+    assert_eq!(row.ack_sticky, Some(false));
     assert_eq!(row.summary, "still down", "the rest was saved");
 
-    // The daemon applies it; the lifecycle's own ack is what is stored then.
+    // The daemon applies it: the lifecycle's ack is what is stored then.
     a.ack = Some(Ack {
         by: "alice".into(),
         comment: "on it".into(),
         at: acked_at,
+        expires: Some(expires),
+        sticky: false,
     });
     store.save_alarm(&a).await.expect("save acked");
-    assert_eq!(store.requested_acks().await.expect("acks"), acks);
+    store
+        .finish_alarm_request(pending[0].id, Utc::now(), "applied")
+        .await
+        .expect("finish");
+    assert!(store
+        .pending_alarm_requests()
+        .await
+        .expect("requests")
+        .is_empty());
+    let row = store.alarm_row(3).await.expect("row").expect("alarm 3");
+    assert_eq!(row.ack_by.as_deref(), Some("alice"));
+    assert_eq!(row.ack_at, Some(acked_at));
+    assert_eq!(row.ack_expires, Some(expires), "from the lifecycle's alarm");
+    assert_eq!(row.ack_sticky, Some(false));
+
+    // `laxmon unack`: shown at once, applied by the daemon later.
+    let line = store::unack_command(&env.cfg, 3, "bob")
+        .await
+        .expect("unack");
+    assert!(
+        line.contains("no longer acknowledged (was by alice); removed by bob"),
+        "{line}"
+    );
+    let row = store.alarm_row(3).await.expect("row").expect("alarm 3");
+    assert_eq!((row.ack_by, row.ack_at, row.ack_sticky), (None, None, None));
+    let err = store::unack_command(&env.cfg, 3, "bob")
+        .await
+        .expect_err("nothing left to remove");
+    assert!(matches!(err, StoreError::NotAcknowledged(3)), "{err:?}");
+    let pending = store.pending_alarm_requests().await.expect("requests");
+    assert_eq!(
+        pending.iter().map(|r| r.op.clone()).collect::<Vec<_>>(),
+        vec![AlarmRequestOp::Unack { by: "bob".into() }]
+    );
+    // The daemon's lifecycle drops the ack: the columns follow it.
+    a.ack = None;
+    store.save_alarm(&a).await.expect("save un-acked again");
+    store
+        .finish_alarm_request(pending[0].id, Utc::now(), "applied")
+        .await
+        .expect("finish");
+    let row = store.alarm_row(3).await.expect("row").expect("alarm 3");
+    assert_eq!(
+        (row.ack_by, row.ack_at),
+        (None, None),
+        "the ack columns are cleared"
+    );
 
     a.resolved = Some(at(900));
     store.save_alarm(&a).await.expect("save resolved");
+    let err = store::unack_command(&env.cfg, 3, "bob")
+        .await
+        .expect_err("resolved");
     assert!(
-        store.requested_acks().await.expect("acks").is_empty(),
-        "resolved alarms ask for nothing"
+        matches!(err, StoreError::AlarmResolved { id: 3, .. }),
+        "{err:?}"
     );
 }
 
@@ -310,13 +374,13 @@ async fn ack_command_refuses_unknown_resolved_and_acknowledged_alarms(env: Env) 
         .await
         .expect("save open");
 
-    let err = store::ack_command(&env.cfg, 99, "bob", "")
+    let err = store::ack_command(&env.cfg, 99, &AckTerms::sticky("bob", ""))
         .await
         .expect_err("unknown alarm");
     assert!(matches!(err, StoreError::NoSuchAlarm(99)), "{err:?}");
     assert!(err.to_string().contains("no alarm 99"), "{err}");
 
-    let err = store::ack_command(&env.cfg, 1, "bob", "")
+    let err = store::ack_command(&env.cfg, 1, &AckTerms::sticky("bob", ""))
         .await
         .expect_err("resolved alarm");
     assert!(
@@ -325,10 +389,10 @@ async fn ack_command_refuses_unknown_resolved_and_acknowledged_alarms(env: Env) 
     );
     assert!(err.to_string().contains("already resolved"), "{err}");
 
-    store::ack_command(&env.cfg, 2, "alice", "")
+    store::ack_command(&env.cfg, 2, &AckTerms::sticky("alice", ""))
         .await
         .expect("first ack");
-    let err = store::ack_command(&env.cfg, 2, "bob", "me too")
+    let err = store::ack_command(&env.cfg, 2, &AckTerms::sticky("bob", "me too"))
         .await
         .expect_err("second ack");
     assert!(
@@ -341,6 +405,138 @@ async fn ack_command_refuses_unknown_resolved_and_acknowledged_alarms(env: Env) 
     );
     let row = store.alarm_row(2).await.expect("row").expect("alarm 2");
     assert_eq!(row.ack_by.as_deref(), Some("alice"), "the first ack stays");
+
+    store
+        .save_alarm(&alarm(4, "dns", at(0)))
+        .await
+        .expect("save open");
+    let past = AckTerms {
+        expires: Some(Utc::now() - ChronoDuration::minutes(1)),
+        ..AckTerms::sticky("bob", "too late")
+    };
+    let err = store::ack_command(&env.cfg, 4, &past)
+        .await
+        .expect_err("expiry in the past");
+    assert!(
+        matches!(err, StoreError::AckExpiresInPast { id: 4, .. }),
+        "{err:?}"
+    );
+    assert!(
+        store
+            .pending_alarm_requests()
+            .await
+            .expect("requests")
+            .len()
+            == 1
+    );
+}
+
+both!(silences_are_stored_listed_and_removed_once);
+async fn silences_are_stored_listed_and_removed_once(env: Env) {
+    let store = env.open().await;
+    let now = at(0);
+    let new = NewSilence {
+        matchers: SilenceMatch {
+            hosts: vec!["cs*".into()],
+            checks: vec!["apache-*".into()],
+            tags: vec![],
+        },
+        comment: "kernel update".into(),
+        by: "alice".into(),
+        starts: None,
+        ends: now + ChronoDuration::hours(2),
+    };
+    let later = NewSilence {
+        matchers: SilenceMatch {
+            tags: vec!["db".into()],
+            ..SilenceMatch::default()
+        },
+        starts: Some(now + ChronoDuration::hours(1)),
+        ..new.clone()
+    };
+    let first = store.add_silence(&new, now).await.expect("add");
+    assert_eq!(first.starts, now, "starts now by default");
+    assert_eq!((first.by.as_str(), first.removed), ("alice", None));
+    let second = store.add_silence(&later, now).await.expect("add later");
+    assert!(second.id > first.id);
+    let listed = store.silences(false, now).await.expect("list");
+    assert_eq!(listed, vec![first.clone(), second.clone()], "round trip");
+
+    for (bad, why) in [
+        (
+            NewSilence {
+                matchers: SilenceMatch::default(),
+                ..new.clone()
+            },
+            "no matcher",
+        ),
+        (
+            NewSilence {
+                comment: "  ".into(),
+                ..new.clone()
+            },
+            "no comment",
+        ),
+        (
+            NewSilence {
+                ends: now - ChronoDuration::minutes(1),
+                ..new.clone()
+            },
+            "ended",
+        ),
+        (
+            NewSilence {
+                matchers: SilenceMatch {
+                    checks: vec!["[".into()],
+                    ..SilenceMatch::default()
+                },
+                ..new.clone()
+            },
+            "bad glob",
+        ),
+    ] {
+        let err = store.add_silence(&bad, now).await.expect_err(why);
+        assert!(
+            matches!(err, StoreError::InvalidSilence(_)),
+            "{why}: {err:?}"
+        );
+    }
+
+    let removed = store
+        .remove_silence(first.id, "bob", now)
+        .await
+        .expect("remove");
+    assert_eq!(removed.removed, Some(now));
+    assert_eq!(removed.removed_by.as_deref(), Some("bob"));
+    let err = store
+        .remove_silence(first.id, "bob", now)
+        .await
+        .expect_err("twice");
+    assert!(matches!(err, StoreError::SilenceOver { .. }), "{err:?}");
+    let err = store
+        .remove_silence(999, "bob", now)
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, StoreError::NoSuchSilence(999)), "{err:?}");
+    let current: Vec<u64> = store
+        .silences(false, now)
+        .await
+        .expect("list")
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(current, vec![second.id]);
+    let after_end: Vec<u64> = store
+        .silences(false, now + ChronoDuration::hours(3))
+        .await
+        .expect("list")
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert!(after_end.is_empty(), "over at its end");
+    let all = store.silences(true, now).await.expect("all");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0], removed);
 }
 
 both!(list_alarms_open_only_and_all);

@@ -7,9 +7,12 @@
 //! `after` delay (of its actions and its first notifications alike: both
 //! happen only if the alarm is still open then), `repeat`, escalation
 //! levels, acknowledgement (which stops repeats and escalation and gives up
-//! actions not yet due), on-call windows per contact and channel,
-//! maintenance windows (nothing runs, nothing is sent, the suppression is
-//! recorded, and what was held back happens once the window ends),
+//! actions not yet due; it may expire, and a non-sticky one ends when the
+//! check changes to another problem state; un-acknowledging resumes
+//! repeats), on-call windows per contact and channel, maintenance windows
+//! and silences (nothing runs, nothing is sent, the suppression is
+//! recorded, and what was held back happens once the window or silence
+//! ends),
 //! flapping (a flapping check pages at most once per repeat interval) and
 //! Monit-style restart-loop protection (after `restarts` action runs within
 //! `within` cycles: stop, escalate, and say so in the alarm).
@@ -20,6 +23,7 @@
 
 use super::facts::Facts;
 use super::rules::{maintenance_at, matching_rules, Subject};
+use super::silence::{Held, Silence, SilenceId};
 use crate::config::alarms::{Action, AlarmConfig, Rule};
 use crate::config::Config;
 use crate::plugin_output::{format_perfdata, State};
@@ -78,6 +82,15 @@ pub enum Suppression {
     RestartLoop,
     /// The alarm was acknowledged before the rule's actions came due.
     Acknowledged,
+    /// A silence (maintenance declared at run time) covers the check.
+    Silence {
+        /// The silence's number.
+        id: SilenceId,
+        /// Who set it.
+        by: String,
+        /// When it ends.
+        ends: DateTime<Utc>,
+    },
 }
 
 impl Suppression {
@@ -89,6 +102,7 @@ impl Suppression {
             Suppression::OffDuty => "off_duty",
             Suppression::RestartLoop => "restart_loop",
             Suppression::Acknowledged => "acknowledged",
+            Suppression::Silence { .. } => "silence",
         }
     }
 }
@@ -180,6 +194,21 @@ pub enum EventKind {
         by: String,
         /// Why.
         comment: String,
+        /// When the acknowledgement expires, if it does.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires: Option<DateTime<Utc>>,
+        /// Whether it holds until recovery (else it ends at the next change
+        /// to another problem state).
+        #[serde(default = "sticky")]
+        sticky: bool,
+    },
+    /// The acknowledgement ended while the alarm stays open: repeats and
+    /// escalation resume as the rules say.
+    Unacknowledged {
+        /// Who had acknowledged.
+        ack_by: String,
+        /// Why it ended.
+        why: AckEnd,
     },
     /// The check recovered.
     Resolved {
@@ -198,6 +227,29 @@ pub struct AlarmEvent {
     pub kind: EventKind,
 }
 
+/// Why an acknowledgement ended before its alarm did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum AckEnd {
+    /// It reached its expiry time.
+    Expired {
+        /// The expiry time.
+        expires: DateTime<Utc>,
+    },
+    /// It was not sticky and the check changed to another problem state.
+    StateChanged {
+        /// Before.
+        from: State,
+        /// After.
+        to: State,
+    },
+    /// Someone removed it (`laxmon unack`, the HTTP API).
+    Removed {
+        /// Who.
+        by: String,
+    },
+}
+
 /// An acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
@@ -207,6 +259,45 @@ pub struct Ack {
     pub comment: String,
     /// When.
     pub at: DateTime<Utc>,
+    /// When it expires (the alarm is unacknowledged again then); `None`: never.
+    #[serde(default)]
+    pub expires: Option<DateTime<Utc>>,
+    /// Sticky (the default, as in Icinga): holds until recovery. Not
+    /// sticky: ends when the check changes to another problem state.
+    #[serde(default = "sticky")]
+    pub sticky: bool,
+}
+
+fn sticky() -> bool {
+    true
+}
+
+/// What an operator says when acknowledging an alarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckTerms {
+    /// Who acknowledges.
+    pub by: String,
+    /// Why.
+    pub comment: String,
+    /// When the acknowledgement expires; `None`: never (until recovery).
+    #[serde(default)]
+    pub expires: Option<DateTime<Utc>>,
+    /// Holds until recovery (true), or ends at the next change to another
+    /// problem state (false).
+    #[serde(default = "sticky")]
+    pub sticky: bool,
+}
+
+impl AckTerms {
+    /// A sticky acknowledgement that never expires.
+    pub fn sticky(by: &str, comment: &str) -> AckTerms {
+        AckTerms {
+            by: by.to_string(),
+            comment: comment.to_string(),
+            expires: None,
+            sticky: true,
+        }
+    }
 }
 
 /// How far one rule has got with one alarm.
@@ -226,7 +317,8 @@ pub struct RuleProgress {
     pub level: usize,
     /// Restart-loop protection asks to escalate at once.
     pub escalate_now: bool,
-    /// A maintenance suppression was recorded for the current window.
+    /// A maintenance (or silence) suppression was recorded for the current
+    /// window or silence (the name predates silences; snapshots keep it).
     pub in_maintenance: bool,
     /// The rule's actions are settled: handed out to run, or given up for
     /// good (restart loop, acknowledgement). Until then they are due at
@@ -234,7 +326,7 @@ pub struct RuleProgress {
     /// `after` lack the field; their actions ran when the alarm opened.
     #[serde(default = "settled")]
     pub actions_done: bool,
-    /// Holding back the due actions was recorded for the current maintenance window.
+    /// Holding back the due actions was recorded for the current maintenance window or silence.
     #[serde(default)]
     pub actions_held: bool,
 }
@@ -398,6 +490,12 @@ pub enum AlarmError {
     /// The alarm is already acknowledged.
     #[error("alarm {0} is already acknowledged by {1}")]
     AlreadyAcknowledged(AlarmId, String),
+    /// The alarm is not acknowledged (nothing to remove).
+    #[error("alarm {0} is not acknowledged")]
+    NotAcknowledged(AlarmId),
+    /// The acknowledgement would expire before it starts.
+    #[error("alarm {0}: the acknowledgement would expire at {1}, which is not in the future")]
+    ExpiresInPast(AlarmId, DateTime<Utc>),
 }
 
 /// Per-check memory that outlives one alarm.
@@ -440,6 +538,8 @@ pub struct Alarms {
     open: BTreeMap<AlarmId, Alarm>,
     resolved: VecDeque<Alarm>,
     next_id: AlarmId,
+    /// Silences not over yet (set by the stage from the store).
+    silences: Vec<Held>,
 }
 
 impl Alarms {
@@ -468,6 +568,7 @@ impl Alarms {
             open: BTreeMap::new(),
             resolved: VecDeque::new(),
             next_id: 1,
+            silences: Vec::new(),
         }
     }
 
@@ -510,6 +611,7 @@ impl Alarms {
 
     /// Feeds one check result; returns what is due because of it.
     pub fn observe(&mut self, r: &CheckResult, now: DateTime<Utc>) -> Vec<Effect> {
+        self.refresh_silences(now);
         let info = self.checks.get(&r.check).cloned().unwrap_or(CheckInfo {
             tags: Vec::new(),
             address: r.host.clone(),
@@ -597,6 +699,20 @@ impl Alarms {
                             output: r.output.output.clone(),
                         },
                     );
+                    // A non-sticky acknowledgement covers one problem state only.
+                    if let Some(ack) = alarm.ack.take_if(|a| !a.sticky) {
+                        let why = AckEnd::StateChanged {
+                            from: alarm.previous_state,
+                            to: cur.state,
+                        };
+                        alarm.record(
+                            now,
+                            EventKind::Unacknowledged {
+                                ack_by: ack.by,
+                                why,
+                            },
+                        );
+                    }
                     self.apply_rules(id, now);
                     effects.push(Effect::Alarm(id));
                 }
@@ -609,8 +725,10 @@ impl Alarms {
     }
 
     /// Everything that came due by `now`: delayed first notifications,
-    /// repeats, escalations, and what maintenance held back.
+    /// repeats, escalations, expired acknowledgements, and what maintenance
+    /// or a silence held back.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
+        self.refresh_silences(now);
         let mut effects = Vec::new();
         let ids: Vec<AlarmId> = self.open.keys().copied().collect();
         for id in ids {
@@ -622,13 +740,24 @@ impl Alarms {
     /// The earliest time something may come due (call [`Alarms::tick`] then,
     /// and at least every minute while maintenance or on-call windows matter).
     /// What a maintenance window holds back is left out: it is due already
-    /// and goes out on the first tick after the window ends.
+    /// and goes out on the first tick after the window ends. The start and
+    /// end of every silence and the expiry of every acknowledgement count.
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
         let mut best: Option<DateTime<Utc>> = None;
         let mut consider = |t: DateTime<Utc>| {
             best = Some(best.map_or(t, |b| b.min(t)));
         };
+        for held in &self.silences {
+            consider(if held.started {
+                held.silence.ends
+            } else {
+                held.silence.starts
+            });
+        }
         for alarm in self.open.values() {
+            if let Some(expires) = alarm.ack.as_ref().and_then(|a| a.expires) {
+                consider(expires);
+            }
             for p in &alarm.rules {
                 let Some(rule) = self.rule(&p.rule) else {
                     continue;
@@ -656,9 +785,8 @@ impl Alarms {
         best
     }
 
-    /// Acknowledges an open alarm: stops its repeats and escalation, gives
-    /// up the actions still waiting for their rule's `after`, and tells
-    /// everyone who got the problem.
+    /// Acknowledges an open alarm, sticky and without expiry: see
+    /// [`Alarms::acknowledge_with`].
     pub fn acknowledge(
         &mut self,
         id: AlarmId,
@@ -666,25 +794,41 @@ impl Alarms {
         comment: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<Effect>, AlarmError> {
-        let Some(alarm) = self.open.get_mut(&id) else {
-            return Err(match self.resolved.iter().any(|a| a.id == id) {
-                true => AlarmError::Resolved(id),
-                false => AlarmError::NotFound(id),
-            });
-        };
+        self.acknowledge_with(id, &AckTerms::sticky(by, comment), now)
+    }
+
+    /// Acknowledges an open alarm: stops its repeats and escalation, gives
+    /// up the actions still waiting for their rule's `after`, and tells
+    /// everyone who got the problem. The acknowledgement ends at
+    /// `terms.expires`, or (not sticky) at the next change to another
+    /// problem state, or by [`Alarms::unacknowledge`].
+    pub fn acknowledge_with(
+        &mut self,
+        id: AlarmId,
+        terms: &AckTerms,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, AlarmError> {
+        let alarm = open_alarm(&mut self.open, &self.resolved, id)?;
         if let Some(a) = &alarm.ack {
             return Err(AlarmError::AlreadyAcknowledged(id, a.by.clone()));
         }
+        if let Some(expires) = terms.expires.filter(|t| *t <= now) {
+            return Err(AlarmError::ExpiresInPast(id, expires));
+        }
         alarm.ack = Some(Ack {
-            by: by.to_string(),
-            comment: comment.to_string(),
+            by: terms.by.clone(),
+            comment: terms.comment.clone(),
             at: now,
+            expires: terms.expires,
+            sticky: terms.sticky,
         });
         alarm.record(
             now,
             EventKind::Acknowledged {
-                by: by.to_string(),
-                comment: comment.to_string(),
+                by: terms.by.clone(),
+                comment: terms.comment.clone(),
+                expires: terms.expires,
+                sticky: terms.sticky,
             },
         );
         for pi in 0..alarm.rules.len() {
@@ -719,6 +863,17 @@ impl Alarms {
             .first()
             .map(|p| p.rule.clone())
             .unwrap_or_default();
+        // An alarm may be acknowledged again after an acknowledgement
+        // ended: each one is told, under a key of its own.
+        let nth = alarm
+            .history
+            .iter()
+            .filter(|h| matches!(h.kind, EventKind::Acknowledged { .. }))
+            .count();
+        let ack = match nth {
+            0 | 1 => "ack".to_string(),
+            n => format!("ack{n}"),
+        };
         for (contact, notifier) in recipients {
             let n = self.notification(
                 id,
@@ -727,12 +882,78 @@ impl Alarms {
                 &notifier,
                 NotificationType::Acknowledgement,
                 0,
-                format!("{id}:ack:{contact}:{notifier}"),
+                format!("{id}:{ack}:{contact}:{notifier}"),
                 &facts,
             );
             effects.push(Effect::Notify(n));
         }
         Ok(effects)
+    }
+
+    /// Removes the acknowledgement of an open alarm (recorded with who did
+    /// it): its repeats and escalation resume as the rules say, starting
+    /// with whatever is due at `now`.
+    pub fn unacknowledge(
+        &mut self,
+        id: AlarmId,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, AlarmError> {
+        let alarm = open_alarm(&mut self.open, &self.resolved, id)?;
+        let Some(ack) = alarm.ack.take() else {
+            return Err(AlarmError::NotAcknowledged(id));
+        };
+        alarm.record(
+            now,
+            EventKind::Unacknowledged {
+                ack_by: ack.by,
+                why: AckEnd::Removed { by: by.to_string() },
+            },
+        );
+        let mut effects = vec![Effect::Alarm(id)];
+        self.due_for(id, now, &mut effects);
+        Ok(dedup_alarm_effects(effects))
+    }
+
+    /// Replaces the silences (the store's, not over yet) and looks at every
+    /// open alarm again: a new silence holds it back, a removed one lets out
+    /// what it held back. Silences whose matchers do not compile are left
+    /// out (they cannot be stored that way).
+    pub fn set_silences(&mut self, silences: Vec<Silence>, now: DateTime<Utc>) -> Vec<Effect> {
+        self.silences = silences.into_iter().filter_map(Held::new).collect();
+        self.tick(now)
+    }
+
+    /// The silences not over yet (active or still to start), by number.
+    pub fn silences(&self) -> impl Iterator<Item = &Silence> {
+        self.silences.iter().map(|h| &h.silence)
+    }
+
+    /// Forgets silences that are over at `now` and notes which have started.
+    fn refresh_silences(&mut self, now: DateTime<Utc>) {
+        self.silences.retain(|h| !h.silence.is_over(now));
+        for h in &mut self.silences {
+            h.started = h.silence.starts <= now;
+        }
+        self.silences.sort_by_key(|h| h.silence.id);
+    }
+
+    /// What holds `subject` back at `now` besides flapping: the first
+    /// maintenance window covering it, else the first active silence.
+    fn quiet(&self, subject: &Subject, now: DateTime<Utc>) -> Option<Suppression> {
+        if let Some(window) = maintenance_at(&self.config.maintenance, subject, now) {
+            return Some(Suppression::Maintenance {
+                window: window.to_string(),
+            });
+        }
+        self.silences
+            .iter()
+            .find(|h| h.silence.is_active(now) && h.covers(subject))
+            .map(|h| Suppression::Silence {
+                id: h.silence.id,
+                by: h.silence.by.clone(),
+                ends: h.silence.ends,
+            })
     }
 
     fn rule(&self, name: &str) -> Option<&Rule> {
@@ -772,14 +993,14 @@ impl Alarms {
 
     /// Hands out the actions that are due at `now` (their rule's `after`
     /// has passed since it started), holds them back while a maintenance
-    /// window covers the check (recorded once per window; they run once it
-    /// ends), or gives them up when restart-loop protection trips. Returns
-    /// whether the alarm changed.
+    /// window or silence (`quiet`) covers the check (recorded once per
+    /// window; they run once it ends), or gives them up when restart-loop
+    /// protection trips. Returns whether the alarm changed.
     fn due_actions(
         &mut self,
         id: AlarmId,
         now: DateTime<Utc>,
-        maintenance: Option<&str>,
+        quiet: Option<&Suppression>,
         effects: &mut Vec<Effect>,
     ) -> bool {
         let Some(alarm) = self.open.get_mut(&id) else {
@@ -797,7 +1018,7 @@ impl Alarms {
             if now < p.started + chrono_dur(rule.after) {
                 continue;
             }
-            if let Some(window) = maintenance {
+            if let Some(why) = quiet {
                 if !p.actions_held {
                     alarm.rules[pi].actions_held = true;
                     for a in &rule.actions {
@@ -806,9 +1027,7 @@ impl Alarms {
                             EventKind::ActionSuppressed {
                                 rule: rule.name.clone(),
                                 action: a.kind().to_string(),
-                                why: Suppression::Maintenance {
-                                    window: window.to_string(),
-                                },
+                                why: why.clone(),
                             },
                         );
                     }
@@ -892,17 +1111,16 @@ impl Alarms {
                 output: alarm.output.clone(),
             },
         );
-        let mem = self.memory.entry(alarm.check.clone()).or_default();
-        mem.open = None;
         let subject = Subject {
             check: &alarm.check,
             host: &alarm.host,
             tags: &alarm.tags,
             state: alarm.state,
         };
-        let maintenance =
-            maintenance_at(&self.config.maintenance, &subject, now).map(str::to_string);
-        alarm.suppressed_by = held_back(maintenance.as_deref(), alarm.flapping);
+        let quiet = self.quiet(&subject, now);
+        let mem = self.memory.entry(alarm.check.clone()).or_default();
+        mem.open = None;
+        alarm.suppressed_by = held_back(quiet.clone(), alarm.flapping);
         let wants_recovery = alarm
             .rules
             .iter()
@@ -910,8 +1128,8 @@ impl Alarms {
             .find(|r| r.recovery)
             .map(|r| (r.name.clone(), r.repeat));
         if let (Some((rule, repeat)), false) = (wants_recovery, alarm.notified.is_empty()) {
-            let why = if let Some(window) = maintenance {
-                Some(Suppression::Maintenance { window })
+            let why = if let Some(why) = quiet {
+                Some(why)
             } else if alarm.flapping && paged_within(mem.last_paged, repeat, now) {
                 Some(Suppression::Flapping)
             } else {
@@ -966,6 +1184,22 @@ impl Alarms {
 
     /// Works out the notification rounds due for one alarm at `now`.
     fn due_for(&mut self, id: AlarmId, now: DateTime<Utc>, effects: &mut Vec<Effect>) {
+        let mut changed = false;
+        if let Some(alarm) = self.open.get_mut(&id) {
+            let expired = alarm.ack.as_ref().and_then(|a| a.expires);
+            if let Some(expires) = expired.filter(|t| *t <= now) {
+                if let Some(ack) = alarm.ack.take() {
+                    alarm.record(
+                        now,
+                        EventKind::Unacknowledged {
+                            ack_by: ack.by,
+                            why: AckEnd::Expired { expires },
+                        },
+                    );
+                    changed = true;
+                }
+            }
+        }
         let Some(alarm) = self.open.get(&id) else {
             return;
         };
@@ -975,19 +1209,17 @@ impl Alarms {
             tags: &alarm.tags,
             state: alarm.state,
         };
-        let maintenance =
-            maintenance_at(&self.config.maintenance, &subject, now).map(str::to_string);
+        let quiet = self.quiet(&subject, now);
         let acked = alarm.ack.is_some();
         let progress_count = alarm.rules.len();
-        let suppressed_by = held_back(maintenance.as_deref(), alarm.flapping);
-        let mut changed = false;
+        let suppressed_by = held_back(quiet.clone(), alarm.flapping);
         if alarm.suppressed_by != suppressed_by {
             if let Some(a) = self.open.get_mut(&id) {
                 a.suppressed_by = suppressed_by;
                 changed = true;
             }
         }
-        changed |= self.due_actions(id, now, maintenance.as_deref(), effects);
+        changed |= self.due_actions(id, now, quiet.as_ref(), effects);
         let mut sent: BTreeSet<(String, String)> = BTreeSet::new();
         for pi in 0..progress_count {
             let Some(alarm) = self.open.get(&id) else {
@@ -1034,15 +1266,15 @@ impl Alarms {
                 }
             }
             if rounds.is_empty() {
-                if maintenance.is_none() && p.in_maintenance {
+                if quiet.is_none() && p.in_maintenance {
                     if let Some(a) = self.open.get_mut(&id) {
                         a.rules[pi].in_maintenance = false;
                     }
                 }
                 continue;
             }
-            if let Some(window) = &maintenance {
-                // Hold everything back; record it once per window.
+            if let Some(why) = &quiet {
+                // Hold everything back; record it once per window or silence.
                 if !p.in_maintenance {
                     if let Some(a) = self.open.get_mut(&id) {
                         a.rules[pi].in_maintenance = true;
@@ -1052,9 +1284,7 @@ impl Alarms {
                                 rule: rule.name.clone(),
                                 contact: String::new(),
                                 notifier: String::new(),
-                                why: Suppression::Maintenance {
-                                    window: window.clone(),
-                                },
+                                why: why.clone(),
                             },
                         );
                         changed = true;
@@ -1197,18 +1427,27 @@ impl Alarms {
     }
 }
 
+/// The open alarm `id`, or why there is none.
+fn open_alarm<'a>(
+    open: &'a mut BTreeMap<AlarmId, Alarm>,
+    resolved: &VecDeque<Alarm>,
+    id: AlarmId,
+) -> Result<&'a mut Alarm, AlarmError> {
+    match open.get_mut(&id) {
+        Some(alarm) => Ok(alarm),
+        None if resolved.iter().any(|a| a.id == id) => Err(AlarmError::Resolved(id)),
+        None => Err(AlarmError::NotFound(id)),
+    }
+}
+
 fn subject_check(open: &BTreeMap<AlarmId, Alarm>, id: AlarmId) -> String {
     open.get(&id).map(|a| a.check.clone()).unwrap_or_default()
 }
 
-/// What holds an alarm back: a maintenance window covering it, else flapping.
-fn held_back(maintenance: Option<&str>, flapping: bool) -> Option<Suppression> {
-    match maintenance {
-        Some(window) => Some(Suppression::Maintenance {
-            window: window.to_string(),
-        }),
-        None => flapping.then_some(Suppression::Flapping),
-    }
+/// What holds an alarm back: a maintenance window or silence covering it
+/// (`quiet`), else flapping.
+fn held_back(quiet: Option<Suppression>, flapping: bool) -> Option<Suppression> {
+    quiet.or_else(|| flapping.then_some(Suppression::Flapping))
 }
 
 fn paged_within(last: Option<DateTime<Utc>>, repeat: Option<Duration>, now: DateTime<Utc>) -> bool {

@@ -1,7 +1,10 @@
 //! Scenario tests of the alarm lifecycle: a real state machine feeds
 //! results at given times; the effects are compared with what the rules say.
 
-use super::lifecycle::{Alarms, Effect, EventKind, NotificationType, Suppression};
+use super::lifecycle::{
+    AckEnd, AckTerms, AlarmError, AlarmId, Alarms, Effect, EventKind, NotificationType, Suppression,
+};
+use super::silence::{preview, NewSilence, Silence, SilenceError, SilenceMatch};
 use crate::config::Config;
 use crate::plugin_output::{CheckOutput, State};
 use crate::result::CheckResult;
@@ -437,6 +440,11 @@ fn suppression_reasons_match_their_json() {
         Suppression::OffDuty,
         Suppression::RestartLoop,
         Suppression::Acknowledged,
+        Suppression::Silence {
+            id: 3,
+            by: "alice".into(),
+            ends: "2026-12-01T12:00:00Z".parse().expect("time"),
+        },
     ] {
         let json = serde_json::to_value(&why).expect("encode");
         assert_eq!(json["reason"], why.reason(), "{json}");
@@ -717,4 +725,567 @@ fn rules_with_states_start_when_the_state_matches() {
         vec![n("bob", "mail", PROBLEM)]
     );
     assert_eq!(s.alarms.open_alarms().count(), 1, "one alarm per incident");
+}
+
+/// The id of the one open alarm.
+fn open_id(s: &Sim) -> AlarmId {
+    s.alarms.open_alarms().next().expect("an open alarm").id
+}
+
+/// Why each acknowledgement of the open alarm ended, oldest first.
+fn ack_ends(s: &Sim, id: AlarmId) -> Vec<AckEnd> {
+    s.alarms
+        .alarm(id)
+        .expect("alarm")
+        .history
+        .iter()
+        .filter_map(|h| match &h.kind {
+            EventKind::Unacknowledged { why, .. } => Some(why.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn terms(expires: Option<DateTime<Utc>>, sticky: bool) -> AckTerms {
+    AckTerms {
+        by: "alice".into(),
+        comment: "on it".into(),
+        expires,
+        sticky,
+    }
+}
+
+#[test]
+fn an_expiring_acknowledgement_ends_and_escalation_and_repeats_resume() {
+    let mut s = Sim::new(SIMPLE, 1);
+    s.feed(State::Critical); // t0
+    assert_eq!(sent(&s.at(5).tick()), vec![n("alice", "mail", PROBLEM)]);
+    let id = open_id(&s);
+    let now = s.at(1).now; // t0+6m
+    let expires = now + Duration::hours(1); // t0+66m
+    let e = s
+        .alarms
+        .acknowledge_with(id, &terms(Some(expires), true), now)
+        .expect("ack");
+    assert_eq!(sent(&e), vec![n("alice", "mail", ACK)]);
+    assert_eq!(s.alarms.next_due(), Some(expires), "the expiry is due next");
+    // (minutes since the previous step, pages). Quiet while acknowledged;
+    // at the expiry the escalation (due since t0+20m) goes out, and the
+    // repeat clock runs from there.
+    type Pages = Vec<(String, String, NotificationType)>;
+    let table: &[(i64, Pages)] = &[
+        (14, vec![]),                         // t0+20m: escalation held back by the ack
+        (30, vec![]),                         // t0+50m: no repeat either
+        (15, vec![]),                         // t0+65m
+        (1, vec![n("bob", "mail", PROBLEM)]), // t0+66m: expired
+        (29, vec![]),
+        (
+            1,
+            vec![n("alice", "mail", PROBLEM), n("bob", "mail", PROBLEM)],
+        ), // t0+96m: a reminder to every level reached
+    ];
+    for (i, (minutes, want)) in table.iter().enumerate() {
+        let e = s.at(*minutes).tick();
+        assert_eq!(&sent(&e), want, "step {i} at {}", s.now);
+        assert!(s.alarms.next_due().is_none_or(|t| t > s.now), "step {i}");
+    }
+    assert_eq!(ack_ends(&s, id), vec![AckEnd::Expired { expires }]);
+    assert_eq!(s.alarms.alarm(id).expect("alarm").ack, None);
+    // Another acknowledgement may follow; one that expired already is refused.
+    let now = s.now;
+    assert_eq!(
+        s.alarms
+            .acknowledge_with(id, &terms(Some(now), true), now)
+            .expect_err("expired already"),
+        AlarmError::ExpiresInPast(id, now)
+    );
+    assert!(s.alarms.acknowledge(id, "bob", "again", now).is_ok());
+}
+
+/// A rule paging on WARNING and CRITICAL every 30 minutes, and one paging
+/// bob on CRITICAL only.
+const TWO_STATES: &str = r#"rules:
+  - name: any
+    match: {checks: [web]}
+    repeat: 30m
+    notify: [alice]
+  - name: crit
+    match: {checks: [web], states: [CRITICAL]}
+    notify: [bob]
+"#;
+
+#[test]
+fn a_sticky_ack_holds_until_recovery_a_non_sticky_one_ends_at_a_state_change() {
+    // (sticky, acknowledged after WARNING -> CRITICAL, pages at the change,
+    // pages 30 minutes later).
+    type Pages = Vec<(String, String, NotificationType)>;
+    let cases: &[(bool, bool, Pages, Pages)] = &[
+        (true, true, vec![], vec![]),
+        (
+            false,
+            false,
+            vec![n("bob", "mail", PROBLEM)],
+            vec![n("alice", "mail", PROBLEM)],
+        ),
+    ];
+    for (sticky, still_acked, at_change, later) in cases {
+        let mut s = Sim::new(TWO_STATES, 1);
+        assert_eq!(
+            sent(&s.feed(State::Warning)),
+            vec![n("alice", "mail", PROBLEM)]
+        );
+        let id = open_id(&s);
+        let now = s.at(1).now;
+        s.alarms
+            .acknowledge_with(id, &terms(None, *sticky), now)
+            .expect("ack");
+        // Same state again: nothing changes either way.
+        assert!(sent(&s.at(1).feed(State::Warning)).is_empty());
+        let e = s.at(1).feed(State::Critical);
+        assert_eq!(&sent(&e), at_change, "sticky {sticky}");
+        let alarm = s.alarms.alarm(id).expect("alarm");
+        assert_eq!(alarm.ack.is_some(), *still_acked, "sticky {sticky}");
+        let want_ends = if *still_acked {
+            vec![]
+        } else {
+            vec![AckEnd::StateChanged {
+                from: State::Warning,
+                to: State::Critical,
+            }]
+        };
+        assert_eq!(ack_ends(&s, id), want_ends, "sticky {sticky}");
+        assert_eq!(&sent(&s.at(30).tick()), later, "sticky {sticky}");
+        // Recovery resolves the alarm; an ack never outlives it.
+        s.at(1).feed(State::Ok);
+        assert_eq!(s.alarms.open_alarms().count(), 0);
+    }
+}
+
+#[test]
+fn unacknowledging_resumes_repeats_and_is_refused_when_there_is_nothing_to_remove() {
+    let mut s = Sim::new(FLAPPY, 1);
+    assert_eq!(
+        sent(&s.feed(State::Critical)),
+        vec![n("alice", "mail", PROBLEM)]
+    );
+    let id = open_id(&s);
+    let keys = |e: &[Effect]| -> Vec<String> {
+        e.iter()
+            .filter_map(|e| match e {
+                Effect::Notify(n) if n.kind == ACK => Some(n.key.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let now = s.at(1).now;
+    let first = s.alarms.acknowledge(id, "alice", "mine", now).expect("ack");
+    assert_eq!(keys(&first), vec![format!("{id}:ack:alice:mail")]);
+    assert!(sent(&s.at(45).tick()).is_empty(), "acknowledged: no repeat");
+    let now = s.now;
+    // The repeat was due 16 minutes ago: it goes out at once.
+    let e = s.alarms.unacknowledge(id, "bob", now).expect("unack");
+    assert_eq!(sent(&e), vec![n("alice", "mail", PROBLEM)]);
+    assert!(e.contains(&Effect::Alarm(id)));
+    assert_eq!(ack_ends(&s, id), vec![AckEnd::Removed { by: "bob".into() }]);
+    assert_eq!(
+        s.alarms.unacknowledge(id, "bob", now),
+        Err(AlarmError::NotAcknowledged(id))
+    );
+    assert_eq!(
+        s.alarms.unacknowledge(99, "bob", now),
+        Err(AlarmError::NotFound(99))
+    );
+    assert_eq!(
+        sent(&s.at(30).tick()),
+        vec![n("alice", "mail", PROBLEM)],
+        "repeats go on"
+    );
+    // Acknowledged again: told again, under a key of its own.
+    let now = s.now;
+    let again = s
+        .alarms
+        .acknowledge(id, "carol", "mine now", now)
+        .expect("ack");
+    assert_eq!(keys(&again), vec![format!("{id}:ack2:alice:mail")]);
+    s.at(1).feed(State::Ok);
+    let now = s.now;
+    assert_eq!(
+        s.alarms.unacknowledge(id, "bob", now),
+        Err(AlarmError::Resolved(id))
+    );
+}
+
+#[test]
+fn old_snapshots_acks_are_sticky_and_never_expire() {
+    let mut s = Sim::new(SIMPLE, 1);
+    s.feed(State::Critical);
+    let id = open_id(&s);
+    let now = s.now;
+    s.alarms.acknowledge(id, "alice", "", now).expect("ack");
+    let mut json = serde_json::to_value(s.alarms.snapshot()).expect("encode");
+    let ack = json["open"][0]["ack"].as_object_mut().expect("ack");
+    ack.remove("expires");
+    ack.remove("sticky");
+    let snapshot = serde_json::from_value(json).expect("decode");
+    let restored = Alarms::restore(&s.config, snapshot);
+    let ack = restored.alarm(id).and_then(|a| a.ack.clone()).expect("ack");
+    assert_eq!((ack.expires, ack.sticky), (None, true));
+}
+
+fn silence(id: u64, hosts: &[&str], starts: DateTime<Utc>, minutes: i64) -> Silence {
+    Silence {
+        id,
+        matchers: SilenceMatch {
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            ..SilenceMatch::default()
+        },
+        comment: "kernel update".into(),
+        by: "alice".into(),
+        created: starts,
+        starts,
+        ends: starts + Duration::minutes(minutes),
+        removed: None,
+        removed_by: None,
+    }
+}
+
+/// One step of a silence scenario.
+#[derive(Debug, Clone, Copy)]
+enum SilenceStep {
+    Feed(State),
+    Tick,
+    /// Silence 1 on `cs1`, from `start` minutes from now for `minutes`.
+    Set {
+        start: i64,
+        minutes: i64,
+    },
+    /// No silences any more (removed).
+    Clear,
+}
+
+#[test]
+fn a_silence_holds_an_alarm_back_as_maintenance_does_and_lets_it_out_when_it_ends() {
+    use SilenceStep::{Clear, Feed, Set, Tick};
+    use State::{Critical as CRIT, Ok as OK};
+    // (minutes since the previous step, step, action runs, pages, the
+    // alarm's suppressed_by afterwards). Day starts 10:00; the patchday
+    // maintenance of DELAYED (12:00-13:00) is not reached.
+    type Row = (i64, SilenceStep, usize, usize, Option<&'static str>);
+    let cases: &[(&str, &str, &[Row])] = &[
+        (
+            "opened in a silence: held back until it ends",
+            AT_ONCE,
+            &[
+                (
+                    0,
+                    Set {
+                        start: 0,
+                        minutes: 30,
+                    },
+                    0,
+                    0,
+                    None,
+                ),
+                (1, Feed(CRIT), 0, 0, Some("silence")),
+                (10, Tick, 0, 0, Some("silence")),
+                (10, Feed(CRIT), 0, 0, Some("silence")),
+                (8, Tick, 0, 0, Some("silence")),
+                (1, Tick, 1, 1, None), // 10:30: over
+                (5, Tick, 0, 0, None),
+            ],
+        ),
+        (
+            "removed early: what it held back happens at once",
+            DELAYED,
+            &[
+                (
+                    0,
+                    Set {
+                        start: 0,
+                        minutes: 60,
+                    },
+                    0,
+                    0,
+                    None,
+                ),
+                (0, Feed(CRIT), 0, 0, Some("silence")),
+                (10, Tick, 0, 0, Some("silence")),
+                (1, Clear, 1, 1, None),
+                (10, Tick, 0, 0, None),
+            ],
+        ),
+        (
+            "resolved in the silence: nothing ever runs",
+            AT_ONCE,
+            &[
+                (
+                    0,
+                    Set {
+                        start: 0,
+                        minutes: 60,
+                    },
+                    0,
+                    0,
+                    None,
+                ),
+                (0, Feed(CRIT), 0, 0, Some("silence")),
+                (10, Feed(OK), 0, 0, Some("silence")),
+                (60, Tick, 0, 0, Some("silence")),
+            ],
+        ),
+        (
+            "a silence starting later: the alarm pages until it starts",
+            DELAYED,
+            &[
+                (
+                    0,
+                    Set {
+                        start: 10,
+                        minutes: 30,
+                    },
+                    0,
+                    0,
+                    None,
+                ),
+                (0, Feed(CRIT), 0, 0, None),
+                (5, Tick, 1, 1, None),
+                (5, Tick, 0, 0, Some("silence")),
+                (31, Tick, 0, 0, None),
+            ],
+        ),
+        (
+            "a silence of another host changes nothing",
+            AT_ONCE,
+            &[
+                (
+                    0,
+                    Set {
+                        start: 0,
+                        minutes: 60,
+                    },
+                    0,
+                    0,
+                    None,
+                ),
+                (0, Feed(CRIT), 1, 1, None),
+            ],
+        ),
+    ];
+    for (name, rules, steps) in cases {
+        let mut s = Sim::new(rules, 1);
+        let mut last = None;
+        let host = if name.contains("another host") {
+            "cs2"
+        } else {
+            "cs1"
+        };
+        for (i, (minutes, step, want_runs, want_pages, want_held)) in steps.iter().enumerate() {
+            s.at(*minutes);
+            let now = s.now;
+            let e = match step {
+                Feed(state) => s.feed(*state),
+                Tick => s.tick(),
+                Set { start, minutes } => s.alarms.set_silences(
+                    vec![silence(
+                        1,
+                        &[host],
+                        now + Duration::minutes(*start),
+                        *minutes,
+                    )],
+                    now,
+                ),
+                Clear => s.alarms.set_silences(Vec::new(), now),
+            };
+            for effect in &e {
+                if let Effect::Alarm(id) = effect {
+                    last = Some(*id);
+                }
+            }
+            let pages = sent(&e).iter().filter(|p| p.2 == PROBLEM).count();
+            let held = last
+                .and_then(|id| s.alarms.alarm(id))
+                .and_then(|a| a.suppressed_by.as_ref())
+                .map(|w| w.reason());
+            assert_eq!(
+                (runs(&e).len(), pages, held),
+                (*want_runs, *want_pages, *want_held),
+                "{name}, step {i} ({step:?} at {}): {e:?}",
+                s.now
+            );
+            assert!(
+                s.alarms.next_due().is_none_or(|t| t > s.now),
+                "{name}, step {i}: something due now was left for later"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_silence_is_recorded_once_and_named_in_the_suppression() {
+    let mut s = Sim::new(MAINT, 1);
+    s.at(-60); // 09:00, before patchday
+    let now = s.now;
+    let sil = silence(7, &["cs*"], now, 30);
+    s.alarms.set_silences(vec![sil.clone()], now);
+    s.at(1).feed(State::Critical);
+    for _ in 0..5 {
+        assert!(sent(&s.at(5).tick()).is_empty());
+    }
+    let want = Suppression::Silence {
+        id: 7,
+        by: "alice".into(),
+        ends: sil.ends,
+    };
+    let alarm = s.alarms.open_alarms().next().expect("open");
+    assert_eq!(alarm.suppressed_by.as_ref(), Some(&want));
+    let held: Vec<&Suppression> = alarm
+        .history
+        .iter()
+        .filter_map(|h| match &h.kind {
+            EventKind::ActionSuppressed { why, .. }
+            | EventKind::NotificationSuppressed { why, .. } => Some(why),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(held, vec![&want, &want], "one action, one page round");
+    assert_eq!(
+        s.alarms.silences().cloned().collect::<Vec<_>>(),
+        vec![sil.clone()]
+    );
+    assert_eq!(s.alarms.next_due(), Some(sil.ends), "the end is due next");
+    // 09:31: over, and forgotten.
+    let e = s.at(5).tick();
+    assert_eq!(runs(&e), vec!["restart-service"]);
+    assert_eq!(sent(&e), vec![n("alice", "mail", PROBLEM)]);
+    assert_eq!(s.alarms.silences().count(), 0);
+}
+
+#[test]
+fn new_silences_are_validated() {
+    let now: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().expect("time");
+    let good = NewSilence {
+        matchers: SilenceMatch {
+            checks: vec!["web*".into()],
+            ..SilenceMatch::default()
+        },
+        comment: "kernel update".into(),
+        by: "alice".into(),
+        starts: None,
+        ends: now + Duration::hours(1),
+    };
+    let later = now + Duration::hours(2);
+    let cases: Vec<(NewSilence, Result<DateTime<Utc>, SilenceError>)> = vec![
+        (good.clone(), Ok(now)),
+        (
+            NewSilence {
+                starts: Some(now + Duration::minutes(30)),
+                ..good.clone()
+            },
+            Ok(now + Duration::minutes(30)),
+        ),
+        (
+            NewSilence {
+                matchers: SilenceMatch::default(),
+                ..good.clone()
+            },
+            Err(SilenceError::NoMatcher),
+        ),
+        (
+            NewSilence {
+                comment: " ".into(),
+                ..good.clone()
+            },
+            Err(SilenceError::NoComment),
+        ),
+        (
+            NewSilence {
+                by: String::new(),
+                ..good.clone()
+            },
+            Err(SilenceError::NoAuthor),
+        ),
+        (
+            NewSilence {
+                ends: now,
+                ..good.clone()
+            },
+            Err(SilenceError::EndsInPast { ends: now }),
+        ),
+        (
+            NewSilence {
+                starts: Some(later),
+                ..good.clone()
+            },
+            Err(SilenceError::EndsBeforeStart {
+                starts: later,
+                ends: good.ends,
+            }),
+        ),
+    ];
+    for (i, (new, want)) in cases.iter().enumerate() {
+        assert_eq!(&new.validate(now), want, "case {i}: {new:?}");
+    }
+    let bad_glob = NewSilence {
+        matchers: SilenceMatch {
+            hosts: vec!["cs[".into()],
+            ..SilenceMatch::default()
+        },
+        ..good
+    };
+    assert!(matches!(
+        bad_glob.validate(now),
+        Err(SilenceError::BadGlob { what: "host", .. })
+    ));
+}
+
+#[test]
+fn preview_lists_the_configured_checks_a_silence_covers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("laxmon.yaml");
+    std::fs::write(
+        &path,
+        r#"
+hosts:
+  - {name: cs1, address: 127.0.0.21, tags: [cluster]}
+  - {name: cs2, address: 127.0.0.22, tags: [cluster]}
+  - {name: db1, address: 127.0.0.23}
+checks:
+  - {name: apache-cs1, kind: port, host: cs1, port: 80}
+  - {name: apache-cs2, kind: port, host: cs2, port: 80}
+  - {name: ssh-cs1, kind: port, host: cs1, port: 22, tags: [ssh]}
+  - {name: pg-db1, kind: port, host: db1, port: 5432, tags: [db]}
+"#,
+    )
+    .expect("write");
+    let config = crate::config::load(&path).unwrap_or_else(|e| panic!("config: {e}"));
+    let m = |hosts: &[&str], checks: &[&str], tags: &[&str]| SilenceMatch {
+        hosts: hosts.iter().map(|s| s.to_string()).collect(),
+        checks: checks.iter().map(|s| s.to_string()).collect(),
+        tags: tags.iter().map(|s| s.to_string()).collect(),
+    };
+    let cases: &[(SilenceMatch, &[&str])] = &[
+        (m(&["cs1"], &[], &[]), &["apache-cs1", "ssh-cs1"]),
+        (
+            m(&["cs*"], &["apache-*"], &[]),
+            &["apache-cs1", "apache-cs2"],
+        ),
+        (
+            m(&[], &[], &["cluster"]),
+            &["apache-cs1", "apache-cs2", "ssh-cs1"],
+        ),
+        (m(&[], &[], &["db", "ssh"]), &["ssh-cs1", "pg-db1"]),
+        (m(&["cs2"], &[], &["ssh"]), &[]),
+        (m(&[], &["nothing-*"], &[]), &[]),
+    ];
+    for (matchers, want) in cases {
+        assert_eq!(
+            preview(matchers, &config).expect("preview"),
+            want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "{matchers}"
+        );
+    }
+    assert_eq!(
+        preview(&SilenceMatch::default(), &config),
+        Err(SilenceError::NoMatcher)
+    );
 }

@@ -1,29 +1,32 @@
 //! The alarm stage: feeds check results to the alarm lifecycle (from its
 //! [`intake`](super::intake), which keeps per check what the lifecycle can
 //! tell apart), carries out the effects (persist alarms, queue
-//! notifications, run actions), delivers the outbox, and applies
-//! acknowledgements given with `laxmon ack`.
+//! notifications, run actions), delivers the outbox, applies what
+//! `laxmon ack`/`unack` asked for and the silences in the store (both
+//! polled), and answers the [`control`](super::control) handle.
 //!
 //! One task owns the lifecycle and the outbox; actions run as tasks of
 //! their own and report back, so a slow restart never holds up alarms.
 //! Persistence goes through the store; a failed write is logged and retried
 //! with the next snapshot, never allowed to stop alarms or notifications.
 
+use super::control::{AlarmControl, AlarmView, ControlError, Inbox, Request};
 use super::intake::IntakeReceiver;
 use crate::actions::notify::{self, Notifiers};
-use crate::alarm::lifecycle::{ActionRequest, Alarms, Effect};
+use crate::alarm::lifecycle::{AckTerms, ActionRequest, AlarmError, AlarmId, Alarms, Effect};
 use crate::alarm::outbox::{Delivery, DeliveryStatus, Outbox};
+use crate::alarm::silence::Silence;
 use crate::alarm::store::{ActionRun, AlarmStore, NotificationStore};
 use crate::config::alarms::Action;
 use crate::config::Config;
-use crate::store::Store;
-use chrono::Utc;
+use crate::store::{AlarmRequestOp, AlarmRow, Store, StoreError};
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-/// How often acknowledgements written by `laxmon ack` are looked for.
+/// How often requests of `laxmon ack`/`unack` and changed silences are looked for.
 const ACK_POLL: Duration = Duration::from_secs(2);
 /// The longest the stage sleeps without looking at timers.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
@@ -49,6 +52,12 @@ pub struct AlarmStage {
     unsaved: Vec<String>,
     /// Handles `clusterreorg` and `restart-vm` actions.
     cluster_actions: Option<mpsc::UnboundedSender<ActionRequest>>,
+    /// The silences in the store at restore, applied when the stage starts.
+    restored_silences: Vec<Silence>,
+    /// The handle to attach to when running.
+    control: Option<AlarmControl>,
+    /// The attached handle's inbox while running.
+    inbox: Option<Inbox>,
 }
 
 impl AlarmStage {
@@ -75,6 +84,10 @@ impl AlarmStage {
             );
         }
         outbox.restore(pending);
+        let restored_silences = store
+            .silences(false, Utc::now())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load the silences: {e}"))?;
         let notifiers = Arc::new(Notifiers::new(&config.alarms)?);
         Ok(AlarmStage {
             config,
@@ -86,7 +99,16 @@ impl AlarmStage {
             deliveries: JoinSet::new(),
             unsaved: Vec::new(),
             cluster_actions: None,
+            restored_silences,
+            control: None,
+            inbox: None,
         })
+    }
+
+    /// Answers this control handle while running.
+    pub fn with_control(mut self, control: AlarmControl) -> Self {
+        self.control = Some(control);
+        self
     }
 
     /// Sends `clusterreorg` and `restart-vm` requests to this channel.
@@ -105,6 +127,24 @@ impl AlarmStage {
     ) {
         let mut ack_poll = tokio::time::interval(ACK_POLL);
         ack_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let silences = std::mem::take(&mut self.restored_silences);
+        let effects = self.alarms.set_silences(silences, Utc::now());
+        self.handle(effects).await;
+        self.inbox = self.control.as_ref().and_then(|c| {
+            let inbox = c.attach();
+            if inbox.is_none() {
+                tracing::error!(
+                    "another alarm stage holds the control handle; this one takes no requests"
+                );
+            }
+            inbox
+        });
+        self.publish();
+        tracing::info!(
+            open = self.alarms.open_alarms().count(),
+            silences = self.alarms.silences().count(),
+            "alarm stage running"
+        );
         self.publish_metrics();
         loop {
             let wake = self.next_wake();
@@ -136,9 +176,18 @@ impl AlarmStage {
                     self.save_unsaved().await;
                     self.outbox.prune(now, OUTBOX_KEEP);
                 }
-                _ = ack_poll.tick() => self.apply_acks().await,
+                _ = ack_poll.tick() => {
+                    self.apply_requests().await;
+                    self.poll_silences().await;
+                }
+                Some(req) = next_request(&mut self.inbox) => {
+                    self.control(req).await;
+                    self.deliver().await;
+                }
             }
         }
+        // Requests now answer `Unavailable` at once, queued ones too.
+        self.inbox = None;
         let deadline = tokio::time::sleep(ACTION_GRACE);
         tokio::pin!(deadline);
         while !self.actions.is_empty() {
@@ -227,6 +276,9 @@ impl AlarmStage {
         }
         if changed || !runs.is_empty() {
             self.save_snapshot().await;
+        }
+        if changed {
+            self.publish();
         }
         for req in runs {
             self.start_action(req);
@@ -336,34 +388,219 @@ impl AlarmStage {
         }
     }
 
-    async fn apply_acks(&mut self) {
-        let requested = match self.store.requested_acks().await {
+    /// Applies what `laxmon ack` and `laxmon unack` asked for, in order,
+    /// and notes each outcome in the store.
+    async fn apply_requests(&mut self) {
+        let requests = match self.store.pending_alarm_requests().await {
             Ok(r) => r,
             Err(e) => {
-                tracing::debug!(error = %e, "cannot read acknowledgements");
+                tracing::debug!(error = %e, "cannot read alarm requests");
                 return;
             }
         };
-        for ack in requested {
-            let pending = self
-                .alarms
-                .alarm(ack.alarm_id)
-                .is_some_and(|a| a.is_open() && a.ack.is_none());
-            if !pending {
-                continue;
-            }
-            match self
-                .alarms
-                .acknowledge(ack.alarm_id, &ack.by, &ack.comment, ack.at)
-            {
+        for req in requests {
+            let now = Utc::now();
+            // Applied now, so the alarm's history stays in time order (the
+            // request keeps when it was asked for); an acknowledgement that
+            // expired before the daemon could apply it is refused.
+            let (what, applied) = match &req.op {
+                AlarmRequestOp::Ack(terms) => (
+                    "acknowledged",
+                    self.alarms.acknowledge_with(req.alarm_id, terms, now),
+                ),
+                AlarmRequestOp::Unack { by } => (
+                    "unacknowledged",
+                    self.alarms.unacknowledge(req.alarm_id, by, now),
+                ),
+            };
+            let outcome = match applied {
                 Ok(effects) => {
-                    tracing::info!(alarm = ack.alarm_id, by = %ack.by, "alarm acknowledged");
+                    tracing::info!(alarm = req.alarm_id, request = req.id, "alarm {what}");
                     self.handle(effects).await;
+                    "applied".to_string()
                 }
                 Err(e) => {
-                    tracing::warn!(alarm = ack.alarm_id, error = %e, "acknowledgement not applied")
+                    tracing::warn!(alarm = req.alarm_id, request = req.id, error = %e, "request not applied");
+                    format!("refused: {e}")
                 }
+            };
+            if let Err(e) = self.store.finish_alarm_request(req.id, now, &outcome).await {
+                tracing::warn!(request = req.id, error = %e, "cannot note the request as applied; it is applied again (and refused) later");
             }
+        }
+        self.deliver().await;
+    }
+
+    /// Takes up silences set or removed in the store by another process.
+    async fn poll_silences(&mut self) {
+        let now = Utc::now();
+        let stored = match self.store.silences(false, now).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read silences");
+                return;
+            }
+        };
+        let held: Vec<Silence> = self.alarms.silences().cloned().collect();
+        if stored == held {
+            return;
+        }
+        tracing::info!(silences = stored.len(), "silences changed");
+        let effects = self.alarms.set_silences(stored, now);
+        self.handle(effects).await;
+        self.deliver().await;
+    }
+
+    /// Answers one request of the control handle.
+    async fn control(&mut self, req: Request) {
+        let now = Utc::now();
+        match req {
+            Request::Ack {
+                alarm_id,
+                terms,
+                reply,
+            } => {
+                let _ = reply.send(self.ack_one(alarm_id, &terms, now).await);
+            }
+            Request::Unack {
+                alarm_id,
+                by,
+                reply,
+            } => {
+                let answer = match self.alarms.unacknowledge(alarm_id, &by, now) {
+                    Ok(effects) => {
+                        tracing::info!(alarm = alarm_id, by = %by, "alarm unacknowledged");
+                        self.handle(effects).await;
+                        self.view(alarm_id)
+                    }
+                    Err(e) => Err(self.refused(alarm_id, e).await),
+                };
+                let _ = reply.send(answer);
+            }
+            Request::AckMatching {
+                filter,
+                terms,
+                reply,
+            } => {
+                let ids: Vec<AlarmId> = self
+                    .alarms
+                    .open_alarms()
+                    .filter(|a| filter.matches(a))
+                    .map(|a| a.id)
+                    .collect();
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    out.push((id, self.ack_one(id, &terms, now).await));
+                }
+                let _ = reply.send(Ok(out));
+            }
+            Request::Alarm { alarm_id, reply } => {
+                // One the lifecycle no longer remembers (resolved long ago) is in the store.
+                let answer = match self.alarms.alarm(alarm_id) {
+                    Some(_) => self.view(alarm_id),
+                    None => match self.store.alarm_row(alarm_id).await {
+                        Ok(Some(row)) => Ok(row),
+                        Ok(None) => Err(ControlError::NotFound(
+                            AlarmError::NotFound(alarm_id).to_string(),
+                        )),
+                        Err(e) => Err(ControlError::Unavailable(format!(
+                            "cannot look up alarm {alarm_id}: {e}"
+                        ))),
+                    },
+                };
+                let _ = reply.send(answer);
+            }
+            Request::AddSilence { new, reply } => {
+                let answer = match self.store.add_silence(&new, now).await {
+                    Ok(silence) => {
+                        tracing::info!(silence = silence.id, by = %silence.by, matchers = %silence.matchers, ends = %silence.ends, "silence added");
+                        let mut all: Vec<Silence> = self.alarms.silences().cloned().collect();
+                        all.push(silence.clone());
+                        self.apply_silences(all, now).await;
+                        Ok(silence)
+                    }
+                    Err(e) => Err(silence_error(e)),
+                };
+                let _ = reply.send(answer);
+            }
+            Request::RemoveSilence { id, by, reply } => {
+                let answer = match self.store.remove_silence(id, &by, now).await {
+                    Ok(silence) => {
+                        tracing::info!(silence = id, by = %by, "silence removed");
+                        let rest: Vec<Silence> = self
+                            .alarms
+                            .silences()
+                            .filter(|s| s.id != id)
+                            .cloned()
+                            .collect();
+                        self.apply_silences(rest, now).await;
+                        Ok(silence)
+                    }
+                    Err(e) => Err(silence_error(e)),
+                };
+                let _ = reply.send(answer);
+            }
+            Request::Silences { reply } => {
+                let _ = reply.send(Ok(self.alarms.silences().cloned().collect()));
+            }
+        }
+    }
+
+    /// Acknowledges one alarm for the control handle; persists it and
+    /// returns the alarm as it is then.
+    async fn ack_one(
+        &mut self,
+        id: AlarmId,
+        terms: &AckTerms,
+        now: DateTime<Utc>,
+    ) -> Result<AlarmView, ControlError> {
+        match self.alarms.acknowledge_with(id, terms, now) {
+            Ok(effects) => {
+                tracing::info!(alarm = id, by = %terms.by, expires = ?terms.expires, sticky = terms.sticky, "alarm acknowledged");
+                self.handle(effects).await;
+                self.view(id)
+            }
+            Err(e) => Err(self.refused(id, e).await),
+        }
+    }
+
+    async fn apply_silences(&mut self, silences: Vec<Silence>, now: DateTime<Utc>) {
+        let effects = self.alarms.set_silences(silences, now);
+        self.handle(effects).await;
+    }
+
+    /// The alarm as the lifecycle now has it.
+    fn view(&self, id: AlarmId) -> Result<AlarmView, ControlError> {
+        let alarm = self
+            .alarms
+            .alarm(id)
+            .ok_or_else(|| ControlError::NotFound(AlarmError::NotFound(id).to_string()))?;
+        AlarmRow::from_alarm(alarm).map_err(|e| ControlError::Unavailable(e.to_string()))
+    }
+
+    /// Why the lifecycle refused a request about alarm `id`, as the control
+    /// handle answers it. An alarm the lifecycle no longer remembers may be
+    /// one resolved long ago: the store knows.
+    async fn refused(&self, id: AlarmId, e: AlarmError) -> ControlError {
+        match e {
+            AlarmError::NotFound(_) => match self.store.alarm_row(id).await {
+                Ok(Some(row)) if row.resolved.is_some() => {
+                    ControlError::Conflict(AlarmError::Resolved(id).to_string())
+                }
+                Ok(_) => ControlError::NotFound(e.to_string()),
+                Err(err) => ControlError::Unavailable(format!("cannot look up alarm {id}: {err}")),
+            },
+            AlarmError::Resolved(_)
+            | AlarmError::AlreadyAcknowledged(..)
+            | AlarmError::NotAcknowledged(_) => ControlError::Conflict(e.to_string()),
+            AlarmError::ExpiresInPast(..) => ControlError::Invalid(e.to_string()),
+        }
+    }
+
+    /// Publishes the per-check summary of open alarms to the control handle.
+    fn publish(&self) {
+        if let Some(inbox) = &self.inbox {
+            inbox.publish(self.alarms.open_alarms());
         }
     }
 
@@ -371,5 +608,23 @@ impl AlarmStage {
         if let Err(e) = self.store.save_snapshot(&self.alarms.snapshot()).await {
             tracing::error!(error = %e, "cannot store the alarm state");
         }
+    }
+}
+
+/// The next request of the attached control handle; never, when none is attached.
+async fn next_request(inbox: &mut Option<Inbox>) -> Option<Request> {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A store error about a silence, as the control handle answers it.
+fn silence_error(e: StoreError) -> ControlError {
+    match e {
+        StoreError::InvalidSilence(_) => ControlError::Invalid(e.to_string()),
+        StoreError::NoSuchSilence(_) => ControlError::NotFound(e.to_string()),
+        StoreError::SilenceOver { .. } => ControlError::Conflict(e.to_string()),
+        e => ControlError::Unavailable(format!("the silence was not stored: {e}")),
     }
 }

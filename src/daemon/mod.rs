@@ -9,10 +9,14 @@
 //! the cluster stage. On SIGTERM or SIGINT the scheduler stops planning, the
 //! runs in flight finish within their timeout, and every stage drains before
 //! [`run`] returns; SIGHUP returns [`Stop::Reload`] with the new
-//! configuration.
+//! configuration. [`Shared`] is how the rest of the process (the HTTP API)
+//! reaches into the running stages, across reloads.
 
 pub(crate) mod alarms;
 pub(crate) mod cluster;
+pub mod control;
+#[cfg(test)]
+mod control_tests;
 pub(crate) mod intake;
 pub mod live;
 mod scheduler;
@@ -20,6 +24,7 @@ pub mod shared;
 
 pub use alarms::AlarmStage;
 pub use cluster::{ClusterStage, ClusterWork};
+pub use control::AlarmControl;
 pub use live::LiveView;
 pub use scheduler::{RunNow, Scheduler, SchedulerControl};
 pub use shared::{Generation, ReloadOutcome, Shared};
@@ -50,7 +55,8 @@ const RELOAD_WATCHDOG: Duration = Duration::from_secs(300);
 /// Runs the daemon until SIGTERM or SIGINT: every check on its schedule, each
 /// result through the state machine into the store, the alarm stage and the
 /// cluster stage. Starts even while the database is away (results wait in
-/// the spool); resumes states, attempts, open alarms and the outbox.
+/// the spool); resumes states, attempts, open alarms and the outbox. The
+/// stages answer `shared`'s handles while they run.
 pub async fn run(config: Config, shared: Arc<Shared>) -> anyhow::Result<Stop> {
     withhold_secrets(&config);
     let config = Arc::new(config);
@@ -96,6 +102,7 @@ pub async fn run(config: Config, shared: Arc<Shared>) -> anyhow::Result<Stop> {
     let (action_tx, action_rx) = mpsc::unbounded_channel();
     let alarm_config = Arc::clone(&config);
     let alarm_store = store.clone();
+    let alarm_control = shared.alarms().clone();
     let alarms = tokio::spawn(async move {
         // The alarm state must come from the store (ids, open alarms, the
         // outbox): starting empty would reuse alarm ids and notification keys.
@@ -116,6 +123,7 @@ pub async fn run(config: Config, shared: Arc<Shared>) -> anyhow::Result<Stop> {
         };
         stage
             .with_cluster_actions(action_tx)
+            .with_control(alarm_control)
             .run(alarm_rx, done_rx)
             .await;
     });

@@ -5,6 +5,7 @@
 //! Handles only: this file must never run checks, write to the store or
 //! decide anything about alarms.
 
+use super::control::AlarmControl;
 use super::live::LiveView;
 use super::scheduler::SchedulerControl;
 use super::Stop;
@@ -29,6 +30,7 @@ pub struct Shared {
     last_reload: Mutex<Option<ReloadOutcome>>,
     reload_tx: mpsc::Sender<Box<Config>>,
     reload_rx: tokio::sync::Mutex<mpsc::Receiver<Box<Config>>>,
+    alarms: AlarmControl,
 }
 
 /// One configuration's running daemon, as the API sees it.
@@ -98,7 +100,14 @@ impl Shared {
             last_reload: Mutex::new(None),
             reload_tx,
             reload_rx: tokio::sync::Mutex::new(reload_rx),
+            alarms: AlarmControl::new(),
         })
+    }
+
+    /// The alarm stage's control handle: ack, unack, silences, the
+    /// per-check alarm summary (answers `Unavailable` while no stage runs).
+    pub fn alarms(&self) -> &AlarmControl {
+        &self.alarms
     }
 
     /// When the process started.

@@ -5,36 +5,25 @@
 //!
 //! This file turns lifecycle values into backend-neutral records (which
 //! columns get what) and back; the SQL lives with each backend. The
-//! lifecycle is the source of truth for an alarm, with one exception: an
-//! acknowledgement written by `laxmon ack` (another process) is never
-//! overwritten with nothing, and reaches the daemon through
-//! [`Store::requested_acks`]. Nothing here reads the daemon's memory.
+//! lifecycle is the source of truth for an alarm, its acknowledgement
+//! included: `laxmon ack` and `laxmon unack` (other processes) queue
+//! requests (`alarm_requests.rs`) that the daemon applies, and the read
+//! side here shows an alarm as it will be once they are. Nothing here
+//! reads the daemon's memory.
 
 use super::{dispatch, Backend, Store, StoreError};
-use crate::alarm::lifecycle::{Alarm, Snapshot, Suppression};
+use crate::alarm::lifecycle::{Ack, Alarm, Snapshot, Suppression};
 use crate::alarm::outbox::{DeliveryStatus, OutboxItem};
 use crate::alarm::store::{ActionRun, AlarmStore, NotificationStore};
-use crate::config::StorageConfig;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The `daemon_state` key of the lifecycle snapshot.
 pub(super) const SNAPSHOT_KEY: &str = "alarm_snapshot";
 
-/// An acknowledgement given outside the daemon (`laxmon ack`) to an open alarm.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AckRequest {
-    /// The alarm (the lifecycle's id).
-    pub alarm_id: u64,
-    /// Who acknowledged.
-    pub by: String,
-    /// Their comment.
-    pub comment: String,
-    /// When.
-    pub at: DateTime<Utc>,
-}
-
-/// One alarm as `laxmon alarms` shows it.
+/// One alarm as `laxmon alarms` shows it, and as the alarm stage's control
+/// handle returns it ([`AlarmRow::from_alarm`]), so the CLI and the HTTP
+/// API show the same thing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlarmRow {
     /// Its id.
@@ -55,11 +44,16 @@ pub struct AlarmRow {
     pub ack_at: Option<DateTime<Utc>>,
     /// The acknowledgement's comment.
     pub ack_comment: Option<String>,
+    /// When the acknowledgement expires (`None`: never, or not acknowledged).
+    pub ack_expires: Option<DateTime<Utc>>,
+    /// Whether the acknowledgement holds until recovery (`None` when not
+    /// acknowledged); one that is not ends at the next change of problem state.
+    pub ack_sticky: Option<bool>,
     /// The check's latest output.
     pub summary: String,
     /// Its notifications and actions are held back (see `suppressed_by`).
     pub suppressed: bool,
-    /// Why: a maintenance window (with its name) or flapping; taken from
+    /// Why: a maintenance window (with its name), a silence or flapping; taken from
     /// `detail`, `None` when nothing holds the alarm back or it was stored
     /// before laxmon recorded the reason.
     pub suppressed_by: Option<Suppression>,
@@ -92,7 +86,8 @@ pub(super) struct AlarmRecord {
     pub(super) resolved: Option<DateTime<Utc>>,
     pub(super) state: &'static str,
     pub(super) summary: String,
-    /// `(at, by, comment)`; `None` keeps what is stored.
+    /// `(at, by, comment)`; `None`: not acknowledged (the lifecycle is the
+    /// only writer of these columns).
     pub(super) ack: Option<(DateTime<Utc>, String, String)>,
     pub(super) escalation_level: i32,
     pub(super) last_notified: Option<DateTime<Utc>>,
@@ -224,12 +219,46 @@ impl AlarmRecord {
 }
 
 impl AlarmRow {
-    /// Fills `suppressed_by` from the lifecycle's alarm in `detail` (the
-    /// columns keep only whether it is suppressed).
+    /// The lifecycle's alarm as the read side shows it (what a saved alarm
+    /// reads back as, its requests applied).
+    pub fn from_alarm(a: &Alarm) -> Result<AlarmRow, StoreError> {
+        let level = a.rules.iter().map(|r| r.level).max().unwrap_or(0);
+        Ok(AlarmRow {
+            id: a.id,
+            check: a.check.clone(),
+            host: a.host.clone(),
+            state: a.state.as_str().to_string(),
+            opened: a.opened,
+            resolved: a.resolved,
+            ack_by: a.ack.as_ref().map(|k| k.by.clone()),
+            ack_at: a.ack.as_ref().map(|k| k.at),
+            ack_comment: a.ack.as_ref().map(|k| k.comment.clone()),
+            ack_expires: a.ack.as_ref().and_then(|k| k.expires),
+            ack_sticky: a.ack.as_ref().map(|k| k.sticky),
+            summary: a.output.clone(),
+            suppressed: a.suppressed_by.is_some(),
+            suppressed_by: a.suppressed_by.clone(),
+            escalation_level: i32::try_from(level).unwrap_or(i32::MAX),
+            detail: Some(to_json(a, "an alarm")?),
+        })
+    }
+
+    /// Fills `suppressed_by`, `ack_expires` and `ack_sticky` from the
+    /// lifecycle's alarm in `detail` (the columns keep only whether it is
+    /// suppressed, and who acknowledged when).
     fn with_reason(mut self) -> Result<AlarmRow, StoreError> {
         let reason = self.detail.as_ref().and_then(|d| d.get("suppressed_by"));
         if let Some(reason) = reason {
             self.suppressed_by = from_json(reason.clone(), "why an alarm is suppressed")?;
+        }
+        if self.ack_at.is_some() {
+            let ack = self.detail.as_ref().and_then(|d| d.get("ack"));
+            let ack: Option<Ack> = match ack {
+                Some(a) if !a.is_null() => from_json(a.clone(), "an alarm's acknowledgement")?,
+                _ => None,
+            };
+            self.ack_expires = ack.as_ref().and_then(|a| a.expires);
+            self.ack_sticky = Some(ack.is_none_or(|a| a.sticky));
         }
         Ok(self)
     }
@@ -344,13 +373,6 @@ impl AlarmStore for Store {
 }
 
 impl Store {
-    /// Acknowledgements of open alarms, oldest alarm first: the daemon polls
-    /// this to apply what `laxmon ack` wrote to its lifecycle (an alarm it
-    /// has acknowledged already stays listed until it resolves).
-    pub async fn requested_acks(&self) -> Result<Vec<AckRequest>, StoreError> {
-        dispatch!(self, b => b.requested_acks().await)
-    }
-
     /// At most `limit` alarms (only open ones when `open_only`), newest first.
     pub async fn list_alarms(
         &self,
@@ -358,14 +380,21 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<AlarmRow>, StoreError> {
         let rows = dispatch!(self, b => b.list_alarms(open_only, i64::from(limit)).await)?;
-        rows.into_iter().map(AlarmRow::with_reason).collect()
+        let rows = rows
+            .into_iter()
+            .map(AlarmRow::with_reason)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_pending_requests(rows).await
     }
 
     /// One alarm, if it exists.
     pub async fn alarm_row(&self, id: u64) -> Result<Option<AlarmRow>, StoreError> {
         let id = db_id(id)?;
         let row = dispatch!(self, b => b.alarm_row(id).await)?;
-        row.map(AlarmRow::with_reason).transpose()
+        let Some(row) = row.map(AlarmRow::with_reason).transpose()? else {
+            return Ok(None);
+        };
+        Ok(self.with_pending_requests(vec![row]).await?.pop())
     }
 
     /// One alarm's timeline, oldest first (empty for an unknown alarm).
@@ -374,52 +403,4 @@ impl Store {
         let id = db_id(id)?;
         dispatch!(self, b => b.alarm_events(id).await)
     }
-
-    /// Writes `laxmon ack`'s acknowledgement into the alarm's columns, where
-    /// [`Store::requested_acks`] finds it.
-    async fn acknowledge(
-        &self,
-        id: u64,
-        at: DateTime<Utc>,
-        by: &str,
-        comment: &str,
-    ) -> Result<(), StoreError> {
-        let id = db_id(id)?;
-        dispatch!(self, b => b.acknowledge_alarm(id, at, by, comment).await)
-    }
-}
-
-/// `laxmon ack ID`: acknowledges an open, unacknowledged alarm as `by`
-/// (the caller passes `$SUDO_USER` or `$USER` by default); the daemon
-/// applies it to its lifecycle on its next poll. Returns a confirmation line.
-pub async fn ack_command(
-    cfg: &StorageConfig,
-    id: u64,
-    by: &str,
-    comment: &str,
-) -> Result<String, StoreError> {
-    let store = Store::open(cfg).await?;
-    let Some(row) = store.alarm_row(id).await? else {
-        return Err(StoreError::NoSuchAlarm(id));
-    };
-    if let Some(at) = row.resolved {
-        return Err(StoreError::AlarmResolved { id, at });
-    }
-    if let Some(at) = row.ack_at {
-        return Err(StoreError::AlreadyAcknowledged {
-            id,
-            by: row.ack_by.unwrap_or_else(|| "someone".into()),
-            at,
-        });
-    }
-    store.acknowledge(id, Utc::now(), by, comment).await?;
-    let comment = if comment.is_empty() {
-        String::new()
-    } else {
-        format!(": {comment}")
-    };
-    Ok(format!(
-        "alarm {id} ({} on {}, {}) acknowledged by {by}{comment}\n",
-        row.check, row.host, row.state
-    ))
 }

@@ -9,8 +9,10 @@
 //! typed async methods here. This module must never log a password: URLs
 //! are shown through [`mask_url`] only.
 
+mod alarm_requests;
 mod alarms;
 mod postgres;
+mod silences;
 mod sqlite;
 
 pub mod migrations;
@@ -28,7 +30,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 use uuid::Uuid;
 
-pub use alarms::{ack_command, AckRequest, AlarmEventRow, AlarmRow};
+pub use alarm_requests::{ack_command, unack_command, AlarmRequest, AlarmRequestOp};
+pub use alarms::{AlarmEventRow, AlarmRow};
 pub use writer::{resume_states, ResultWriter, SubmitError, WriterOptions, WriterStats};
 
 /// Everything that can go wrong in the store, naming what failed on what.
@@ -125,6 +128,33 @@ pub enum StoreError {
         /// Who acknowledged it.
         by: String,
         /// When.
+        at: DateTime<Utc>,
+    },
+    /// `laxmon ack --expires` asked for an expiry that is not in the future.
+    #[error(
+        "alarm {id}: the acknowledgement would expire at {expires}, which is not in the future"
+    )]
+    AckExpiresInPast {
+        /// The alarm.
+        id: u64,
+        /// The expiry asked for.
+        expires: DateTime<Utc>,
+    },
+    /// `laxmon unack` named an alarm that is not acknowledged.
+    #[error("alarm {0} is not acknowledged; nothing to remove")]
+    NotAcknowledged(u64),
+    /// A silence cannot be set as asked.
+    #[error("silence: {0}")]
+    InvalidSilence(crate::alarm::silence::SilenceError),
+    /// `laxmon silence remove` named a silence that is not stored.
+    #[error("no silence {0}: list them with `laxmon silence list --all`")]
+    NoSuchSilence(u64),
+    /// `laxmon silence remove` named a silence that ended or was removed.
+    #[error("silence {id} is already over (since {at})")]
+    SilenceOver {
+        /// The silence.
+        id: u64,
+        /// When it ended or was removed.
         at: DateTime<Utc>,
     },
 }
@@ -491,6 +521,8 @@ pub(crate) const TABLES: &[&str] = &[
     "cluster_plans",
     "plan_steps",
     "daemon_state",
+    "silences",
+    "alarm_requests",
 ];
 
 /// A connection string with any password replaced by `***`, fit for logs.

@@ -14,8 +14,8 @@ use super::alarms::{
 use super::latest_state_per_check;
 use super::migrations::{Migration, POSTGRES};
 use super::{
-    AckRequest, AlarmRow, HistoryRow, ResultRecord, RetentionReport, Stats, StoreError, TableRows,
-    WriteMode, TABLES,
+    AlarmRow, HistoryRow, ResultRecord, RetentionReport, Stats, StoreError, TableRows, WriteMode,
+    TABLES,
 };
 use crate::config::{Config, StorageConfig, TlsMode};
 use crate::state::CheckState;
@@ -195,13 +195,16 @@ impl PgStore {
         format!("postgres {}", self.url)
     }
 
-    fn err(&self, what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
+    pub(super) fn err(
+        &self,
+        what: impl Into<String>,
+    ) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
         let url = self.url.clone();
         let what = what.into();
         move |source| StoreError::Postgres { url, what, source }
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    pub(super) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|source| StoreError::Pool {
             url: self.url.clone(),
             source,
@@ -266,7 +269,7 @@ impl PgStore {
         Ok(applied)
     }
 
-    async fn ensure_migrated(&self) -> Result<(), StoreError> {
+    pub(super) async fn ensure_migrated(&self) -> Result<(), StoreError> {
         if !self.migrated.load(Ordering::SeqCst) {
             self.migrate().await?;
         }
@@ -765,7 +768,7 @@ impl PgStore {
     }
 
     /// Runs one statement once the schema is in place; returns the rows changed.
-    async fn exec(
+    pub(super) async fn exec(
         &self,
         what: String,
         sql: &str,
@@ -816,11 +819,8 @@ impl PgStore {
                 check_name = excluded.check_name, host = excluded.host,
                 opened_at = excluded.opened_at, resolved_at = excluded.resolved_at,
                 state = excluded.state, severity = excluded.severity, summary = excluded.summary,
-                acknowledged_at = COALESCE(excluded.acknowledged_at, alarms.acknowledged_at),
-                acknowledged_by = CASE WHEN excluded.acknowledged_at IS NULL
-                    THEN alarms.acknowledged_by ELSE excluded.acknowledged_by END,
-                ack_comment = CASE WHEN excluded.acknowledged_at IS NULL
-                    THEN alarms.ack_comment ELSE excluded.ack_comment END,
+                acknowledged_at = excluded.acknowledged_at,
+                acknowledged_by = excluded.acknowledged_by, ack_comment = excluded.ack_comment,
                 escalation_level = excluded.escalation_level,
                 last_notified_at = excluded.last_notified_at,
                 suppressed = excluded.suppressed, detail = excluded.detail",
@@ -1004,29 +1004,6 @@ impl PgStore {
         .map(drop)
     }
 
-    pub(super) async fn requested_acks(&self) -> Result<Vec<AckRequest>, StoreError> {
-        self.ensure_migrated().await?;
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT id, acknowledged_by, ack_comment, acknowledged_at FROM alarms
-                 WHERE resolved_at IS NULL AND acknowledged_at IS NOT NULL ORDER BY id",
-                &[],
-            )
-            .await
-            .map_err(self.err("listing acknowledged open alarms"))?;
-        rows.iter()
-            .map(|r| {
-                Ok(AckRequest {
-                    alarm_id: lifecycle_id(r.get(0))?,
-                    by: r.get::<_, Option<String>>(1).unwrap_or_default(),
-                    comment: r.get::<_, Option<String>>(2).unwrap_or_default(),
-                    at: r.get(3),
-                })
-            })
-            .collect()
-    }
-
     pub(super) async fn list_alarms(
         &self,
         open_only: bool,
@@ -1065,22 +1042,6 @@ impl PgStore {
         row.as_ref().map(alarm_row_from).transpose()
     }
 
-    pub(super) async fn acknowledge_alarm(
-        &self,
-        id: i64,
-        at: DateTime<Utc>,
-        by: &str,
-        comment: &str,
-    ) -> Result<(), StoreError> {
-        self.exec(
-            format!("acknowledging alarm {id}"),
-            "UPDATE alarms SET acknowledged_at = $2, acknowledged_by = $3, ack_comment = $4 WHERE id = $1",
-            &[&id, &at, &by, &comment],
-        )
-        .await
-        .map(drop)
-    }
-
     pub(super) async fn alarm_events(&self, id: i64) -> Result<Vec<AlarmEventRow>, StoreError> {
         self.ensure_migrated().await?;
         let client = self.client().await?;
@@ -1113,6 +1074,8 @@ fn alarm_row_from(r: &Row) -> Result<AlarmRow, StoreError> {
         ack_by: r.get(6),
         ack_at: r.get(7),
         ack_comment: r.get(8),
+        ack_expires: None, // from `detail`, in store::alarms
+        ack_sticky: None,
         summary: r.get(9),
         suppressed: r.get(10),
         suppressed_by: None, // from `detail`, in store::alarms

@@ -13,8 +13,8 @@ use super::alarms::{
 use super::latest_state_per_check;
 use super::migrations::SQLITE;
 use super::{
-    AckRequest, AlarmRow, HistoryRow, ResultRecord, RetentionReport, Stats, StoreError, TableRows,
-    WriteMode, TABLES,
+    AlarmRow, HistoryRow, ResultRecord, RetentionReport, Stats, StoreError, TableRows, WriteMode,
+    TABLES,
 };
 use crate::config::Config;
 use crate::state::CheckState;
@@ -42,14 +42,17 @@ pub(super) struct Ctx {
 }
 
 impl Ctx {
-    fn err(&self, what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    pub(super) fn err(
+        &self,
+        what: impl Into<String>,
+    ) -> impl FnOnce(rusqlite::Error) -> StoreError {
         let path = self.path.clone();
         let what = what.into();
         move |source| StoreError::Sqlite { path, what, source }
     }
 }
 
-fn ts(t: DateTime<Utc>) -> String {
+pub(super) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
@@ -61,24 +64,24 @@ fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
         })
 }
 
-fn get_ts(r: &Row, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+pub(super) fn get_ts(r: &Row, i: usize) -> rusqlite::Result<DateTime<Utc>> {
     parse_ts(&r.get::<_, String>(i)?)
 }
 
-fn get_opt_ts(r: &Row, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+pub(super) fn get_opt_ts(r: &Row, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
     r.get::<_, Option<String>>(i)?
         .map(|s| parse_ts(&s))
         .transpose()
 }
 
-fn get_json(r: &Row, i: usize) -> rusqlite::Result<serde_json::Value> {
+pub(super) fn get_json(r: &Row, i: usize) -> rusqlite::Result<serde_json::Value> {
     let s: String = r.get(i)?;
     serde_json::from_str(&s).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
-fn json_text(v: &impl serde::Serialize, what: &str) -> Result<String, StoreError> {
+pub(super) fn json_text(v: &impl serde::Serialize, what: &str) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|source| StoreError::Json {
         what: format!("encoding {what}"),
         source,
@@ -126,7 +129,7 @@ impl SqliteStore {
 
     /// Runs `f` with the connection on the blocking pool, applying pending
     /// migrations first (once per store), so a lazily opened store works.
-    async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(super) async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &Ctx) -> Result<T, StoreError> + Send + 'static,
@@ -503,7 +506,7 @@ impl SqliteStore {
     }
 
     /// Runs one statement with owned parameters.
-    async fn exec(
+    pub(super) async fn exec(
         &self,
         what: String,
         sql: &'static str,
@@ -632,11 +635,8 @@ impl SqliteStore {
                     check_name = excluded.check_name, host = excluded.host,
                     opened_at = excluded.opened_at, resolved_at = excluded.resolved_at,
                     state = excluded.state, severity = excluded.severity, summary = excluded.summary,
-                    acknowledged_at = COALESCE(excluded.acknowledged_at, alarms.acknowledged_at),
-                    acknowledged_by = CASE WHEN excluded.acknowledged_at IS NULL
-                        THEN alarms.acknowledged_by ELSE excluded.acknowledged_by END,
-                    ack_comment = CASE WHEN excluded.acknowledged_at IS NULL
-                        THEN alarms.ack_comment ELSE excluded.ack_comment END,
+                    acknowledged_at = excluded.acknowledged_at,
+                    acknowledged_by = excluded.acknowledged_by, ack_comment = excluded.ack_comment,
                     escalation_level = excluded.escalation_level,
                     last_notified_at = excluded.last_notified_at,
                     suppressed = excluded.suppressed, detail = excluded.detail",
@@ -837,39 +837,6 @@ impl SqliteStore {
         .map(drop)
     }
 
-    pub(super) async fn requested_acks(&self) -> Result<Vec<AckRequest>, StoreError> {
-        self.call(|conn, ctx| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT id, acknowledged_by, ack_comment, acknowledged_at FROM alarms
-                     WHERE resolved_at IS NULL AND acknowledged_at IS NOT NULL ORDER BY id",
-                )
-                .map_err(ctx.err("listing acknowledged open alarms"))?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                        r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                        get_ts(r, 3)?,
-                    ))
-                })
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(ctx.err("listing acknowledged open alarms"))?;
-            rows.into_iter()
-                .map(|(id, by, comment, at)| {
-                    Ok(AckRequest {
-                        alarm_id: lifecycle_id(id)?,
-                        by,
-                        comment,
-                        at,
-                    })
-                })
-                .collect()
-        })
-        .await
-    }
-
     pub(super) async fn list_alarms(
         &self,
         open_only: bool,
@@ -908,22 +875,6 @@ impl SqliteStore {
             .transpose()
         })
         .await
-    }
-
-    pub(super) async fn acknowledge_alarm(
-        &self,
-        id: i64,
-        at: DateTime<Utc>,
-        by: &str,
-        comment: &str,
-    ) -> Result<(), StoreError> {
-        self.exec(
-            format!("acknowledging alarm {id}"),
-            "UPDATE alarms SET acknowledged_at = ?2, acknowledged_by = ?3, ack_comment = ?4 WHERE id = ?1",
-            vec![id.into(), ts(at).into(), by.to_string().into(), comment.to_string().into()],
-        )
-        .await
-        .map(drop)
     }
 
     pub(super) async fn alarm_events(&self, id: i64) -> Result<Vec<AlarmEventRow>, StoreError> {
@@ -974,6 +925,8 @@ fn alarm_row_from(r: &Row) -> rusqlite::Result<Result<AlarmRow, StoreError>> {
         ack_by: r.get(6)?,
         ack_at: get_opt_ts(r, 7)?,
         ack_comment: r.get(8)?,
+        ack_expires: None, // from `detail`, in store::alarms
+        ack_sticky: None,
         summary: r.get(9)?,
         suppressed: r.get(10)?,
         suppressed_by: None, // from `detail`, in store::alarms
