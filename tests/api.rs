@@ -34,6 +34,8 @@ struct Api {
     base: String,
     client: Client,
     daemon: Daemon,
+    /// What the webhook notifier received.
+    hook: Option<support::http::Recorder>,
 }
 
 impl Api {
@@ -72,7 +74,7 @@ fn checks_yaml(dir: &Path) -> String {
     // 12 quiet checks to page through, and one that flips on a file.
     for i in 0..12 {
         checks.push_str(&format!(
-            "  - {{name: quiet-{i:02}, kind: plugin, command: [/usr/lib/nagios/plugins/check_dummy, \"0\", \"quiet {i}\"], interval: 1m, tags: [{}]}}\n",
+            "  - {{name: quiet-{i:02}, kind: plugin, command: [/usr/lib/nagios/plugins/check_dummy, \"0\", \"quiet {i}\"], interval: 5s, tags: [{}]}}\n",
             if i % 2 == 0 { "even" } else { "odd" }
         ));
     }
@@ -83,8 +85,10 @@ fn checks_yaml(dir: &Path) -> String {
 }
 
 fn config_yaml(dir: &Path, storage: &str, port: u16, extra_checks: &str) -> String {
+    let hook = std::fs::read_to_string(dir.join("hook.port")).expect("hook port");
+    let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/alarm-scripts");
     format!(
-        "storage: {{url: \"{storage}\", spool_dir: {d}/spool}}\nhttp:\n  listen: 127.0.0.1:{port}\n  tokens:\n    - {{name: reader, role: read, hash: \"{r}\"}}\n    - {{name: operator, role: operate, hash: \"{o}\"}}\n    - {{name: boss, role: admin, hash: \"{a}\"}}\nhosts:\n  - {{name: web1, address: 127.0.0.1, tags: [web]}}\nchecks:\n{checks}{extra_checks}",
+        "alarms:\n  group_window: 0s\n  scripts_dir: {scripts}\nnotifiers:\n  - {{name: hook, kind: webhook, url: \"http://127.0.0.1:{hook}/hook\"}}\ncontacts:\n  - {{name: ops, via: [hook]}}\nrules:\n  - name: page\n    match: {{checks: [flip]}}\n    notify: [ops]\n    repeat: 1h\n    actions:\n      - {{script: log-alarm, args: [\"{d}/actions.log\"], timeout: 10s}}\nstorage: {{url: \"{storage}\", spool_dir: {d}/spool}}\nhttp:\n  listen: 127.0.0.1:{port}\n  tokens:\n    - {{name: reader, role: read, hash: \"{r}\"}}\n    - {{name: operator, role: operate, hash: \"{o}\"}}\n    - {{name: boss, role: admin, hash: \"{a}\"}}\nhosts:\n  - {{name: web1, address: 127.0.0.1, tags: [web]}}\nchecks:\n{checks}{extra_checks}",
         d = dir.display(),
         r = hash(READ),
         o = hash(OPERATE),
@@ -94,6 +98,8 @@ fn config_yaml(dir: &Path, storage: &str, port: u16, extra_checks: &str) -> Stri
 }
 
 fn start(dir: &Path, storage: &str) -> Api {
+    let (hook_port, hook) = support::http::serve_in_thread(200, "ok");
+    std::fs::write(dir.join("hook.port"), hook_port.to_string()).expect("hook port");
     let flip = write_file(
         dir,
         "flip.sh",
@@ -112,6 +118,7 @@ fn start(dir: &Path, storage: &str) -> Api {
             .build()
             .expect("client"),
         daemon,
+        hook: Some(hook),
     }
 }
 
@@ -229,6 +236,8 @@ fn scenario(storage: &str, dir: &Path) {
         v["checks"].as_array().is_some_and(|a| a.len() == 1)
     });
     assert_eq!(listed["checks"][0]["name"], "flip");
+
+    alarms_and_silences(&api);
 
     // /metrics: the Prometheus text format, as a scraper reads it.
     let r = api
@@ -610,6 +619,7 @@ fn cluster_endpoints_on_the_simulated_cluster() {
             .build()
             .expect("client"),
         daemon,
+        hook: None,
     };
 
     let (status, list) = api.json("/clusters", Some(READ));
@@ -681,4 +691,132 @@ fn cluster_endpoints_on_the_simulated_cluster() {
     assert_eq!(r.status().as_u16(), 404);
     let r = api.post("/clusters/demo/vms/wbe/stop", Some(ADMIN), "{}");
     assert_eq!(r.status().as_u16(), 404);
+}
+
+fn post_json(api: &Api, path: &str, token: &str, body: Value) -> (u16, Value) {
+    let r = api.post(path, Some(token), &body.to_string());
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+/// flip is HARD CRITICAL with an open alarm: acknowledge, un-acknowledge,
+/// in bulk, and silence, each answered with the new state.
+fn alarms_and_silences(api: &Api) {
+    let flip = poll(api, "/checks/flip", |v| v["alarm"]["alarm_id"].is_u64());
+    let id = flip["alarm"]["alarm_id"].as_u64().expect("alarm id");
+    assert_eq!(flip["alarm"]["acked"], false, "{flip}");
+    let unhandled = api
+        .json("/checks?state=problem&handled=false", Some(READ))
+        .1;
+    assert_eq!(unhandled["checks"][0]["name"], "flip", "{unhandled}");
+    let handled = api.json("/checks?handled=true", Some(READ)).1;
+    assert_eq!(handled["checks"], json!([]), "{handled}");
+
+    let ack = format!("/alarms/{id}/ack");
+    // A reader may not; a comment is required; an unknown alarm is 404.
+    assert_eq!(
+        post_json(api, &ack, READ, json!({"comment": "mine"})).0,
+        403
+    );
+    let (status, body) = post_json(api, &ack, OPERATE, json!({"comment": "  "}));
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = post_json(api, "/alarms/999999/ack", OPERATE, json!({"comment": "x"}));
+    assert_eq!(status, 404);
+    // The answer is the alarm's new state.
+    let (status, alarm) = post_json(
+        api,
+        &ack,
+        OPERATE,
+        json!({"comment": "on it", "expires": "2h"}),
+    );
+    assert_eq!(status, 200, "{alarm}");
+    assert_eq!(alarm["id"], id, "{alarm}");
+    assert_eq!(alarm["ack_by"], "operator", "{alarm}");
+    assert_eq!(alarm["ack_comment"], "on it", "{alarm}");
+    assert!(alarm["ack_expires"].is_string(), "{alarm}");
+    let (status, again) = post_json(api, &ack, OPERATE, json!({"comment": "me too"}));
+    assert_eq!(status, 409, "{again}");
+    let handled = poll(api, "/checks?handled=true", |v| {
+        v["checks"][0]["name"] == "flip"
+    });
+    assert_eq!(handled["checks"][0]["alarm"]["acked"], true, "{handled}");
+    let (status, alarm) = post_json(api, &format!("/alarms/{id}/unack"), OPERATE, json!({}));
+    assert_eq!(status, 200, "{alarm}");
+    assert!(alarm["ack_by"].is_null(), "{alarm}");
+
+    // Bulk, by filter: an empty filter is refused, a check glob acks flip.
+    let (status, _) = post_json(
+        api,
+        "/alarms/ack",
+        OPERATE,
+        json!({"filter": {}, "comment": "all"}),
+    );
+    assert_eq!(status, 400);
+    let (status, bulk) = post_json(
+        api,
+        "/alarms/ack",
+        OPERATE,
+        json!({"filter": {"check": "fl*"}, "comment": "bulk"}),
+    );
+    assert_eq!(status, 200, "{bulk}");
+    assert_eq!(bulk["changed"], 1, "{bulk}");
+    assert_eq!(bulk["results"][0]["alarm"]["ack_comment"], "bulk", "{bulk}");
+    poll(api, "/checks?handled=true", |v| {
+        v["checks"][0]["name"] == "flip"
+    });
+    let (status, bulk) = post_json(
+        api,
+        "/alarms/unack",
+        OPERATE,
+        json!({"filter": {"host": "web1"}}),
+    );
+    assert_eq!(status, 200, "{bulk}");
+    assert_eq!(bulk["changed"], 1, "{bulk}");
+
+    // Silences: a dry run lists what would be muted and changes nothing.
+    let req = json!({"matchers": {"checks": ["quiet-0*"]}, "comment": "rack move", "ends": "1h", "dry_run": true});
+    let (status, dry) = post_json(api, "/silences", READ, req);
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["checks"].as_array().map(Vec::len), Some(10), "{dry}");
+    assert!(dry["silence"].is_null());
+    assert_eq!(api.json("/silences", Some(READ)).1, json!([]));
+    let req = json!({"matchers": {"checks": ["flip"]}, "comment": "deploying", "ends": "1h"});
+    assert_eq!(post_json(api, "/silences", READ, req.clone()).0, 403);
+    let (status, made) = post_json(api, "/silences", OPERATE, req);
+    assert_eq!(status, 201, "{made}");
+    let sid = made["silence"]["id"].as_u64().expect("silence id");
+    let listed = api.json("/silences", Some(READ)).1;
+    assert_eq!(listed[0]["id"], sid, "{listed}");
+    let silenced = poll(api, "/checks?handled=true", |v| {
+        v["checks"][0]["name"] == "flip"
+    });
+    assert_eq!(
+        silenced["checks"][0]["alarm"]["suppressed"]["reason"], "silence",
+        "{silenced}"
+    );
+    let r = api
+        .client
+        .delete(format!("{}/silences/{sid}", api.base))
+        .bearer_auth(OPERATE)
+        .send()
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 200);
+    let (status, bad) = post_json(
+        api,
+        "/silences",
+        OPERATE,
+        json!({"matchers": {}, "comment": "x", "ends": "1h"}),
+    );
+    assert_eq!(status, 422, "{bad}");
+    // The webhook heard about the problem.
+    if let Some(hook) = &api.hook {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while hook.all().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "no notification reached the webhook"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }

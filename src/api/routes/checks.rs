@@ -4,7 +4,9 @@
 use super::super::auth::Caller;
 use super::super::error::{ApiError, JsonBody, QueryArgs};
 use super::super::AppState;
+use crate::alarm::lifecycle::Suppression;
 use crate::config::http::Role;
+use crate::daemon::control::CheckAlarm;
 use crate::daemon::live::{CheckInfo, CheckRow, LiveEntry};
 use crate::daemon::RunNow;
 use crate::plugin_output::{PerfDatum, State};
@@ -31,6 +33,9 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 pub(super) struct ListQuery {
     /// Comma-separated states (`ok,warning,critical,unknown,pending`) or `problem`.
     state: Option<String>,
+    /// true: only checks whose open alarm is acknowledged, silenced or in
+    /// maintenance; false: only the others.
+    handled: Option<bool>,
     /// Only checks on this host.
     host: Option<String>,
     /// Only checks with this tag.
@@ -43,9 +48,29 @@ pub(super) struct ListQuery {
     cursor: Option<String>,
 }
 
+/// A listed check: its row and its open alarm, if any.
+#[derive(Serialize)]
+pub(super) struct Listed {
+    #[serde(flatten)]
+    row: CheckRow,
+    /// The open alarm: its id, whether acknowledged, what holds it back.
+    alarm: Option<CheckAlarm>,
+}
+
+/// Whether a check's open alarm is taken care of: acknowledged, silenced or in maintenance.
+fn handled(alarm: Option<&CheckAlarm>) -> bool {
+    alarm.is_some_and(|a| {
+        a.acked
+            || matches!(
+                a.suppressed,
+                Some(Suppression::Maintenance { .. } | Suppression::Silence { .. })
+            )
+    })
+}
+
 #[derive(Serialize)]
 pub(super) struct Page {
-    checks: Vec<CheckRow>,
+    checks: Vec<Listed>,
     /// Pass as `cursor` for the next page; absent on the last.
     next_cursor: Option<String>,
 }
@@ -108,15 +133,25 @@ pub(super) async fn list(
             "limit={limit}: expected 1 to {MAX_LIMIT}"
         )));
     }
+    let alarms = app.shared.alarms().alarms_by_check().borrow().clone();
     let keep = |info: &CheckInfo, live: Option<&LiveEntry>| {
-        q.host.as_deref().is_none_or(|h| info.host == h)
+        q.handled
+            .is_none_or(|h| handled(alarms.get(&info.name)) == h)
+            && q.host.as_deref().is_none_or(|h| info.host == h)
             && q.tag
                 .as_deref()
                 .is_none_or(|t| info.tags.iter().any(|x| x == t))
             && name.as_ref().is_none_or(|p| p.matches(&info.name))
             && states.as_ref().is_none_or(|s| s.keeps(live))
     };
-    let (checks, next_cursor) = generation.live.page(q.cursor.as_deref(), limit, keep);
+    let (rows, next_cursor) = generation.live.page(q.cursor.as_deref(), limit, keep);
+    let checks = rows
+        .into_iter()
+        .map(|row| Listed {
+            alarm: alarms.get(&row.info.name).cloned(),
+            row,
+        })
+        .collect();
     Ok(Json(Page {
         checks,
         next_cursor,
@@ -127,6 +162,8 @@ pub(super) async fn list(
 pub(super) struct OneCheck {
     #[serde(flatten)]
     row: CheckRow,
+    /// The open alarm, if any.
+    alarm: Option<CheckAlarm>,
     /// The last stored result, in full.
     last_result: Option<crate::store::HistoryRow>,
 }
@@ -153,7 +190,18 @@ pub(super) async fn one(
             None
         }
     };
-    Ok(Json(OneCheck { row, last_result }))
+    let alarm = app
+        .shared
+        .alarms()
+        .alarms_by_check()
+        .borrow()
+        .get(&name)
+        .cloned();
+    Ok(Json(OneCheck {
+        row,
+        alarm,
+        last_result,
+    }))
 }
 
 fn find(generation: &crate::daemon::Generation, name: &str) -> Result<usize, ApiError> {

@@ -1,6 +1,7 @@
 //! The API's routes: one file per resource. Every route is behind
 //! authentication; each handler checks the role it needs first.
 
+mod alarms;
 mod checks;
 mod clusters;
 mod status;
@@ -18,6 +19,15 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/checks", get(checks::list))
         .route("/checks/{name}", get(checks::one))
         .route("/checks/{name}/run", post(checks::run_now))
+        .route("/alarms/ack", post(alarms::ack_matching))
+        .route("/alarms/unack", post(alarms::unack_matching))
+        .route("/alarms/{id}/ack", post(alarms::ack))
+        .route("/alarms/{id}/unack", post(alarms::unack))
+        .route("/silences", get(alarms::silences).post(alarms::add_silence))
+        .route(
+            "/silences/{id}",
+            axum::routing::delete(alarms::remove_silence),
+        )
         .route("/clusters", get(clusters::list))
         .route("/clusters/{name}", get(clusters::status))
         .route("/clusters/{name}/plan", get(clusters::plan))
