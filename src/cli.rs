@@ -56,6 +56,13 @@ struct GlobalArgs {
     /// Log level or filter (error, warn, info, debug, trace, or e.g. laxmon=debug); overrides RUST_LOG.
     #[arg(long, global = true, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// Talk to a running daemon's API (http://HOST:8470) instead of opening the store
+    /// (alarms, ack, unack, history, silence).
+    #[arg(long, global = true, env = "LAXMON_API", value_name = "URL")]
+    api: Option<String>,
+    /// With --api: the API token, on the first line of this file.
+    #[arg(long, global = true, env = "LAXMON_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -464,6 +471,10 @@ pub fn main() -> ExitCode {
         eprintln!("laxmon: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }
+    if let Some(url) = &cli.global.api {
+        let code = over_api(url, cli.global.token_file.as_deref(), cli.command);
+        return ExitCode::from(code);
+    }
     let code = match cli.command {
         Command::Config(ConfigCommand::Check) => config_check(&cli.global.config),
         Command::Check { names, json } => check(&cli.global.config, &names, json),
@@ -621,6 +632,91 @@ fn run(path: &Path) -> u8 {
                 eprintln!("laxmon: {e:#}");
                 return 1;
             }
+        }
+    }
+}
+
+/// The commands that work over a daemon's API (`--api URL`).
+fn over_api(url: &str, token_file: Option<&Path>, command: Command) -> u8 {
+    let client = match crate::api::client::ApiClient::new(url, token_file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("laxmon: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let ignored_by = |by: &Option<String>| {
+        if by.is_some() {
+            eprintln!(
+                "laxmon: --by is ignored with --api: the token's name is recorded as the author"
+            );
+        }
+    };
+    match command {
+        Command::Alarms { open, json } => crate::remote::alarms(&client, open, json),
+        Command::Ack {
+            id,
+            comment,
+            by,
+            expires,
+            not_sticky,
+        } => {
+            ignored_by(&by);
+            crate::remote::ack(&client, id, &comment, expires.as_deref(), !not_sticky)
+        }
+        Command::Unack { id, by } => {
+            ignored_by(&by);
+            crate::remote::unack(&client, id)
+        }
+        Command::History { check, since, json } => match config::duration::parse(&since) {
+            Ok(since) => crate::remote::history(&client, &check, since, json),
+            Err(e) => {
+                eprintln!("laxmon: --since: {e}");
+                EXIT_CONFIG
+            }
+        },
+        Command::Silence(SilenceCommand::List { all, json }) => {
+            crate::remote::silences(&client, all, json)
+        }
+        Command::Silence(SilenceCommand::Remove { id, by }) => {
+            ignored_by(&by);
+            crate::remote::remove_silence(&client, id)
+        }
+        Command::Silence(SilenceCommand::Add {
+            hosts,
+            checks,
+            tags,
+            comment,
+            by,
+            start,
+            end,
+            duration,
+            dry_run,
+            json,
+        }) => {
+            ignored_by(&by);
+            let new = match new_silence(
+                SilenceMatch {
+                    hosts,
+                    checks,
+                    tags,
+                },
+                comment,
+                String::new(),
+                (start, end, duration),
+                Utc::now(),
+            ) {
+                Ok(new) => new,
+                Err(e) => {
+                    eprintln!("laxmon: {e}");
+                    return EXIT_CONFIG;
+                }
+            };
+            crate::remote::add_silence(&client, &new, dry_run, json)
+        }
+        _ => {
+            eprintln!("laxmon: --api works with alarms, ack, unack, history and silence; this command runs on the admin server itself");
+            EXIT_CONFIG
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod plugin_output;
 pub mod process;
 pub mod query;
+pub mod remote;
 pub mod render;
 pub mod result;
 pub(crate) mod schedule;

@@ -808,6 +808,8 @@ fn alarms_and_silences(api: &Api) {
         json!({"matchers": {}, "comment": "x", "ends": "1h"}),
     );
     assert_eq!(status, 422, "{bad}");
+    cli_over_the_api(api, id);
+
     // The webhook heard about the problem.
     if let Some(hook) = &api.hook {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -819,4 +821,54 @@ fn alarms_and_silences(api: &Api) {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// `laxmon alarms|ack|unack|history|silence --api URL --token-file FILE`:
+/// the same commands, against the daemon instead of the store.
+fn cli_over_the_api(api: &Api, id: u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = write_file(dir.path(), "token", &format!("{OPERATE}\n"));
+    let wrong = write_file(dir.path(), "wrong", "nope\n");
+    let url = api.base.replace("/api/v1", "");
+    let cli = |args: &[&str], token: &str| {
+        let mut all = vec!["--api", url.as_str(), "--token-file", token];
+        all.extend_from_slice(args);
+        support::bin::laxmon(&all)
+    };
+    let out = cli(&["alarms", "--open", "--json"], &token);
+    assert_eq!(out.status.code(), Some(0), "{}", support::bin::stderr(&out));
+    let alarms: Value = serde_json::from_str(&support::bin::stdout(&out)).expect("json");
+    assert_eq!(alarms[0]["id"], id, "{alarms}");
+    let out = cli(
+        &["ack", &id.to_string(), "--comment", "via the CLI"],
+        &token,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", support::bin::stderr(&out));
+    assert!(support::bin::stdout(&out).contains("acknowledged by operator"));
+    let (_, flip) = api.json("/checks/flip", Some(READ));
+    assert_eq!(flip["alarm"]["acked"], true, "{flip}");
+    let out = cli(&["ack", &id.to_string(), "--comment", "again"], &token);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        support::bin::stderr(&out).contains("409"),
+        "{}",
+        support::bin::stderr(&out)
+    );
+    let out = cli(&["unack", &id.to_string()], &token);
+    assert_eq!(out.status.code(), Some(0), "{}", support::bin::stderr(&out));
+    let out = cli(&["history", "flip", "--since", "1h", "--json"], &token);
+    assert_eq!(out.status.code(), Some(0), "{}", support::bin::stderr(&out));
+    let rows: Value = serde_json::from_str(&support::bin::stdout(&out)).expect("json");
+    assert!(rows.as_array().is_some_and(|r| r.len() >= 2), "{rows}");
+    let out = cli(&["silence", "list"], &token);
+    assert_eq!(out.status.code(), Some(0), "{}", support::bin::stderr(&out));
+    let out = cli(&["alarms"], &wrong);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        support::bin::stderr(&out).contains("401"),
+        "{}",
+        support::bin::stderr(&out)
+    );
+    let out = cli(&["db", "stats"], &token);
+    assert_eq!(out.status.code(), Some(64));
 }

@@ -9,6 +9,7 @@
 //! never bypasses the rules the daemon itself follows.
 
 pub mod auth;
+pub mod client;
 pub mod error;
 mod routes;
 pub mod tls;

@@ -264,7 +264,7 @@ pub enum WriteMode {
 }
 
 /// One row of `laxmon history`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryRow {
     /// Actual start.
     pub started: DateTime<Utc>,

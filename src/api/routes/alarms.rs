@@ -48,6 +48,33 @@ fn expires_at(text: &str) -> Result<DateTime<Utc>, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    /// Only alarms that are still open.
+    #[serde(default)]
+    open: bool,
+}
+
+#[derive(Serialize)]
+pub(super) struct AlarmsPage {
+    alarms: Vec<AlarmView>,
+}
+
+/// `GET /alarms`: alarms, newest first.
+pub(super) async fn list(
+    AxState(app): AxState<AppState>,
+    Extension(caller): Extension<Caller>,
+    QueryArgs(q): QueryArgs<ListQuery>,
+) -> Result<Json<AlarmsPage>, ApiError> {
+    caller.require(Role::Read)?;
+    let generation = app.generation()?;
+    let alarms = crate::query::alarms(&generation.store, q.open)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("the store: {e}")))?;
+    Ok(Json(AlarmsPage { alarms }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct AckRequest {
     /// Why (required).
     comment: String,

@@ -302,3 +302,27 @@ pub(super) async fn run_now(
     };
     Ok((status, Json(RunAnswer { run, result })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ResultsQuery {
+    /// How far back, in seconds (default 3600).
+    since_s: Option<u64>,
+}
+
+/// `GET /checks/{name}/results?since_s=N`: the stored results of the last
+/// N seconds, oldest first, in full (what `laxmon history` prints).
+pub(super) async fn results(
+    AxState(app): AxState<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    QueryArgs(q): QueryArgs<ResultsQuery>,
+) -> Result<Json<Vec<crate::store::HistoryRow>>, ApiError> {
+    caller.require(Role::Read)?;
+    let generation = app.generation()?;
+    let since = Duration::from_secs(q.since_s.unwrap_or(3600).min(400 * 86_400));
+    crate::query::history(&generation.store, &name, since)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::unavailable(format!("the store: {e}")))
+}

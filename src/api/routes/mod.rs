@@ -19,6 +19,8 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/checks", get(checks::list))
         .route("/checks/{name}", get(checks::one))
         .route("/checks/{name}/run", post(checks::run_now))
+        .route("/checks/{name}/results", get(checks::results))
+        .route("/alarms", get(alarms::list))
         .route("/alarms/ack", post(alarms::ack_matching))
         .route("/alarms/unack", post(alarms::unack_matching))
         .route("/alarms/{id}/ack", post(alarms::ack))
