@@ -35,6 +35,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "installation",
         sql: include_str!("postgres/0003_installation.sql"),
     },
+    Migration {
+        version: 4,
+        name: "events_audit",
+        sql: include_str!("postgres/0004_events_audit.sql"),
+    },
 ];
 
 /// SQLite migrations in order.
@@ -53,5 +58,10 @@ pub const SQLITE: &[Migration] = &[
         version: 3,
         name: "installation",
         sql: include_str!("sqlite/0003_installation.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "events_audit",
+        sql: include_str!("sqlite/0004_events_audit.sql"),
     },
 ];
