@@ -377,18 +377,21 @@ impl PgStore {
                 },
             })
             .collect();
+        // Each item's value is cast once (jsonb to float8, no text), in a
+        // subquery kept apart from the aggregate by OFFSET 0.
         let perf = tx
             .query(
                 &format!(
-                    "SELECT {bucket} AS b, (e ->> 'label') COLLATE \"C\" AS label,
-                            COALESCE(e ->> 'uom', '') COLLATE \"C\" AS uom,
-                            count(*), min((e ->> 'value')::float8), avg((e ->> 'value')::float8),
-                            max((e ->> 'value')::float8)
-                     FROM results CROSS JOIN LATERAL jsonb_array_elements(
+                    "SELECT b, label, uom, count(*), min(v), avg(v), max(v) FROM (
+                        SELECT {bucket} AS b, (e ->> 'label') COLLATE \"C\" AS label,
+                               COALESCE(e ->> 'uom', '') COLLATE \"C\" AS uom,
+                               (e -> 'value')::float8 AS v
+                        FROM results CROSS JOIN LATERAL jsonb_array_elements(
                             CASE WHEN jsonb_typeof(perfdata) = 'array' THEN perfdata ELSE '[]' END) e
-                     WHERE check_name = $1 AND started_at >= $2 AND started_at < $3
-                       AND jsonb_typeof(e -> 'value') = 'number'
-                       AND jsonb_typeof(e -> 'label') = 'string'
+                        WHERE check_name = $1 AND started_at >= $2 AND started_at < $3
+                          AND jsonb_typeof(e -> 'value') = 'number'
+                          AND jsonb_typeof(e -> 'label') = 'string'
+                        OFFSET 0) items
                      GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
                 ),
                 &[&check, &from, &to, &plan.from_us, &plan.width_us],
