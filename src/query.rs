@@ -1,5 +1,7 @@
-//! The read side: what people read about laxmon's state (alarms, a check's
-//! history, silences, the database, a cluster's live placement), as typed values.
+//! The read side: what people read about laxmon's state (alarms and their
+//! timelines, a check's history and its downsampled series, the event feed,
+//! the audit log, silences, the database, a cluster's live placement), as
+//! typed values.
 //!
 //! The CLI renders these values as text or JSON in one place
 //! ([`crate::render`]); the HTTP API will serialise the same values. This
@@ -12,7 +14,11 @@ use crate::cluster::journal::Journal;
 pub use crate::cluster::journal::{JournalRun, LockHolder};
 use crate::cluster::manual;
 use crate::config::ClusterConfig;
-use crate::store::{AlarmRow, HistoryRow, Stats, Store, StoreError};
+use crate::store::{
+    AlarmRow, AlarmTimeline, AuditFilter, AuditRow, EventRow, HistoryRow, HistorySeries, Stats,
+    Store, StoreError,
+};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,6 +34,65 @@ pub async fn alarms(store: &Store, open_only: bool) -> Result<Vec<AlarmRow>, Sto
 /// The silences not over yet (with `all`, every one ever set), by number.
 pub async fn silences(store: &Store, all: bool) -> Result<Vec<Silence>, StoreError> {
     store.silences(all, chrono::Utc::now()).await
+}
+
+/// The most events one read of the feed returns.
+pub const EVENT_PAGE_LIMIT: u32 = 1000;
+
+/// The most alarms or audit entries one page holds.
+pub const PAGE_LIMIT: u32 = 1000;
+
+/// A page of alarms (only open ones with `open_only`), newest first, with
+/// ids below `before_id` when given; at most `limit` (capped at [`PAGE_LIMIT`]).
+pub async fn alarms_page(
+    store: &Store,
+    open_only: bool,
+    before_id: Option<u64>,
+    limit: u32,
+) -> Result<Vec<AlarmRow>, StoreError> {
+    store
+        .list_alarms_page(open_only, before_id, limit.min(PAGE_LIMIT))
+        .await
+}
+
+/// One alarm with everything that happened to it, in time order (`None`
+/// for an unknown alarm).
+pub async fn alarm_timeline(store: &Store, id: u64) -> Result<Option<AlarmTimeline>, StoreError> {
+    store.alarm_timeline(id).await
+}
+
+/// Events with ids above `after_id`, oldest first; at most `limit` (capped
+/// at [`EVENT_PAGE_LIMIT`]).
+pub async fn events(store: &Store, after_id: i64, limit: u32) -> Result<Vec<EventRow>, StoreError> {
+    store
+        .events_after(after_id, limit.min(EVENT_PAGE_LIMIT))
+        .await
+}
+
+/// The newest event's id (0 when there is none): where a live stream starts.
+pub async fn latest_event_id(store: &Store) -> Result<i64, StoreError> {
+    store.latest_event_id().await
+}
+
+/// Audit entries matching `filter`, newest first (its limit capped at [`PAGE_LIMIT`]).
+pub async fn audit(store: &Store, filter: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+    let filter = AuditFilter {
+        limit: filter.limit.min(PAGE_LIMIT),
+        ..filter.clone()
+    };
+    store.audit(&filter).await
+}
+
+/// A check's history in `[from, to)` for a chart: state changes and results
+/// in at most `points` buckets.
+pub async fn history_series(
+    store: &Store,
+    check: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    points: u32,
+) -> Result<HistorySeries, StoreError> {
+    store.history_series(check, from, to, points).await
 }
 
 /// A check's stored results of the last `since`, oldest first.

@@ -246,7 +246,7 @@ impl AlarmRow {
     /// Fills `suppressed_by`, `ack_expires` and `ack_sticky` from the
     /// lifecycle's alarm in `detail` (the columns keep only whether it is
     /// suppressed, and who acknowledged when).
-    fn with_reason(mut self) -> Result<AlarmRow, StoreError> {
+    pub(super) fn with_reason(mut self) -> Result<AlarmRow, StoreError> {
         let reason = self.detail.as_ref().and_then(|d| d.get("suppressed_by"));
         if let Some(reason) = reason {
             self.suppressed_by = from_json(reason.clone(), "why an alarm is suppressed")?;

@@ -11,9 +11,12 @@
 
 mod alarm_requests;
 mod alarms;
+mod feed;
 mod postgres;
 mod silences;
+mod series;
 mod sqlite;
+mod timeline;
 
 pub mod migrations;
 pub mod spool;
@@ -32,6 +35,16 @@ use uuid::Uuid;
 
 pub use alarm_requests::{ack_command, unack_command, AlarmRequest, AlarmRequestOp};
 pub use alarms::{AlarmEventRow, AlarmRow};
+pub use feed::{
+    AuditEntry, AuditFilter, AuditRow, EventRow, FeedKind, StoredResponse, IDEMPOTENCY_TTL,
+};
+pub use series::{
+    HistorySeries, PerfStats, SeriesBucket, ValueStats, MAX_SERIES_POINTS, SERIES_STATE_CHANGES,
+};
+pub use timeline::{
+    ActionRunRow, AlarmEventEntry, AlarmTimeline, NotificationRow, StateChangeRow, TimelineEntry,
+    TIMELINE_STATE_CHANGES,
+};
 pub use writer::{resume_states, ResultWriter, SubmitError, WriterOptions, WriterStats};
 
 /// Everything that can go wrong in the store, naming what failed on what.
@@ -319,6 +332,12 @@ pub struct RetentionReport {
     pub partitions_dropped: Vec<String>,
     /// State changes, alarms, events, notifications and action runs removed.
     pub events: u64,
+    /// Rows of the event feed (`events`) removed, by the same age.
+    pub feed_events: u64,
+    /// Audit entries removed, by the same age.
+    pub audit: u64,
+    /// Idempotency answers removed (older than [`IDEMPOTENCY_TTL`]).
+    pub idempotency_keys: u64,
 }
 
 /// Which database, with its connection.
@@ -439,9 +458,11 @@ impl Store {
         dispatch!(self, b => b.stats().await)
     }
 
-    /// Drops results older than `keep_results` and events (state changes,
-    /// resolved alarms, finished notifications, action runs) older than
-    /// `keep_events`; PostgreSQL also creates the next days' partitions.
+    /// Drops results older than `keep_results`, events (state changes,
+    /// resolved alarms, finished notifications, action runs, the event feed,
+    /// audit entries) older than `keep_events` and idempotency answers older
+    /// than [`IDEMPOTENCY_TTL`]; PostgreSQL also creates the next days'
+    /// partitions.
     /// Call it hourly.
     pub async fn retention(&self) -> Result<RetentionReport, StoreError> {
         self.retention_at(Utc::now()).await
@@ -451,7 +472,8 @@ impl Store {
     pub async fn retention_at(&self, now: DateTime<Utc>) -> Result<RetentionReport, StoreError> {
         let results_before = before(now, self.keep_results);
         let events_before = before(now, self.keep_events);
-        dispatch!(self, b => b.retention(now, results_before, events_before).await)
+        let keys_before = feed::idempotency_cutoff(now);
+        dispatch!(self, b => b.retention(now, results_before, events_before, keys_before).await)
     }
 }
 
@@ -523,6 +545,9 @@ pub(crate) const TABLES: &[&str] = &[
     "daemon_state",
     "silences",
     "alarm_requests",
+    "events",
+    "audit",
+    "idempotency",
 ];
 
 /// A connection string with any password replaced by `***`, fit for logs.

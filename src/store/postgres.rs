@@ -31,6 +31,8 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{Json, ToSql, Type};
 use tokio_postgres::Row;
 
+mod api;
+
 /// Advisory lock key for migrations and partition creation ("laxmon" in ASCII).
 const LOCK_KEY: i64 = 0x6c61_786d_6f6e;
 
@@ -690,6 +692,7 @@ impl PgStore {
         now: DateTime<Utc>,
         results_before: DateTime<Utc>,
         events_before: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
     ) -> Result<RetentionReport, StoreError> {
         self.ensure_migrated().await?;
         let mut report = RetentionReport::default();
@@ -758,6 +761,33 @@ impl PgStore {
                 .await
                 .map_err(self.err(what))?;
         }
+        let mut removed = [0u64; 3];
+        for (n, (sql, before, what)) in [
+            (
+                "DELETE FROM events WHERE at < $1",
+                events_before,
+                "deleting old events",
+            ),
+            (
+                "DELETE FROM audit WHERE at < $1",
+                events_before,
+                "deleting old audit entries",
+            ),
+            (
+                "DELETE FROM idempotency WHERE at < $1",
+                keys_before,
+                "deleting expired idempotency keys",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            removed[n] = client
+                .execute(sql, &[&before])
+                .await
+                .map_err(self.err(what))?;
+        }
+        [report.feed_events, report.audit, report.idempotency_keys] = removed;
         drop(client);
         let today = now.date_naive();
         let days: Vec<NaiveDate> = (0..=PARTITIONS_AHEAD)

@@ -25,6 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod api;
+
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -461,8 +463,9 @@ impl SqliteStore {
         _now: DateTime<Utc>,
         results_before: DateTime<Utc>,
         events_before: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
     ) -> Result<RetentionReport, StoreError> {
-        let (rb, eb) = (ts(results_before), ts(events_before));
+        let (rb, eb, kb) = (ts(results_before), ts(events_before), ts(keys_before));
         self.call(move |conn, ctx| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -495,11 +498,34 @@ impl SqliteStore {
             ] {
                 events += tx.execute(sql, [&eb]).map_err(ctx.err(what))? as u64;
             }
+            let count = |sql: &str, before: &str, what: &str| {
+                tx.execute(sql, [before])
+                    .map(|n| n as u64)
+                    .map_err(ctx.err(what))
+            };
+            let feed_events = count(
+                "DELETE FROM events WHERE at < ?1",
+                &eb,
+                "deleting old events",
+            )?;
+            let audit = count(
+                "DELETE FROM audit WHERE at < ?1",
+                &eb,
+                "deleting old audit entries",
+            )?;
+            let idempotency_keys = count(
+                "DELETE FROM idempotency WHERE at < ?1",
+                &kb,
+                "deleting expired idempotency keys",
+            )?;
             tx.commit().map_err(ctx.err("committing retention"))?;
             Ok(RetentionReport {
                 results,
                 partitions_dropped: Vec::new(),
                 events,
+                feed_events,
+                audit,
+                idempotency_keys,
             })
         })
         .await

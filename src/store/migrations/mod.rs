@@ -35,8 +35,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "installation",
         sql: include_str!("postgres/0003_installation.sql"),
     },
-    // Version 4 is another branch's; the runner applies every listed
-    // version not yet recorded, so the gap (and 4 arriving later) is fine.
+    Migration {
+        version: 4,
+        name: "events_audit",
+        sql: include_str!("postgres/0004_events_audit.sql"),
+    },
     Migration {
         version: 5,
         name: "silences",
@@ -61,8 +64,11 @@ pub const SQLITE: &[Migration] = &[
         name: "installation",
         sql: include_str!("sqlite/0003_installation.sql"),
     },
-    // Version 4 is another branch's; the runner applies every listed
-    // version not yet recorded, so the gap (and 4 arriving later) is fine.
+    Migration {
+        version: 4,
+        name: "events_audit",
+        sql: include_str!("sqlite/0004_events_audit.sql"),
+    },
     Migration {
         version: 5,
         name: "silences",
