@@ -36,6 +36,8 @@ struct Api {
     daemon: Daemon,
     /// What the webhook notifier received.
     hook: Option<support::http::Recorder>,
+    /// The test's directory.
+    dir: std::path::PathBuf,
 }
 
 impl Api {
@@ -119,6 +121,7 @@ fn start(dir: &Path, storage: &str) -> Api {
             .expect("client"),
         daemon,
         hook: Some(hook),
+        dir: dir.to_path_buf(),
     }
 }
 
@@ -374,7 +377,9 @@ fn scenario(storage: &str, dir: &Path) {
     assert_eq!(s["last_reload"]["ok"], true, "{s}");
     // The state survived the reload (it came from the store).
     let (_, flip) = api.json("/checks/flip", Some(READ));
-    assert_eq!(flip["state"], "CRITICAL", "{flip}");
+    // (flip recovered in the event stream test; a fresh state would be pending)
+    assert_eq!(flip["state"], "OK", "{flip}");
+    assert_eq!(flip["pending"], false, "{flip}");
     drop(api.daemon);
 }
 
@@ -620,6 +625,7 @@ fn cluster_endpoints_on_the_simulated_cluster() {
             .expect("client"),
         daemon,
         hook: None,
+        dir: dir.path().to_path_buf(),
     };
 
     let (status, list) = api.json("/clusters", Some(READ));
@@ -809,6 +815,8 @@ fn alarms_and_silences(api: &Api) {
     );
     assert_eq!(status, 422, "{bad}");
     cli_over_the_api(api, id);
+    idempotency_audit_and_timeline(api, id);
+    event_stream_resumes_where_it_left_off(api);
 
     // The webhook heard about the problem.
     if let Some(hook) = &api.hook {
@@ -871,4 +879,215 @@ fn cli_over_the_api(api: &Api, id: u64) {
     );
     let out = cli(&["db", "stats"], &token);
     assert_eq!(out.status.code(), Some(64));
+}
+
+fn post_keyed(api: &Api, path: &str, key: &str, body: Value) -> (u16, Value, bool) {
+    let r = api
+        .client
+        .post(format!("{}{path}", api.base))
+        .bearer_auth(OPERATE)
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .expect("request");
+    let status = r.status().as_u16();
+    let replayed = r.headers().get("idempotent-replayed").is_some();
+    (status, r.json().unwrap_or(Value::Null), replayed)
+}
+
+/// A retried acknowledgement with the same Idempotency-Key acks once; the
+/// audit log and the alarm's timeline show who did what.
+fn idempotency_audit_and_timeline(api: &Api, id: u64) {
+    let path = format!("/alarms/{id}/ack");
+    let body = json!({"comment": "retried over a bad link"});
+    let (s1, first, r1) = post_keyed(api, &path, "key-1", body.clone());
+    assert_eq!((s1, r1), (200, false), "{first}");
+    let (s2, second, r2) = post_keyed(api, &path, "key-1", body);
+    assert_eq!(
+        (s2, r2),
+        (200, true),
+        "a retry gets the first answer: {second}"
+    );
+    assert_eq!(first, second);
+    let (s3, other, _) = post_keyed(api, &path, "key-1", json!({"comment": "something else"}));
+    assert_eq!(s3, 422, "{other}");
+    // Without the key, the same request is a second acknowledgement: refused.
+    assert_eq!(
+        post_json(api, &path, OPERATE, json!({"comment": "again"})).0,
+        409
+    );
+
+    // The audit log: the ack by operator, the refused one too; none for the replay.
+    let (status, audit) = api.json(&format!("/audit?alarm={id}"), Some(READ));
+    assert_eq!(status, 200, "{audit}");
+    let entries = audit["entries"].as_array().expect("entries");
+    let acks: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == format!("POST /api/v1/alarms/{id}/ack"))
+        .collect();
+    assert!(
+        acks.iter().any(|e| e["who"] == "operator"
+            && e["result"] == "200 OK"
+            && e["source"] == "127.0.0.1"),
+        "{audit}"
+    );
+    assert!(
+        acks.iter().any(|e| e["result"] == "409 Conflict"),
+        "{audit}"
+    );
+    assert!(
+        acks.iter()
+            .any(|e| e["who"] == "reader" && e["result"] == "403 Forbidden"),
+        "{audit}"
+    );
+    // Bulk acks are audited per alarm.
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "POST /api/v1/alarms/ack" && e["alarm_id"] == id),
+        "{audit}"
+    );
+
+    // The alarm's timeline: state change, notifications with their outcome,
+    // the action with its exit status, acknowledgements, audit entries.
+    let (status, timeline) = api.json(&format!("/alarms/{id}"), Some(READ));
+    assert_eq!(status, 200, "{timeline}");
+    assert_eq!(timeline["alarm"]["id"], id);
+    let kinds: Vec<&str> = timeline["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    for k in ["state_change", "alarm", "notification", "action", "audit"] {
+        assert!(
+            kinds.contains(&k),
+            "no {k} in the timeline: {kinds:?}\n{timeline}"
+        );
+    }
+    assert_eq!(api.json("/alarms/424242", Some(READ)).0, 404);
+    let (_, page) = api.json("/alarms?limit=1", Some(READ));
+    assert_eq!(page["alarms"][0]["id"], id, "{page}");
+
+    // The check's history as a chart: buckets and the state changes.
+    let (status, series) = api.json("/checks/flip/history?range=1h&points=10", Some(READ));
+    assert_eq!(status, 200, "{series}");
+    assert!(
+        series["buckets"].as_array().is_some_and(|b| !b.is_empty()),
+        "{series}"
+    );
+    assert!(series.to_string().contains("CRITICAL"), "{series}");
+    assert_eq!(api.json("/checks/flip/history?points=0", Some(READ)).0, 400);
+    assert_eq!(
+        api.json("/checks/flip/history?range=soon", Some(READ)).0,
+        400
+    );
+}
+
+/// One Server-Sent Event: (id, kind, data).
+type Sse = (Option<i64>, String, Value);
+
+/// Reads `GET /events` (resuming after `last_id` when given) until `done`
+/// holds for what came, or a minute passes.
+fn read_events(api: &Api, last_id: Option<i64>, done: impl Fn(&[Sse]) -> bool) -> Vec<Sse> {
+    use std::io::BufRead;
+    let mut rb = api
+        .client
+        .get(format!("{}/events", api.base))
+        .bearer_auth(READ);
+    if let Some(id) = last_id {
+        rb = rb.header("last-event-id", id.to_string());
+    }
+    let response = rb.send().expect("events");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("text/event-stream"));
+    let (tx, rx) = std::sync::mpsc::channel::<Sse>();
+    std::thread::spawn(move || {
+        let (mut id, mut kind, mut data) = (None, String::new(), String::new());
+        for line in std::io::BufReader::new(response)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.is_empty() {
+                let v = serde_json::from_str(&data).unwrap_or(Value::Null);
+                if !kind.is_empty() && tx.send((id.take(), std::mem::take(&mut kind), v)).is_err() {
+                    return;
+                }
+                data.clear();
+            } else if let Some(v) = line.strip_prefix("id:") {
+                id = v.trim().parse().ok();
+            } else if let Some(v) = line.strip_prefix("event:") {
+                kind = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.trim_start());
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = Vec::new();
+    while !done(&got) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(e) => got.push(e),
+            Err(_) => panic!("the event stream never delivered what was expected; got {got:?}"),
+        }
+    }
+    got
+}
+
+/// A client reading from the start sees every kind; one that reconnects
+/// with Last-Event-ID gets what happened while it was away, in order.
+fn event_stream_resumes_where_it_left_off(api: &Api) {
+    let from_start = read_events_after(api, 0, |got| {
+        ["state_change", "alarm", "notification", "action", "audit"]
+            .iter()
+            .all(|k| got.iter().any(|(_, kind, _)| kind == k))
+    });
+    let ids: Vec<i64> = from_start.iter().filter_map(|(id, _, _)| *id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow: {ids:?}");
+    let last = *ids.last().expect("an id");
+
+    // Away: flip recovers (a state change, the alarm resolves).
+    std::fs::write(api_dir(api).join("code"), "0").expect("code");
+    let r = api.post("/checks/flip/run", Some(OPERATE), "{}");
+    assert_eq!(r.status().as_u16(), 200);
+
+    let resumed = read_events(api, Some(last), |got| {
+        got.iter().any(|(_, kind, v)| {
+            kind == "state_change" && v["check"] == "flip" && v["detail"]["state"] == "OK"
+        })
+    });
+    let again: Vec<i64> = resumed.iter().filter_map(|(id, _, _)| *id).collect();
+    assert!(
+        again.first().is_some_and(|&f| f > last),
+        "resumed after {last}: {again:?}"
+    );
+    assert!(again.windows(2).all(|w| w[0] < w[1]), "{again:?}");
+    // Nothing missed: the feed has no id between `last` and the first resumed one.
+    let (_, feed) = (
+        0,
+        read_events_after(api, last, |got| {
+            got.iter().any(|(id, _, _)| *id == again.first().copied())
+        }),
+    );
+    let first_after: Vec<i64> = feed.iter().filter_map(|(id, _, _)| *id).collect();
+    assert_eq!(
+        first_after.first(),
+        again.first(),
+        "{first_after:?} vs {again:?}"
+    );
+    let (status, bad) = api.json("/events?kinds=weather", Some(READ));
+    assert_eq!(status, 400, "{bad}");
+}
+
+fn read_events_after(api: &Api, after: i64, done: impl Fn(&[Sse]) -> bool) -> Vec<Sse> {
+    read_events(api, Some(after), done)
+}
+
+/// The scenario's directory (where flip.sh reads its exit code).
+fn api_dir(api: &Api) -> std::path::PathBuf {
+    api.dir.clone()
 }

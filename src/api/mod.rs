@@ -11,16 +11,14 @@
 pub mod auth;
 pub mod client;
 pub mod error;
+mod gate;
 mod routes;
 pub mod tls;
 
 use crate::config::http::HttpConfig;
 use crate::config::Config;
 use crate::daemon::{Generation, Shared};
-use auth::Caller;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::{ConnectInfo, Request};
 use axum::Router;
 use error::ApiError;
 use hyper_util::rt::TokioIo;
@@ -39,6 +37,8 @@ const BIND_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 pub(crate) struct AppState {
     pub(crate) shared: Arc<Shared>,
     pub(crate) http: Arc<HttpConfig>,
+    /// Idempotency keys whose first request is still running.
+    pub(crate) in_flight: Arc<gate::InFlight>,
 }
 
 impl AppState {
@@ -111,6 +111,7 @@ impl Server {
         let state = AppState {
             shared: Arc::clone(shared),
             http: Arc::new(http.clone()),
+            in_flight: Arc::default(),
         };
         let app = routes::router(state);
         let mut tasks = Vec::new();
@@ -202,16 +203,4 @@ async fn accept(listener: TcpListener, app: Router, tls: Option<Arc<tls::Tls>>) 
             }
         });
     }
-}
-
-/// Authenticates every request and hands the [`Caller`] to the handler.
-pub(crate) async fn authenticate(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let caller = auth::authenticate(&state.http, req.headers(), peer)?;
-    req.extensions_mut().insert::<Caller>(caller);
-    Ok(next.run(req).await)
 }

@@ -13,8 +13,8 @@ mod alarm_requests;
 mod alarms;
 mod feed;
 mod postgres;
-mod silences;
 mod series;
+mod silences;
 mod sqlite;
 mod timeline;
 

@@ -52,25 +52,108 @@ pub(super) struct ListQuery {
     /// Only alarms that are still open.
     #[serde(default)]
     open: bool,
+    /// Alarms per page (default 100, at most 1000).
+    limit: Option<u32>,
+    /// The `next_cursor` of the page before.
+    cursor: Option<u64>,
 }
 
 #[derive(Serialize)]
 pub(super) struct AlarmsPage {
     alarms: Vec<AlarmView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last.
+    next_cursor: Option<u64>,
 }
 
-/// `GET /alarms`: alarms, newest first.
+/// `GET /alarms`: alarms, newest first, paged.
 pub(super) async fn list(
     AxState(app): AxState<AppState>,
     Extension(caller): Extension<Caller>,
     QueryArgs(q): QueryArgs<ListQuery>,
 ) -> Result<Json<AlarmsPage>, ApiError> {
     caller.require(Role::Read)?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > crate::query::PAGE_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit={limit}: expected 1 to {}",
+            crate::query::PAGE_LIMIT
+        )));
+    }
     let generation = app.generation()?;
-    let alarms = crate::query::alarms(&generation.store, q.open)
+    let alarms = crate::query::alarms_page(&generation.store, q.open, q.cursor, limit)
         .await
-        .map_err(|e| ApiError::unavailable(format!("the store: {e}")))?;
-    Ok(Json(AlarmsPage { alarms }))
+        .map_err(store_error)?;
+    let next_cursor = (alarms.len() == limit as usize)
+        .then(|| alarms.last().map(|a| a.id))
+        .flatten();
+    Ok(Json(AlarmsPage {
+        alarms,
+        next_cursor,
+    }))
+}
+
+/// The store's failure as a 503 (it is away) naming it.
+pub(super) fn store_error(e: crate::store::StoreError) -> ApiError {
+    ApiError::unavailable(format!("the store: {e}"))
+}
+
+/// `GET /alarms/{id}`: the alarm and its whole timeline: state changes,
+/// notifications with their delivery outcome, actions with exit status and
+/// output, acknowledgements, audit entries.
+pub(super) async fn one(
+    AxState(app): AxState<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+) -> Result<Json<crate::store::AlarmTimeline>, ApiError> {
+    caller.require(Role::Read)?;
+    let generation = app.generation()?;
+    crate::query::alarm_timeline(&generation.store, id)
+        .await
+        .map_err(store_error)?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no alarm {id}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditQuery {
+    alarm: Option<u64>,
+    check: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub(super) struct AuditPage {
+    entries: Vec<crate::store::AuditRow>,
+    next_cursor: Option<i64>,
+}
+
+/// `GET /audit`: who changed what, newest first, paged.
+pub(super) async fn audit(
+    AxState(app): AxState<AppState>,
+    Extension(caller): Extension<Caller>,
+    QueryArgs(q): QueryArgs<AuditQuery>,
+) -> Result<Json<AuditPage>, ApiError> {
+    caller.require(Role::Read)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, crate::query::PAGE_LIMIT);
+    let generation = app.generation()?;
+    let filter = crate::store::AuditFilter {
+        alarm_id: q.alarm,
+        check: q.check,
+        before_id: q.cursor,
+        limit,
+    };
+    let entries = crate::query::audit(&generation.store, &filter)
+        .await
+        .map_err(store_error)?;
+    let next_cursor = (entries.len() == limit as usize)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(AuditPage {
+        entries,
+        next_cursor,
+    }))
 }
 
 #[derive(Deserialize)]

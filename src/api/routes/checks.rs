@@ -326,3 +326,60 @@ pub(super) async fn results(
         .map(Json)
         .map_err(|e| ApiError::unavailable(format!("the store: {e}")))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SeriesQuery {
+    /// Start of the range (RFC 3339); default `to` minus `range`.
+    from: Option<DateTime<Utc>>,
+    /// End of the range (RFC 3339); default now.
+    to: Option<DateTime<Utc>>,
+    /// The range's length when `from` is not given (`24h`, `7d`; default 24h).
+    range: Option<String>,
+    /// How many points (buckets) at most (default 200, at most 10000).
+    points: Option<u32>,
+}
+
+/// `GET /checks/{name}/history`: the check's state changes and its results
+/// over a range, downsampled to at most `points` buckets (duration and
+/// every perfdata label: min, avg, max), from the store.
+pub(super) async fn history(
+    AxState(app): AxState<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    QueryArgs(q): QueryArgs<SeriesQuery>,
+) -> Result<Json<crate::store::HistorySeries>, ApiError> {
+    caller.require(Role::Read)?;
+    let generation = app.generation()?;
+    find(&generation, &name)?;
+    let to = q.to.unwrap_or_else(Utc::now);
+    let from = match (q.from, q.range.as_deref()) {
+        (Some(from), None) => from,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("give `from` or `range`, not both"))
+        }
+        (None, range) => {
+            let range = range.unwrap_or("24h");
+            let d = crate::config::duration::parse(range)
+                .map_err(|e| ApiError::bad_request(format!("range {range:?}: {e}")))?;
+            chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| to.checked_sub_signed(d))
+                .ok_or_else(|| ApiError::bad_request(format!("range {range:?}: too long")))?
+        }
+    };
+    if from >= to {
+        return Err(ApiError::bad_request("`from` must be before `to`"));
+    }
+    let points = q.points.unwrap_or(200);
+    if points == 0 || points > crate::store::MAX_SERIES_POINTS {
+        return Err(ApiError::bad_request(format!(
+            "points={points}: expected 1 to {}",
+            crate::store::MAX_SERIES_POINTS
+        )));
+    }
+    crate::query::history_series(&generation.store, &name, from, to, points)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::unavailable(format!("the store: {e}")))
+}

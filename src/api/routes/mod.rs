@@ -4,6 +4,7 @@
 mod alarms;
 mod checks;
 mod clusters;
+mod events;
 mod status;
 
 use super::error::ApiError;
@@ -20,7 +21,11 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/checks/{name}", get(checks::one))
         .route("/checks/{name}/run", post(checks::run_now))
         .route("/checks/{name}/results", get(checks::results))
+        .route("/checks/{name}/history", get(checks::history))
+        .route("/events", get(events::events))
+        .route("/audit", get(alarms::audit))
         .route("/alarms", get(alarms::list))
+        .route("/alarms/{id}", get(alarms::one))
         .route("/alarms/ack", post(alarms::ack_matching))
         .route("/alarms/unack", post(alarms::unack_matching))
         .route("/alarms/{id}/ack", post(alarms::ack))
@@ -40,7 +45,7 @@ pub(super) fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            super::authenticate,
+            super::gate::gate,
         ))
         .with_state(state)
 }
