@@ -56,6 +56,13 @@ struct GlobalArgs {
     /// Log level or filter (error, warn, info, debug, trace, or e.g. laxmon=debug); overrides RUST_LOG.
     #[arg(long, global = true, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// Talk to a running daemon's API (http://HOST:8470) instead of opening the store
+    /// (alarms, ack, unack, history, silence).
+    #[arg(long, global = true, env = "LAXMON_API", value_name = "URL")]
+    api: Option<String>,
+    /// With --api: the API token, on the first line of this file.
+    #[arg(long, global = true, env = "LAXMON_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +188,22 @@ enum Command {
     /// Drive the simulated cluster of the demo (the `sim` driver's state file).
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Make API tokens: print the hash that goes into `http.tokens`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print the hash of a token read from standard input (or of a new random token).
+    #[command(
+        after_help = "Example:\n  laxmon token hash --generate\n\nTo hash a token you already have: printf %s \"$TOKEN\" | laxmon token hash\n\nPut the printed hash into the configuration as\n  http:\n    tokens:\n      - {name: alice, role: operate, hash: \"sha256:...\"}\nand give the token itself to its user (`Authorization: Bearer TOKEN`)."
+    )]
+    Hash {
+        /// Make a new random token and print it with its hash.
+        #[arg(long)]
+        generate: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -448,6 +471,10 @@ pub fn main() -> ExitCode {
         eprintln!("laxmon: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }
+    if let Some(url) = &cli.global.api {
+        let code = over_api(url, cli.global.token_file.as_deref(), cli.command);
+        return ExitCode::from(code);
+    }
     let code = match cli.command {
         Command::Config(ConfigCommand::Check) => config_check(&cli.global.config),
         Command::Check { names, json } => check(&cli.global.config, &names, json),
@@ -512,6 +539,7 @@ pub fn main() -> ExitCode {
             })
         }
         Command::Sim(c) => sim(c),
+        Command::Token(TokenCommand::Hash { generate }) => token_hash(generate),
     };
     ExitCode::from(code)
 }
@@ -579,19 +607,148 @@ fn run(path: &Path) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let handles = crate::daemon::DaemonHandles::default();
+    let shared = crate::daemon::Shared::new(&cfg.path);
+    let _api = rt.block_on(async { crate::api::Server::start(&cfg, &shared).await });
+    let mut api = match _api {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("laxmon: {e}");
+            return 1;
+        }
+    };
     loop {
-        match rt.block_on(crate::daemon::run(cfg, &handles)) {
+        match rt.block_on(crate::daemon::run(cfg, std::sync::Arc::clone(&shared))) {
             Ok(crate::daemon::Stop::Terminated) => return 0,
             // Everything (states, alarms, outbox, spool) was handed to the
             // store on the way out; the next run resumes it.
-            Ok(crate::daemon::Stop::Reload(new)) => cfg = *new,
+            Ok(crate::daemon::Stop::Reload(new)) => {
+                cfg = *new;
+                // A changed `http:` section takes effect with the reload.
+                if let Err(e) = rt.block_on(api.reconfigure(&cfg, &shared)) {
+                    tracing::error!(error = %e, "operations API not restarted; it keeps its old settings");
+                }
+            }
             Err(e) => {
                 eprintln!("laxmon: {e:#}");
                 return 1;
             }
         }
     }
+}
+
+/// The commands that work over a daemon's API (`--api URL`).
+fn over_api(url: &str, token_file: Option<&Path>, command: Command) -> u8 {
+    let client = match crate::api::client::ApiClient::new(url, token_file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("laxmon: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let ignored_by = |by: &Option<String>| {
+        if by.is_some() {
+            eprintln!(
+                "laxmon: --by is ignored with --api: the token's name is recorded as the author"
+            );
+        }
+    };
+    match command {
+        Command::Alarms { open, json } => crate::remote::alarms(&client, open, json),
+        Command::Ack {
+            id,
+            comment,
+            by,
+            expires,
+            not_sticky,
+        } => {
+            ignored_by(&by);
+            crate::remote::ack(&client, id, &comment, expires.as_deref(), !not_sticky)
+        }
+        Command::Unack { id, by } => {
+            ignored_by(&by);
+            crate::remote::unack(&client, id)
+        }
+        Command::History { check, since, json } => match config::duration::parse(&since) {
+            Ok(since) => crate::remote::history(&client, &check, since, json),
+            Err(e) => {
+                eprintln!("laxmon: --since: {e}");
+                EXIT_CONFIG
+            }
+        },
+        Command::Silence(SilenceCommand::List { all, json }) => {
+            crate::remote::silences(&client, all, json)
+        }
+        Command::Silence(SilenceCommand::Remove { id, by }) => {
+            ignored_by(&by);
+            crate::remote::remove_silence(&client, id)
+        }
+        Command::Silence(SilenceCommand::Add {
+            hosts,
+            checks,
+            tags,
+            comment,
+            by,
+            start,
+            end,
+            duration,
+            dry_run,
+            json,
+        }) => {
+            ignored_by(&by);
+            let new = match new_silence(
+                SilenceMatch {
+                    hosts,
+                    checks,
+                    tags,
+                },
+                comment,
+                String::new(),
+                (start, end, duration),
+                Utc::now(),
+            ) {
+                Ok(new) => new,
+                Err(e) => {
+                    eprintln!("laxmon: {e}");
+                    return EXIT_CONFIG;
+                }
+            };
+            crate::remote::add_silence(&client, &new, dry_run, json)
+        }
+        _ => {
+            eprintln!("laxmon: --api works with alarms, ack, unack, history and silence; this command runs on the admin server itself");
+            EXIT_CONFIG
+        }
+    }
+}
+
+/// `laxmon token hash`: the hash of a token from stdin, or a new token and its hash.
+fn token_hash(generate: bool) -> u8 {
+    use crate::api::auth::{format_hash, hash_token, new_token};
+    if generate {
+        return match new_token() {
+            Ok(token) => {
+                println!("token: {token}");
+                println!("hash:  {}", format_hash(&hash_token(&token)));
+                0
+            }
+            Err(e) => {
+                eprintln!("laxmon: no randomness from the operating system: {e}");
+                1
+            }
+        };
+    }
+    let mut token = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut token) {
+        eprintln!("laxmon: cannot read the token from standard input: {e}");
+        return 1;
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        eprintln!("laxmon: no token on standard input (pipe one in, or use --generate)");
+        return EXIT_CONFIG;
+    }
+    println!("{}", format_hash(&hash_token(token)));
+    0
 }
 
 /// Loads the config, runs a store command and prints its text; exit 1 on a store error.

@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod alarm;
+pub mod api;
 pub mod checks;
 pub mod cli;
 pub mod cluster;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod plugin_output;
 pub mod process;
 pub mod query;
+pub mod remote;
 pub mod render;
 pub mod result;
 pub(crate) mod schedule;

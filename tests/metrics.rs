@@ -248,13 +248,16 @@ async fn metrics_after_real_work_parse_and_add_up() {
     let config = laxmon::config::load(std::path::Path::new(&cfg_path)).expect("config loads");
 
     // The daemon, restarted on reload as `laxmon run` does.
+    let shared = daemon::Shared::new(std::path::Path::new(&cfg_path));
     let daemon = tokio::spawn(async move {
-        let handles = daemon::DaemonHandles::default();
         let mut config = config;
         let mut runs = 0;
         loop {
             runs += 1;
-            match daemon::run(config, &handles).await.expect("daemon runs") {
+            match daemon::run(config, std::sync::Arc::clone(&shared))
+                .await
+                .expect("daemon runs")
+            {
                 Stop::Terminated => return runs,
                 Stop::Reload(new) => config = *new,
             }

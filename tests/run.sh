@@ -17,6 +17,7 @@ have ssh || need="$need openssh-client"
 have ip || need="$need iproute2"
 have ps || need="$need procps"
 have script || need="$need bsdutils"
+have openssl || need="$need openssl"
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need="$need python3 python3-aiosmtpd"
 # The cluster-stack tools (tests/stack_tools.rs): LVM on a loop device, a
 # userspace iSCSI target, iscsiadm, virsh's test driver, drbdsetup.

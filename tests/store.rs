@@ -306,6 +306,7 @@ fn config(hosts: &[&str], checks: &[&str]) -> Config {
         engine: Engine::default(),
         alarms: Default::default(),
         clusters: Vec::new(),
+        http: None,
     }
 }
 

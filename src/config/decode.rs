@@ -81,6 +81,7 @@ struct RawConfig {
     checks: Vec<RawCheck>,
     storage: StorageConfig,
     engine: Engine,
+    http: Option<super::http::HttpConfig>,
     alarms: super::alarms::RawAlarms,
     clusters: Vec<super::clusters::RawCluster>,
 }
@@ -131,6 +132,7 @@ const MAIN_KEYS: &[&str] = &[
     "rules",
     "maintenance",
     "clusters",
+    "http",
 ];
 const INCLUDED_KEYS: &[&str] = &["hosts", "checks", "clusters"];
 
@@ -160,6 +162,10 @@ fn decode_main(file: &Path, root: &Node, raw: &mut RawConfig, errors: &mut Error
     }
     if let Some(node) = map.take("engine") {
         decode_engine(file, node, &mut raw.engine, errors);
+    }
+    if let Some(node) = map.take("http") {
+        let base = file.parent().unwrap_or(Path::new("."));
+        raw.http = Some(super::http::decode(file, base, node, errors));
     }
     decode_lists(file, &mut map, raw, errors);
     super::alarms::decode_top(file, &mut map, &mut raw.alarms, errors);
@@ -1136,6 +1142,7 @@ fn finish(path: &Path, files: Vec<PathBuf>, raw: RawConfig, errors: &mut Errors)
         engine: raw.engine,
         alarms,
         clusters,
+        http: raw.http,
     }
 }
 

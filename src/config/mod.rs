@@ -10,6 +10,7 @@ pub(crate) mod alarms;
 pub(crate) mod clusters;
 mod decode;
 pub(crate) mod duration;
+pub mod http;
 mod read;
 pub(crate) mod yaml;
 
@@ -45,6 +46,8 @@ pub struct Config {
     pub alarms: alarms::AlarmConfig,
     /// Clusters whose VMs laxmon reorganises when a server fails.
     pub clusters: Vec<ClusterConfig>,
+    /// The operations API (`http:`), if turned on.
+    pub http: Option<http::HttpConfig>,
 }
 
 impl Config {

@@ -13,7 +13,7 @@
 //! watch channel ([`AlarmControl::alarms_by_check`]), so readers can tell
 //! handled from unhandled checks without asking it.
 //!
-//! The handle outlives a stage: made once ([`super::DaemonHandles`]), each
+//! The handle outlives a stage: made once (held by [`super::Shared`]), each
 //! stage attaches to it for its lifetime. Nothing here touches the store or
 //! the lifecycle itself; the stage does (`alarms.rs`).
 

@@ -9,8 +9,8 @@
 //! the cluster stage. On SIGTERM or SIGINT the scheduler stops planning, the
 //! runs in flight finish within their timeout, and every stage drains before
 //! [`run`] returns; SIGHUP returns [`Stop::Reload`] with the new
-//! configuration. [`DaemonHandles`] is how the rest of the process (the
-//! HTTP API) reaches into the running stages, across reloads.
+//! configuration. [`Shared`] is how the rest of the process (the HTTP API)
+//! reaches into the running stages, across reloads.
 
 pub(crate) mod alarms;
 pub(crate) mod cluster;
@@ -18,12 +18,16 @@ pub mod control;
 #[cfg(test)]
 mod control_tests;
 pub(crate) mod intake;
+pub mod live;
 mod scheduler;
+pub mod shared;
 
 pub use alarms::AlarmStage;
 pub use cluster::{ClusterStage, ClusterWork};
 pub use control::AlarmControl;
-pub use scheduler::Scheduler;
+pub use live::LiveView;
+pub use scheduler::{RunNow, Scheduler, SchedulerControl};
+pub use shared::{Generation, ReloadOutcome, Shared};
 
 use crate::checks::{CheckOutput, Runner, State};
 use crate::config::{Check, Config};
@@ -48,23 +52,13 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// (writer 30 s, actions 60 s, cluster 60 s, deliveries 5 s) and then some.
 const RELOAD_WATCHDOG: Duration = Duration::from_secs(300);
 
-/// What reaches into the running daemon from outside its pipeline (the HTTP
-/// API): made once per process, passed to every [`run`], kept across
-/// reloads. Each handle answers `Unavailable` while its stage is not running.
-#[derive(Debug, Clone, Default)]
-pub struct DaemonHandles {
-    /// The alarm stage: ack, unack, silences, the per-check alarm summary.
-    pub alarms: AlarmControl,
-}
-
 /// Runs the daemon until SIGTERM or SIGINT: every check on its schedule, each
 /// result through the state machine into the store, the alarm stage and the
 /// cluster stage. Starts even while the database is away (results wait in
 /// the spool); resumes states, attempts, open alarms and the outbox. The
-/// stages answer `handles` while they run.
-pub async fn run(config: Config, handles: &DaemonHandles) -> anyhow::Result<Stop> {
+/// stages answer `shared`'s handles while they run.
+pub async fn run(config: Config, shared: Arc<Shared>) -> anyhow::Result<Stop> {
     withhold_secrets(&config);
-    let config_path = config.path.clone();
     let config = Arc::new(config);
     crate::metrics::config_loaded(config.checks.iter().map(|c| c.kind_name()));
     let store = Store::open_lazy(&config.storage)?;
@@ -89,6 +83,16 @@ pub async fn run(config: Config, handles: &DaemonHandles) -> anyhow::Result<Stop
         tracing::info!(checks = resumed.len(), "resumed check states");
     }
     let writer = ResultWriter::start(store.clone(), WriterOptions::from_config(&config.storage))?;
+    let live = Arc::new(LiveView::new(&config, &resumed));
+    let mut scheduler = Scheduler::new(&config, Runner::new(&config), resumed)
+        .with_live(Arc::clone(&live))
+        .with_watchdog(crate::systemd::Watchdog::from_env());
+    let generation = shared.start_generation(
+        Arc::clone(&config),
+        store.clone(),
+        Arc::clone(&live),
+        scheduler.control(),
+    );
 
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let (cluster_tx, cluster_rx) = mpsc::unbounded_channel();
@@ -98,7 +102,7 @@ pub async fn run(config: Config, handles: &DaemonHandles) -> anyhow::Result<Stop
     let (action_tx, action_rx) = mpsc::unbounded_channel();
     let alarm_config = Arc::clone(&config);
     let alarm_store = store.clone();
-    let alarm_control = handles.alarms.clone();
+    let alarm_control = shared.alarms().clone();
     let alarms = tokio::spawn(async move {
         // The alarm state must come from the store (ids, open alarms, the
         // outbox): starting empty would reuse alarm ids and notification keys.
@@ -130,9 +134,12 @@ pub async fn run(config: Config, handles: &DaemonHandles) -> anyhow::Result<Stop
         .iter()
         .flat_map(|c| c.servers.iter().filter_map(|s| s.alive.clone()))
         .collect();
+    let fanout_generation = Arc::clone(&generation);
     let fanout = tokio::spawn(async move {
         while let Some(result) = result_rx.recv().await {
             log_result(&result);
+            live.record(&result);
+            fanout_generation.publish(&result);
             if let Err(e) = writer.submit_result(&result, Some(&result.state)) {
                 tracing::error!(error = %e, "result not stored");
             }
@@ -157,19 +164,26 @@ pub async fn run(config: Config, handles: &DaemonHandles) -> anyhow::Result<Stop
         }
     });
 
-    let scheduler = Scheduler::new(&config, Runner::new(&config), resumed)
-        .with_watchdog(crate::systemd::Watchdog::from_env());
     let status = tokio::spawn(crate::systemd::report_status());
     tracing::info!(
         checks = config.checks.len(),
         hosts = config.hosts.len(),
         clusters = config.clusters.len(),
         config = %config.path.display(),
+        generation = generation.number,
         "laxmon started"
     );
+    drop(generation);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let stop_shared = Arc::clone(&shared);
     let stop_signal = async move {
-        let _ = stop_tx.send(stop_signal(&config_path).await);
+        let stop = tokio::select! {
+            stop = stop_signal(&stop_shared) => stop,
+            stop = stop_shared.reload_requested() => stop,
+        };
+        // The API stops reaching this generation before it drains.
+        stop_shared.end_generation();
+        let _ = stop_tx.send(stop);
     };
     crate::systemd::ready(&crate::metrics::status_line());
     scheduler.run(result_tx, stop_signal).await;
@@ -208,11 +222,13 @@ pub enum Stop {
     Reload(Box<Config>),
 }
 
-/// Waits for SIGTERM/SIGINT (stop) or SIGHUP (reload `path`). A SIGHUP with
-/// a configuration that does not load is logged with every error and
-/// ignored: the daemon keeps running on what it has.
-pub async fn stop_signal(path: &std::path::Path) -> Stop {
+/// Waits for SIGTERM/SIGINT (stop) or SIGHUP (reload the configuration
+/// file). A SIGHUP with a configuration that does not load is logged with
+/// every error, remembered as the last reload's outcome, and ignored: the
+/// daemon keeps running on what it has.
+pub async fn stop_signal(shared: &Shared) -> Stop {
     use tokio::signal::unix::{signal, SignalKind};
+    let path = shared.config_path();
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         shutdown_signal().await;
         crate::systemd::stopping();
@@ -229,13 +245,14 @@ pub async fn stop_signal(path: &std::path::Path) -> Stop {
             _ = hup.recv() => match reload(path) {
                 Ok(config) => {
                     tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                    shared.record_reload(ReloadOutcome::taken("SIGHUP"));
                     return Stop::Reload(Box::new(config));
                 }
                 Err(errors) => {
                     for e in &errors.0 {
                         tracing::error!(error = %e, "configuration not reloaded");
                     }
-                    crate::systemd::ready(&crate::metrics::status_line());
+                    shared.record_reload(ReloadOutcome::refused("SIGHUP", &errors));
                 }
             },
         }
@@ -244,10 +261,14 @@ pub async fn stop_signal(path: &std::path::Path) -> Stop {
 
 /// Loads the configuration for a SIGHUP, telling systemd (`RELOADING=1`)
 /// and counting the outcome.
-fn reload(path: &std::path::Path) -> Result<Config, crate::config::ConfigErrors> {
+pub fn reload(path: &std::path::Path) -> Result<Config, crate::config::ConfigErrors> {
     crate::systemd::reloading(RELOAD_WATCHDOG);
     let loaded = crate::config::load(path);
     crate::metrics::config_reload(loaded.is_ok());
+    if loaded.is_err() {
+        // Refused: the daemon goes on as it was.
+        crate::systemd::ready(&crate::metrics::status_line());
+    }
     loaded
 }
 

@@ -8,6 +8,7 @@
 //! The loop itself pings systemd's watchdog, so a stuck loop stops the
 //! pings and gets the daemon restarted.
 
+use super::live::LiveView;
 use super::CheckResult;
 use crate::checks::Runner;
 use crate::config::{Check, Config};
@@ -17,8 +18,46 @@ use chrono::{DateTime, Utc};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+/// How many requests to the scheduler may wait at once.
+const CONTROL_QUEUE: usize = 256;
+
+/// A request to the scheduler loop from outside (the operations API).
+enum Command {
+    /// Run check `index` now, unless it is running.
+    RunNow {
+        index: usize,
+        reply: oneshot::Sender<RunNow>,
+    },
+}
+
+/// What a request to run a check now did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunNow {
+    /// A run started now; its result follows the usual way.
+    Started,
+    /// The check was running already; its result follows.
+    AlreadyRunning,
+}
+
+/// Sends requests to a running scheduler.
+#[derive(Clone)]
+pub struct SchedulerControl {
+    tx: mpsc::Sender<Command>,
+}
+
+impl SchedulerControl {
+    /// Asks the scheduler to run check `index` (configuration order) now;
+    /// `None` when the scheduler is not running (stopping or reloading).
+    pub async fn run_now(&self, index: usize) -> Option<RunNow> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::RunNow { index, reply }).await.ok()?;
+        rx.await.ok()
+    }
+}
 
 /// A run that finished, on its way back to the scheduler.
 struct Finished {
@@ -58,6 +97,8 @@ pub struct Scheduler {
     host_check: Vec<Option<usize>>,
     runner: Arc<Runner>,
     clock: Clock,
+    live: Option<Arc<LiveView>>,
+    control: Option<mpsc::Receiver<Command>>,
     /// Pinged from the loop itself, so a stuck loop stops the pings.
     watchdog: crate::systemd::Watchdog,
 }
@@ -100,6 +141,8 @@ impl Scheduler {
             host_check,
             runner: Arc::new(runner),
             clock,
+            live: None,
+            control: None,
             watchdog: crate::systemd::Watchdog::disabled(),
         }
     }
@@ -110,6 +153,32 @@ impl Scheduler {
         self
     }
 
+    /// Keeps `live` told of every planned start.
+    pub fn with_live(mut self, live: Arc<LiveView>) -> Scheduler {
+        self.live = Some(live);
+        self
+    }
+
+    /// A handle that asks this scheduler, once running, to run checks now.
+    pub fn control(&mut self) -> SchedulerControl {
+        let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+        self.control = Some(rx);
+        SchedulerControl { tx }
+    }
+
+    fn plan(
+        &self,
+        due: &mut BinaryHeap<Reverse<(Instant, usize, u32)>>,
+        i: usize,
+        at: Instant,
+        epoch: u32,
+    ) {
+        if let Some(live) = &self.live {
+            live.planned(i, self.clock.wall(at));
+        }
+        due.push(Reverse((at, i, epoch)));
+    }
+
     /// Runs until `shutdown` resolves, sending every result to `results`; then
     /// waits for the runs in flight and sends their results too.
     pub async fn run(
@@ -118,23 +187,27 @@ impl Scheduler {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
-        let mut due: BinaryHeap<Reverse<(Instant, usize)>> = self
-            .slots
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Reverse((s.planned, i)))
-            .collect();
+        // A queued start whose epoch is not its check's current one was
+        // superseded by a run requested now, and is skipped.
+        let mut epoch = vec![0u32; self.slots.len()];
+        let mut running = vec![false; self.slots.len()];
+        let mut due = BinaryHeap::with_capacity(self.slots.len());
+        for i in 0..self.slots.len() {
+            self.plan(&mut due, i, self.slots[i].planned, 0);
+        }
+        let mut control = self.control.take();
         let mut in_flight = 0usize;
         tokio::pin!(shutdown);
         loop {
             self.watchdog.ping_if_due();
-            let next_due = due.peek().map(|Reverse((t, _))| *t);
+            let next_due = due.peek().map(|Reverse((t, _, _))| *t);
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
                 Some(done) = done_rx.recv() => {
                     in_flight -= 1;
                     let i = done.index;
+                    running[i] = false;
                     let result = self.finish(done);
                     let cadence = match result.transition.next_interval {
                         IntervalKind::Retry => Cadence::Retry,
@@ -143,16 +216,34 @@ impl Scheduler {
                     let skipped = self.slots[i].skipped;
                     let next = self.slots[i].next(cadence, Instant::now());
                     crate::metrics::missed_slots(self.slots[i].skipped - skipped);
-                    due.push(Reverse((next, i)));
+                    self.plan(&mut due, i, next, epoch[i]);
                     let _ = results.send(result);
                 }
+                Some(command) = recv_opt(&mut control) => match command {
+                    Command::RunNow { index, reply } if index < running.len() => {
+                        if running[index] {
+                            let _ = reply.send(RunNow::AlreadyRunning);
+                        } else {
+                            epoch[index] = epoch[index].wrapping_add(1);
+                            running[index] = true;
+                            in_flight += 1;
+                            self.spawn_run(index, Instant::now(), done_tx.clone());
+                            let _ = reply.send(RunNow::Started);
+                        }
+                    }
+                    Command::RunNow { .. } => {}
+                },
                 _ = sleep_until_opt(next_due) => {
                     let now = Instant::now();
-                    while let Some(&Reverse((t, i))) = due.peek() {
+                    while let Some(&Reverse((t, i, e))) = due.peek() {
                         if t > now {
                             break;
                         }
                         due.pop();
+                        if e != epoch[i] {
+                            continue;
+                        }
+                        running[i] = true;
                         in_flight += 1;
                         self.spawn_run(i, t, done_tx.clone());
                     }
@@ -224,6 +315,13 @@ impl Scheduler {
         let state = s.output.state;
         crate::metrics::check_run_finished(s.kind, state, s.started, s.lateness(), s.duration);
         result
+    }
+}
+
+async fn recv_opt(rx: &mut Option<mpsc::Receiver<Command>>) -> Option<Command> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -13,8 +13,8 @@ mod alarm_requests;
 mod alarms;
 mod feed;
 mod postgres;
-mod silences;
 mod series;
+mod silences;
 mod sqlite;
 mod timeline;
 
@@ -277,7 +277,7 @@ pub enum WriteMode {
 }
 
 /// One row of `laxmon history`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryRow {
     /// Actual start.
     pub started: DateTime<Utc>,
