@@ -29,6 +29,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
+/// Connections one listener serves at once (each holds a file descriptor).
+const MAX_CONNECTIONS: usize = 512;
+
+/// How long a client may take for its TLS handshake and its request headers.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How often an address that could not be bound is tried again.
 const BIND_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -162,7 +168,12 @@ async fn listen(addr: SocketAddr, app: Router, tls: Option<Arc<tls::Tls>>) {
 
 /// Accepts connections forever, each served on a task of its own.
 async fn accept(listener: TcpListener, app: Router, tls: Option<Arc<tls::Tls>>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // At the limit, new connections wait in the kernel's backlog.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -175,19 +186,29 @@ async fn accept(listener: TcpListener, app: Router, tls: Option<Arc<tls::Tls>>) 
         let app = app.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = tower::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().oneshot(req.map(axum::body::Body::new))
             });
             let service = TowerToHyperService::new(service);
-            let builder = hyper::server::conn::http1::Builder::new();
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            // A client that opens a connection and never finishes its
+            // request headers does not hold a connection slot for ever.
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
             let served = match tls.and_then(|t| t.config()) {
                 Some(config) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                    match acceptor.accept(stream).await {
-                        Ok(s) => builder.serve_connection(TokioIo::new(s), service).await,
-                        Err(e) => {
+                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => builder.serve_connection(TokioIo::new(s), service).await,
+                        Ok(Err(e)) => {
                             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %peer, "TLS handshake timed out");
                             return;
                         }
                     }
