@@ -1091,3 +1091,44 @@ fn read_events_after(api: &Api, after: i64, done: impl Fn(&[Sse]) -> bool) -> Ve
 fn api_dir(api: &Api) -> std::path::PathBuf {
     api.dir.clone()
 }
+
+/// A client that never finishes its request headers is cut off (it would
+/// otherwise hold one of the listener's connections for ever), while the
+/// API goes on answering others.
+#[test]
+fn a_silent_client_is_disconnected() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let port = free_port();
+    let cfg = write_file(
+        d,
+        "laxmon.yaml",
+        &format!(
+            "storage: sqlite:{}/db\nhttp:\n  listen: 127.0.0.1:{port}\n  anonymous: read\nchecks:\n  - {{name: c, kind: plugin, command: [/usr/lib/nagios/plugins/check_dummy, \"0\"]}}\n",
+            d.display()
+        ),
+    );
+    let daemon = Daemon::start_logging(&cfg, "info");
+    wait_up(&daemon);
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    slow.write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n")
+        .expect("half a request");
+    let started = Instant::now();
+    // Meanwhile others are served.
+    let r = Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/status"))
+        .send()
+        .expect("status");
+    assert_eq!(r.status().as_u16(), 200);
+    slow.set_read_timeout(Some(Duration::from_secs(90)))
+        .expect("read timeout");
+    let mut buf = Vec::new();
+    let read = slow.read_to_end(&mut buf);
+    assert!(
+        read.is_ok() && started.elapsed() < Duration::from_secs(90),
+        "the half-open connection was not closed: {read:?} after {:?}",
+        started.elapsed()
+    );
+    drop(daemon);
+}
