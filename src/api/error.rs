@@ -68,6 +68,11 @@ impl ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
     }
 
+    /// 503: the store failed (it is away, or refused the query).
+    pub fn store(e: crate::store::StoreError) -> ApiError {
+        ApiError::unavailable(format!("the store: {e}"))
+    }
+
     /// 500: laxmon failed.
     pub fn internal(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)

@@ -82,7 +82,7 @@ pub(super) async fn list(
     let generation = app.generation()?;
     let alarms = crate::query::alarms_page(&generation.store, q.open, q.cursor, limit)
         .await
-        .map_err(store_error)?;
+        .map_err(ApiError::store)?;
     let next_cursor = (alarms.len() == limit as usize)
         .then(|| alarms.last().map(|a| a.id))
         .flatten();
@@ -90,11 +90,6 @@ pub(super) async fn list(
         alarms,
         next_cursor,
     }))
-}
-
-/// The store's failure as a 503 (it is away) naming it.
-pub(super) fn store_error(e: crate::store::StoreError) -> ApiError {
-    ApiError::unavailable(format!("the store: {e}"))
 }
 
 /// `GET /alarms/{id}`: the alarm and its whole timeline: state changes,
@@ -109,7 +104,7 @@ pub(super) async fn one(
     let generation = app.generation()?;
     crate::query::alarm_timeline(&generation.store, id)
         .await
-        .map_err(store_error)?
+        .map_err(ApiError::store)?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no alarm {id}")))
 }
@@ -146,7 +141,7 @@ pub(super) async fn audit(
     };
     let entries = crate::query::audit(&generation.store, &filter)
         .await
-        .map_err(store_error)?;
+        .map_err(ApiError::store)?;
     let next_cursor = (entries.len() == limit as usize)
         .then(|| entries.last().map(|e| e.id))
         .flatten();
@@ -412,7 +407,7 @@ pub(super) async fn silences(
         return crate::query::silences(&generation.store, true)
             .await
             .map(Json)
-            .map_err(|e| ApiError::unavailable(e.to_string()));
+            .map_err(ApiError::store);
     }
     app.shared
         .alarms()

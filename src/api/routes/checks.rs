@@ -324,7 +324,7 @@ pub(super) async fn results(
     crate::query::history(&generation.store, &name, since)
         .await
         .map(Json)
-        .map_err(|e| ApiError::unavailable(format!("the store: {e}")))
+        .map_err(ApiError::store)
 }
 
 #[derive(Deserialize)]
@@ -381,5 +381,5 @@ pub(super) async fn history(
     crate::query::history_series(&generation.store, &name, from, to, points)
         .await
         .map(Json)
-        .map_err(|e| ApiError::unavailable(format!("the store: {e}")))
+        .map_err(ApiError::store)
 }

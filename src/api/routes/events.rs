@@ -92,7 +92,7 @@ pub(super) async fn events(
         Some(id) => id,
         None => crate::query::latest_event_id(&generation.store)
             .await
-            .map_err(|e| ApiError::unavailable(format!("the store: {e}")))?,
+            .map_err(ApiError::store)?,
     };
     drop(generation);
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(CLIENT_QUEUE);
