@@ -206,49 +206,70 @@ enum TokenCommand {
     },
 }
 
+/// `laxmon silence add`'s options.
+#[derive(Debug, Args)]
+struct SilenceAdd {
+    /// A host entry to match (name or glob; repeatable).
+    #[arg(long = "host", value_name = "GLOB")]
+    hosts: Vec<String>,
+    /// A check to match (name or glob; repeatable).
+    #[arg(long = "check", value_name = "GLOB")]
+    checks: Vec<String>,
+    /// A tag of the check or its host to match (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Why (required).
+    #[arg(long, value_name = "TEXT")]
+    comment: String,
+    /// Who sets it (default: $SUDO_USER, else the account name of the calling user).
+    #[arg(long, visible_alias = "author", value_name = "NAME")]
+    by: Option<String>,
+    /// When it starts: RFC 3339 (2026-12-01T22:00:00Z) or a duration from now (30m); default now.
+    #[arg(long, value_name = "TIME")]
+    start: Option<String>,
+    /// When it ends: RFC 3339 or a duration from now.
+    #[arg(
+        long,
+        value_name = "TIME",
+        required_unless_present = "duration",
+        conflicts_with = "duration"
+    )]
+    end: Option<String>,
+    /// How long it lasts from its start (30m, 2h, 1d).
+    #[arg(long, value_name = "DURATION")]
+    duration: Option<String>,
+    /// Show which configured checks it would cover; store nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the silence as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+impl SilenceAdd {
+    /// The silence these options ask for, set by `by`.
+    fn silence(self, by: String, now: DateTime<Utc>) -> Result<NewSilence, String> {
+        new_silence(
+            SilenceMatch {
+                hosts: self.hosts,
+                checks: self.checks,
+                tags: self.tags,
+            },
+            self.comment,
+            by,
+            (self.start, self.end, self.duration),
+            now,
+        )
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum SilenceCommand {
     /// Silence matching checks from now (or --start) until --end or for --duration.
     #[command(
         after_help = "Examples:\n  laxmon silence add --config config/laxmon.yaml --check 'admin-*' --duration 2h --comment patch\n  laxmon silence add --config config/laxmon.yaml --tag demo --duration 8h --comment move --dry-run\n\nTimes are RFC 3339 (--end 2026-12-01T22:00:00Z) or durations from now (--start 1h).\nEvery given --host, --check and --tag must match (globs; any of several of one kind).\nWhile a silence lasts, the alarms of the checks it covers run no actions and send no\nnotifications, as in a maintenance window; the suppression is recorded, and what was held\nback happens when the silence ends. A running daemon takes it up within seconds."
     )]
-    Add {
-        /// A host entry to match (name or glob; repeatable).
-        #[arg(long = "host", value_name = "GLOB")]
-        hosts: Vec<String>,
-        /// A check to match (name or glob; repeatable).
-        #[arg(long = "check", value_name = "GLOB")]
-        checks: Vec<String>,
-        /// A tag of the check or its host to match (repeatable).
-        #[arg(long = "tag", value_name = "TAG")]
-        tags: Vec<String>,
-        /// Why (required).
-        #[arg(long, value_name = "TEXT")]
-        comment: String,
-        /// Who sets it (default: $SUDO_USER, else the account name of the calling user).
-        #[arg(long, visible_alias = "author", value_name = "NAME")]
-        by: Option<String>,
-        /// When it starts: RFC 3339 (2026-12-01T22:00:00Z) or a duration from now (30m); default now.
-        #[arg(long, value_name = "TIME")]
-        start: Option<String>,
-        /// When it ends: RFC 3339 or a duration from now.
-        #[arg(
-            long,
-            value_name = "TIME",
-            required_unless_present = "duration",
-            conflicts_with = "duration"
-        )]
-        end: Option<String>,
-        /// How long it lasts from its start (30m, 2h, 1d).
-        #[arg(long, value_name = "DURATION")]
-        duration: Option<String>,
-        /// Show which configured checks it would cover; store nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print the silence as one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    Add(SilenceAdd),
     /// List the silences not over yet (with --all: every one ever set).
     #[command(
         after_help = "Examples:\n  laxmon silence list --config config/laxmon.yaml\n  laxmon silence list --config config/laxmon.yaml --all --json"
@@ -653,7 +674,7 @@ fn over_api(url: &str, token_file: Option<&Path>, command: Command) -> u8 {
         }
     };
     match command {
-        Command::Alarms { open, json } => crate::remote::alarms(&client, open, json),
+        Command::Alarms { open, json } => printed(crate::remote::alarms(&client, open, json)),
         Command::Ack {
             id,
             comment,
@@ -662,57 +683,43 @@ fn over_api(url: &str, token_file: Option<&Path>, command: Command) -> u8 {
             not_sticky,
         } => {
             ignored_by(&by);
-            crate::remote::ack(&client, id, &comment, expires.as_deref(), !not_sticky)
+            printed(crate::remote::ack(
+                &client,
+                id,
+                &comment,
+                expires.as_deref(),
+                !not_sticky,
+            ))
         }
         Command::Unack { id, by } => {
             ignored_by(&by);
-            crate::remote::unack(&client, id)
+            printed(crate::remote::unack(&client, id))
         }
         Command::History { check, since, json } => match config::duration::parse(&since) {
-            Ok(since) => crate::remote::history(&client, &check, since, json),
+            Ok(since) => printed(crate::remote::history(&client, &check, since, json)),
             Err(e) => {
                 eprintln!("laxmon: --since: {e}");
                 EXIT_CONFIG
             }
         },
         Command::Silence(SilenceCommand::List { all, json }) => {
-            crate::remote::silences(&client, all, json)
+            printed(crate::remote::silences(&client, all, json))
         }
         Command::Silence(SilenceCommand::Remove { id, by }) => {
             ignored_by(&by);
-            crate::remote::remove_silence(&client, id)
+            printed(crate::remote::remove_silence(&client, id))
         }
-        Command::Silence(SilenceCommand::Add {
-            hosts,
-            checks,
-            tags,
-            comment,
-            by,
-            start,
-            end,
-            duration,
-            dry_run,
-            json,
-        }) => {
-            ignored_by(&by);
-            let new = match new_silence(
-                SilenceMatch {
-                    hosts,
-                    checks,
-                    tags,
-                },
-                comment,
-                String::new(),
-                (start, end, duration),
-                Utc::now(),
-            ) {
+        Command::Silence(SilenceCommand::Add(add)) => {
+            ignored_by(&add.by);
+            let (dry_run, json) = (add.dry_run, add.json);
+            let new = match add.silence(String::new(), Utc::now()) {
                 Ok(new) => new,
                 Err(e) => {
                     eprintln!("laxmon: {e}");
                     return EXIT_CONFIG;
                 }
             };
-            crate::remote::add_silence(&client, &new, dry_run, json)
+            printed(crate::remote::add_silence(&client, &new, dry_run, json))
         }
         _ => {
             eprintln!("laxmon: --api works with alarms, ack, unack, history and silence; this command runs on the admin server itself");
@@ -757,15 +764,19 @@ where
     F: FnOnce(Config) -> Fut,
     Fut: std::future::Future<Output = Result<String, crate::store::StoreError>>,
 {
-    let cfg = match load_config(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+    match load_config(path) {
+        Ok(cfg) => printed(command(cfg)),
+        Err(code) => code,
+    }
+}
+
+/// Runs `work` and prints its text; exit 1 (and the error) when it fails.
+fn printed<E: std::fmt::Display>(work: impl std::future::Future<Output = Result<String, E>>) -> u8 {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match rt.block_on(command(cfg)) {
+    match rt.block_on(work) {
         Ok(text) => {
             if !text.is_empty() {
                 println!("{}", text.trim_end());
@@ -805,30 +816,11 @@ fn history(path: &Path, check: &str, since: &str, json: bool) -> u8 {
 /// takes the change up on its next poll).
 fn silence(path: &Path, command: SilenceCommand) -> u8 {
     match command {
-        SilenceCommand::Add {
-            hosts,
-            checks,
-            tags,
-            comment,
-            by,
-            start,
-            end,
-            duration,
-            dry_run,
-            json,
-        } => {
+        SilenceCommand::Add(add) => {
             let now = Utc::now();
-            let new = match new_silence(
-                SilenceMatch {
-                    hosts,
-                    checks,
-                    tags,
-                },
-                comment,
-                by.unwrap_or_else(caller_name),
-                (start, end, duration),
-                now,
-            ) {
+            let (dry_run, json) = (add.dry_run, add.json);
+            let by = add.by.clone().unwrap_or_else(caller_name);
+            let new = match add.silence(by, now) {
                 Ok(new) => new,
                 Err(e) => {
                     eprintln!("laxmon: {e}");

@@ -1,6 +1,6 @@
 //! The CLI commands that can talk to a running daemon's operations API
 //! instead of opening the store (`--api URL --token-file FILE`): alarms,
-//! ack, unack, history and silence. They print what the local commands
+//! ack, unack, history and silence. They return the text the local commands
 //! print, from the same typed values and the same renderer.
 //!
 //! Nothing here reads the configuration or the store.
@@ -11,37 +11,7 @@ use crate::render;
 use crate::store::{AlarmRow, HistoryRow};
 use serde::Deserialize;
 use serde_json::json;
-use std::future::Future;
 use std::time::Duration;
-
-/// Runs `work` on a fresh runtime and prints its text; exit 1 on an error.
-fn run<F>(work: F) -> u8
-where
-    F: Future<Output = Result<String, ClientError>>,
-{
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("laxmon: cannot start the runtime: {e}");
-            return 1;
-        }
-    };
-    match rt.block_on(work) {
-        Ok(text) => {
-            if !text.is_empty() {
-                println!("{}", text.trim_end());
-            }
-            0
-        }
-        Err(e) => {
-            eprintln!("laxmon: {e}");
-            1
-        }
-    }
-}
 
 fn json_text<T: serde::Serialize + ?Sized>(
     value: &T,
@@ -53,11 +23,9 @@ fn json_text<T: serde::Serialize + ?Sized>(
 }
 
 /// `laxmon alarms --api`.
-pub fn alarms(client: &ApiClient, open: bool, json: bool) -> u8 {
-    run(async {
-        let rows: AlarmsPage = client.get(&format!("/alarms?open={open}")).await?;
-        json_text(&rows.alarms[..], json, render::alarms_text)
-    })
+pub async fn alarms(client: &ApiClient, open: bool, json: bool) -> Result<String, ClientError> {
+    let rows: AlarmsPage = client.get(&format!("/alarms?open={open}")).await?;
+    json_text(&rows.alarms[..], json, render::alarms_text)
 }
 
 #[derive(Deserialize)]
@@ -66,50 +34,53 @@ struct AlarmsPage {
 }
 
 /// `laxmon ack --api`: the author is the token's name.
-pub fn ack(client: &ApiClient, id: u64, comment: &str, expires: Option<&str>, sticky: bool) -> u8 {
-    run(async {
-        let mut body = json!({"comment": comment, "sticky": sticky});
-        if let Some(e) = expires {
-            body["expires"] = json!(e);
-        }
-        let alarm: AlarmRow = client.post(&format!("/alarms/{id}/ack"), &body).await?;
-        Ok(format!(
-            "alarm {} acknowledged by {}\n",
-            alarm.id,
-            alarm.ack_by.as_deref().unwrap_or("?")
-        ))
-    })
+pub async fn ack(
+    client: &ApiClient,
+    id: u64,
+    comment: &str,
+    expires: Option<&str>,
+    sticky: bool,
+) -> Result<String, ClientError> {
+    let mut body = json!({"comment": comment, "sticky": sticky});
+    if let Some(e) = expires {
+        body["expires"] = json!(e);
+    }
+    let alarm: AlarmRow = client.post(&format!("/alarms/{id}/ack"), &body).await?;
+    Ok(format!(
+        "alarm {} acknowledged by {}\n",
+        alarm.id,
+        alarm.ack_by.as_deref().unwrap_or("?")
+    ))
 }
 
 /// `laxmon unack --api`.
-pub fn unack(client: &ApiClient, id: u64) -> u8 {
-    run(async {
-        let alarm: AlarmRow = client
-            .post(&format!("/alarms/{id}/unack"), &json!({}))
-            .await?;
-        Ok(format!("alarm {} is no longer acknowledged\n", alarm.id))
-    })
+pub async fn unack(client: &ApiClient, id: u64) -> Result<String, ClientError> {
+    let alarm: AlarmRow = client
+        .post(&format!("/alarms/{id}/unack"), &json!({}))
+        .await?;
+    Ok(format!("alarm {} is no longer acknowledged\n", alarm.id))
 }
 
 /// `laxmon history --api`.
-pub fn history(client: &ApiClient, check: &str, since: Duration, json: bool) -> u8 {
-    run(async {
-        let path = format!(
-            "/checks/{}/results?since_s={}",
-            encode(check),
-            since.as_secs()
-        );
-        let rows: Vec<HistoryRow> = client.get(&path).await?;
-        json_text(&rows[..], json, |r| render::history_text(check, r))
-    })
+pub async fn history(
+    client: &ApiClient,
+    check: &str,
+    since: Duration,
+    json: bool,
+) -> Result<String, ClientError> {
+    let path = format!(
+        "/checks/{}/results?since_s={}",
+        encode(check),
+        since.as_secs()
+    );
+    let rows: Vec<HistoryRow> = client.get(&path).await?;
+    json_text(&rows[..], json, |r| render::history_text(check, r))
 }
 
 /// `laxmon silence list --api`.
-pub fn silences(client: &ApiClient, all: bool, json: bool) -> u8 {
-    run(async {
-        let rows: Vec<Silence> = client.get(&format!("/silences?all={all}")).await?;
-        json_text(&rows[..], json, render::silences_text)
-    })
+pub async fn silences(client: &ApiClient, all: bool, json: bool) -> Result<String, ClientError> {
+    let rows: Vec<Silence> = client.get(&format!("/silences?all={all}")).await?;
+    json_text(&rows[..], json, render::silences_text)
 }
 
 #[derive(Deserialize)]
@@ -119,33 +90,34 @@ struct SilenceAnswer {
 }
 
 /// `laxmon silence add --api`: the author is the token's name.
-pub fn add_silence(client: &ApiClient, new: &NewSilence, dry_run: bool, json: bool) -> u8 {
-    run(async {
-        let body = json!({
-            "matchers": new.matchers,
-            "comment": new.comment,
-            "starts": new.starts,
-            "ends": new.ends.to_rfc3339(),
-            "dry_run": dry_run,
-        });
-        let answer: SilenceAnswer = client.post("/silences", &body).await?;
-        match answer.silence {
-            Some(s) => json_text(&s, json, |s| render::silence_added_text(s, &answer.checks)),
-            None => Ok(render::silence_preview_text(new, &answer.checks)),
-        }
-    })
+pub async fn add_silence(
+    client: &ApiClient,
+    new: &NewSilence,
+    dry_run: bool,
+    json: bool,
+) -> Result<String, ClientError> {
+    let body = json!({
+        "matchers": new.matchers,
+        "comment": new.comment,
+        "starts": new.starts,
+        "ends": new.ends.to_rfc3339(),
+        "dry_run": dry_run,
+    });
+    let answer: SilenceAnswer = client.post("/silences", &body).await?;
+    match answer.silence {
+        Some(s) => json_text(&s, json, |s| render::silence_added_text(s, &answer.checks)),
+        None => Ok(render::silence_preview_text(new, &answer.checks)),
+    }
 }
 
 /// `laxmon silence remove --api`.
-pub fn remove_silence(client: &ApiClient, id: u64) -> u8 {
-    run(async {
-        let s: Silence = client.delete(&format!("/silences/{id}")).await?;
-        Ok(format!(
-            "silence {id} ({}) removed by {}; what it held back happens now\n",
-            s.comment,
-            s.removed_by.as_deref().unwrap_or("?")
-        ))
-    })
+pub async fn remove_silence(client: &ApiClient, id: u64) -> Result<String, ClientError> {
+    let s: Silence = client.delete(&format!("/silences/{id}")).await?;
+    Ok(format!(
+        "silence {id} ({}) removed by {}; what it held back happens now\n",
+        s.comment,
+        s.removed_by.as_deref().unwrap_or("?")
+    ))
 }
 
 /// A path segment with everything but unreserved characters percent-encoded.
