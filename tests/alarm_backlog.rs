@@ -45,11 +45,6 @@ fn answer(listener: TcpListener) {
     });
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local address").port()
-}
-
 /// VmRSS of a process in KiB, from /proc.
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -153,7 +148,7 @@ fn starting_with_the_database_down_keeps_memory_bounded_and_loses_no_alarm() {
     let up = TcpListener::bind("127.0.0.1:0").expect("bind");
     let up_port = up.local_addr().expect("address").port();
     answer(up);
-    let (down_port, back_port) = (free_port(), free_port());
+    let (down_port, back_port) = (support::free_port(), support::free_port());
     let cfg = config(dir.path(), &cluster.url(), up_port, down_port, back_port);
 
     let mut daemon = Daemon::start_logging(&cfg, "info");

@@ -27,13 +27,6 @@ use tokio::net::TcpListener;
 /// The installation id of the tests that keep their outbox in memory.
 const INSTALLATION: &str = "0123456789abcdef0123456789abcdef";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 // ---- an SMTP sink: aiosmtpd writing each message to a JSON file ----
 
 /// Records every message it is offered (raw, and subject, Message-ID and
@@ -84,7 +77,7 @@ impl SmtpSink {
 
     fn start_with(greylist: bool) -> SmtpSink {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
+        let port = support::free_port();
         // Debian's python3-aiosmtpd lives with the system Python, not a pyenv one.
         let python = if Path::new("/usr/bin/python3").exists() {
             "/usr/bin/python3"
@@ -419,7 +412,7 @@ async fn gateway_answering_200_without_success_text_is_retried() {
 
 #[tokio::test]
 async fn a_gateway_down_for_a_while_gets_every_message_exactly_once() {
-    let port = free_port();
+    let port = support::free_port();
     let dir = tempfile::tempdir().expect("tempdir");
     let yaml = format!(
         "{}alarms:\n  group_window: 0s\n  delivery: {{first_retry: 10s, max_retry: 2m, give_up_after: 1d}}\nnotifiers:\n  - {{name: sms, kind: sms, url: \"http://127.0.0.1:{port}/sms\", body: \"{{{{to}}}}|{{{{message}}}}\", timeout: 2s}}\ncontacts:\n  - {{name: alice, phone: \"+491\"}}\n  - {{name: bob, phone: \"+492\"}}\nrules:\n  - {{name: all, match: {{checks: [\"*\"]}}, notify: [alice, bob]}}\n",

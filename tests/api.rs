@@ -17,14 +17,6 @@ const READ: &str = "read-token-0123456789";
 const OPERATE: &str = "operate-token-0123456789";
 const ADMIN: &str = "admin-token-0123456789";
 
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 fn hash(token: &str) -> String {
     laxmon::api::auth::format_hash(&laxmon::api::auth::hash_token(token))
 }
@@ -109,7 +101,7 @@ fn start(dir: &Path, storage: &str) -> Api {
     );
     std::fs::set_permissions(&flip, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
-    let port = free_port();
+    let port = support::free_port();
     let cfg = write_file(dir, "laxmon.yaml", &config_yaml(dir, storage, port, ""));
     let daemon = Daemon::start_logging(&cfg, "info");
     wait_up(&daemon);
@@ -502,7 +494,7 @@ fn tls_is_served_and_a_replaced_certificate_is_picked_up() {
     let (ca2, cert2, key2) = certificate(d, "two");
     std::fs::write(d.join("api.crt"), &cert1).expect("cert");
     std::fs::write(d.join("api.key"), &key1).expect("key");
-    let port = free_port();
+    let port = support::free_port();
     let cfg = write_file(
         d,
         "laxmon.yaml",
@@ -591,7 +583,7 @@ fn cluster_endpoints_on_the_simulated_cluster() {
     let d = dir.path().display().to_string();
     let bin = support::bin::laxmon_path();
     let state = format!("{d}/sim.json");
-    let port = free_port();
+    let port = support::free_port();
     let mut yaml = format!(
         "storage: sqlite:{d}/db\nhttp:\n  listen: 127.0.0.1:{port}\n  tokens:\n    - {{name: reader, role: read, hash: \"{}\"}}\n    - {{name: operator, role: operate, hash: \"{}\"}}\n    - {{name: boss, role: admin, hash: \"{}\"}}\nhosts:\n",
         hash(READ),
@@ -1100,7 +1092,7 @@ fn a_silent_client_is_disconnected() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let port = free_port();
+    let port = support::free_port();
     let cfg = write_file(
         d,
         "laxmon.yaml",

@@ -30,11 +30,6 @@ fn words(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 fn script(dir: &Path, name: &str, body: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
@@ -183,7 +178,7 @@ async fn unreachable_hosts_are_unknown_within_the_timeout() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = SshOptions::new(dir.path().join("c"));
     opts.connect_timeout = Duration::from_secs(2);
-    let closed = free_port();
+    let closed = support::free_port();
     opts.extra_args = words(&[
         "-o",
         "UserKnownHostsFile=/dev/null",

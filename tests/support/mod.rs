@@ -14,3 +14,11 @@ pub mod daemon;
 pub mod http;
 pub mod pg;
 pub mod sshd;
+
+/// A loopback TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}

@@ -11,11 +11,6 @@ fn words(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// A private sshd on loopback plus the client options that reach it.
 pub struct Sshd {
     dir: tempfile::TempDir,
@@ -41,7 +36,7 @@ impl Sshd {
             .expect("authorized_keys");
         // sshd's privilege separation directory.
         std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
-        let port = free_port();
+        let port = super::free_port();
         let config = format!(
             "ListenAddress 127.0.0.1\nPort {port}\nHostKey {dir}/host_key\n\
              AuthorizedKeysFile {dir}/authorized_keys\nPidFile {dir}/sshd.pid\n\
