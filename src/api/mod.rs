@@ -119,7 +119,7 @@ impl Server {
             http: Arc::new(http.clone()),
             in_flight: Arc::default(),
         };
-        let app = routes::router(state);
+        let app = crate::web::router(state.clone(), routes::router(state));
         let mut tasks = Vec::new();
         for &addr in &http.listen {
             tasks.push(tokio::spawn(listen(addr, app.clone(), tls.clone())));
