@@ -85,7 +85,11 @@ fn main() {
     yaml.push_str("checks:\n");
     let failing = |i: usize| i % 100 == 50;
     for i in 0..n_checks {
-        let (code, interval) = if failing(i) { ("2", "10s") } else { ("0", "1h") };
+        let (code, interval) = if failing(i) {
+            ("2", "10s")
+        } else {
+            ("0", "1h")
+        };
         yaml.push_str(&format!(
             "  - {{name: c{i:06}, host: h{:05}, run_on: local, kind: plugin, command: [/usr/lib/nagios/plugins/check_dummy, \"{code}\", \"output of c{i:06}\"], interval: {interval}, max_attempts: 1}}\n",
             i / 20

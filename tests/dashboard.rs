@@ -69,7 +69,10 @@ impl Site {
         let mut seen = (false, false);
         while seen != (true, true) {
             let v = daemon.wait_for("API listening and checks started", |v| {
-                matches!(field(v, "message"), "operations API listening" | "laxmon started")
+                matches!(
+                    field(v, "message"),
+                    "operations API listening" | "laxmon started"
+                )
             });
             match field(&v, "message") {
                 "operations API listening" => seen.0 = true,
@@ -121,7 +124,9 @@ impl Site {
 /// Where a test's browser keeps its profile, logs and screenshots: under
 /// cargo's target tmp dir, so the screenshots outlive the test to be looked at.
 fn browser_dir(test: &str) -> std::path::PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard").join(test);
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("dashboard")
+        .join(test);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("browser dir");
     d
@@ -141,6 +146,40 @@ async fn login(b: &Browser, site: &Site, token: &str) {
     b.wait_until_text("header .who", "operator (operate)", WAIT)
         .await
         .expect("logged in as operator");
+}
+
+/// Clicks the element `css` names. A live refresh may replace the element
+/// between finding and clicking it, so a stale element is found again.
+async fn click(b: &Browser, css: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let clicked = match b.client().find(Locator::Css(css)).await {
+            Ok(e) => e.click().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match clicked {
+            Ok(()) => return,
+            Err(e) => assert!(Instant::now() < deadline, "click {css}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Types `keys` into the element `css` names (found again if a live
+/// refresh replaced it; typing into a stale element types nothing).
+async fn type_into(b: &Browser, css: &str, keys: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let typed = match b.client().find(Locator::Css(css)).await {
+            Ok(e) => e.send_keys(keys).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match typed {
+            Ok(()) => return,
+            Err(e) => assert!(Instant::now() < deadline, "type into {css}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn text_of(b: &Browser, css: &str) -> String {
@@ -167,7 +206,10 @@ async fn value_of(b: &Browser, css: &str) -> String {
 /// The id of the element that has the focus.
 async fn focused(b: &Browser) -> String {
     b.client()
-        .execute("return document.activeElement ? document.activeElement.id : ''", vec![])
+        .execute(
+            "return document.activeElement ? document.activeElement.id : ''",
+            vec![],
+        )
         .await
         .expect("script")
         .as_str()
@@ -180,7 +222,9 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
     let dir = tempfile::tempdir().expect("temp dir");
     let site = Site::start(dir.path(), true);
     let shots = browser_dir("live-ack");
-    let b = Browser::start(&shots.join("desktop")).await.expect("browser");
+    let b = Browser::start(&shots.join("desktop"))
+        .await
+        .expect("browser");
     login(&b, &site, OPERATE).await;
 
     // The session cookie is HttpOnly: the page's scripts cannot read it.
@@ -189,7 +233,10 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
         .execute("return document.cookie", vec![])
         .await
         .expect("script");
-    assert!(!cookies.as_str().unwrap_or("").contains("laxmon_session"), "{cookies}");
+    assert!(
+        !cookies.as_str().unwrap_or("").contains("laxmon_session"),
+        "{cookies}"
+    );
     let jar = b.client().get_all_cookies().await.expect("cookies");
     let session = jar
         .iter()
@@ -199,8 +246,12 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
     assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
 
     // Everything is fine; the page is live.
-    b.wait_until_text("#problems", "Nothing unhandled", WAIT).await.expect("all good");
-    b.wait_until_text("#live-status", "live", WAIT).await.expect("live updates on");
+    b.wait_until_text("#problems", "Nothing unhandled", WAIT)
+        .await
+        .expect("all good");
+    b.wait_until_text("#live-status", "live", WAIT)
+        .await
+        .expect("live updates on");
     b.screenshot("1-all-good").await.expect("screenshot");
     // A mark that a reload would wipe out.
     b.client()
@@ -210,7 +261,10 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
 
     // flip fails: its row appears without a reload, with an alarm to acknowledge.
     site.set("flip", 2);
-    let row = b.wait_for("#p-flip", WAIT).await.expect("flip's row appears live");
+    let row = b
+        .wait_for("#p-flip", WAIT)
+        .await
+        .expect("flip's row appears live");
     assert!(row.text().await.expect("row").contains("CRITICAL"));
     let alarm = site
         .api_until("/checks/flip", |v| v["alarm"]["alarm_id"].is_u64())
@@ -218,17 +272,22 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
         .as_u64()
         .expect("alarm id");
     let comment = format!("#ack-comment-{alarm}");
-    b.wait_for(&comment, WAIT).await.expect("inline acknowledge field");
+    b.wait_for(&comment, WAIT)
+        .await
+        .expect("inline acknowledge field");
     b.screenshot("2-flip-failed").await.expect("screenshot");
 
     // Half a comment typed, the cursor in the field: flop fails too, the
     // list refreshes, and the text, the focus and the page stay.
-    let input = b.wait_for(&comment, WAIT).await.expect("comment field");
-    input.click().await.expect("focus comment");
-    input.send_keys("looking at the disk").await.expect("type");
+    click(&b, &comment).await;
+    type_into(&b, &comment, "looking at the disk").await;
     site.set("flop", 1);
-    b.wait_for("#p-flop", WAIT).await.expect("flop's row appears live");
-    b.wait_until_text("#counters", "WARNING", WAIT).await.expect("counters");
+    b.wait_for("#p-flop", WAIT)
+        .await
+        .expect("flop's row appears live");
+    b.wait_until_text("#counters", "WARNING", WAIT)
+        .await
+        .expect("counters");
     assert_eq!(value_of(&b, &comment).await, "looking at the disk");
     assert_eq!(focused(&b).await, comment.trim_start_matches('#'));
     let same: Value = b
@@ -237,23 +296,32 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
         .await
         .expect("script");
     assert_eq!(same, Value::Bool(true), "the page was reloaded");
-    b.screenshot("3-typing-through-a-refresh").await.expect("screenshot");
+    b.screenshot("3-typing-through-a-refresh")
+        .await
+        .expect("screenshot");
 
     // Finish the comment and acknowledge with Enter, from the keyboard.
-    let input = b.wait_for(&comment, WAIT).await.expect("comment field");
-    input.send_keys(" on web1\u{E007}").await.expect("type and Enter");
+    type_into(&b, &comment, " on web1\u{E007}").await;
     b.wait_until_text("#flash", &format!("Acknowledged alarm #{alarm}"), WAIT)
         .await
         .expect("the page says it is acknowledged");
     let a = site
-        .api_until(&format!("/alarms/{alarm}"), |v| v["alarm"]["ack_by"].is_string())
+        .api_until(&format!("/alarms/{alarm}"), |v| {
+            v["alarm"]["ack_by"].is_string()
+        })
         .await;
     assert_eq!(a["alarm"]["ack_by"], "operator", "{a}");
-    assert_eq!(a["alarm"]["ack_comment"], "looking at the disk on web1", "{a}");
+    assert_eq!(
+        a["alarm"]["ack_comment"], "looking at the disk on web1",
+        "{a}"
+    );
     // flip leaves the unhandled list; flop stays; the counters move.
     let deadline = Instant::now() + WAIT;
     while b.client().find(Locator::Css("#p-flip")).await.is_ok() {
-        assert!(Instant::now() < deadline, "flip is still listed as unhandled");
+        assert!(
+            Instant::now() < deadline,
+            "flip is still listed as unhandled"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(text_of(&b, "#problems").await.contains("flop"));
@@ -265,40 +333,42 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
         .await["alarm"]["alarm_id"]
         .as_u64()
         .expect("flop's alarm");
-    b.wait_for(&format!("#sel-{flop_alarm}"), WAIT)
+    click(&b, &format!("#sel-{flop_alarm}")).await;
+    type_into(&b, "#bulk-comment", "rebooting web2").await;
+    click(&b, "form.bulk button[type=submit]").await;
+    b.wait_until_text("#flash", "Acknowledged 1 alarm", WAIT)
         .await
-        .expect("tick box")
-        .click()
+        .expect("bulk done");
+    site.api_until(&format!("/alarms/{flop_alarm}"), |v| {
+        v["alarm"]["ack_comment"] == "rebooting web2"
+    })
+    .await;
+    b.wait_until_text("#problems", "Nothing unhandled", WAIT)
         .await
-        .expect("tick");
-    b.wait_for("#bulk-comment", WAIT)
-        .await
-        .expect("bulk comment")
-        .send_keys("rebooting web2")
-        .await
-        .expect("type");
-    b.client()
-        .find(Locator::Css("form.bulk button[type=submit]"))
-        .await
-        .expect("bulk button")
-        .click()
-        .await
-        .expect("click");
-    b.wait_until_text("#flash", "Acknowledged 1 alarm", WAIT).await.expect("bulk done");
-    site.api_until(&format!("/alarms/{flop_alarm}"), |v| v["alarm"]["ack_comment"] == "rebooting web2")
-        .await;
-    b.wait_until_text("#problems", "Nothing unhandled", WAIT).await.expect("all handled");
+        .expect("all handled");
 
     // The feed says what happened, in words.
-    b.wait_until_text("#feed", "flip: OK → CRITICAL", WAIT).await.expect("feed");
-    b.wait_until_text("#feed", "to ops: delivered", WAIT).await.expect("delivery in the feed");
+    b.wait_until_text("#feed", "flip: OK → CRITICAL", WAIT)
+        .await
+        .expect("feed");
+    b.wait_until_text("#feed", "to ops: delivered", WAIT)
+        .await
+        .expect("delivery in the feed");
     b.screenshot("5-all-handled").await.expect("screenshot");
 
     // The alarm's page: the timeline with the delivery and the acknowledgement.
-    b.open(&site.url(&format!("/alarm/{alarm}"))).await.expect("alarm page");
-    b.wait_until_text("table.timeline", "delivered", WAIT).await.expect("delivery");
-    b.wait_until_text("table.timeline", "audit: operator", WAIT).await.expect("audit entry");
-    b.wait_until_text("#alarm", "looking at the disk on web1", WAIT).await.expect("ack shown");
+    b.open(&site.url(&format!("/alarm/{alarm}")))
+        .await
+        .expect("alarm page");
+    b.wait_until_text("table.timeline", "delivered", WAIT)
+        .await
+        .expect("delivery");
+    b.wait_until_text("table.timeline", "audit: operator", WAIT)
+        .await
+        .expect("audit entry");
+    b.wait_until_text("#alarm", "looking at the disk on web1", WAIT)
+        .await
+        .expect("ack shown");
     b.screenshot("6-alarm-timeline").await.expect("screenshot");
 
     // On a phone the problems page still reads.
@@ -309,7 +379,10 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
     site.set("flip", 0);
     site.set("flop", 2);
     phone.open(&site.url("/")).await.expect("problems page");
-    phone.wait_until_text("#counters", "CRITICAL", WAIT).await.expect("counters");
+    phone
+        .wait_until_text("#counters", "CRITICAL", WAIT)
+        .await
+        .expect("counters");
     phone.screenshot("7-phone").await.expect("screenshot");
     let width: Value = phone
         .client()
@@ -319,7 +392,11 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
         )
         .await
         .expect("script");
-    assert_eq!(width, Value::Bool(true), "a table or section of the problems page is wider than a phone");
+    assert_eq!(
+        width,
+        Value::Bool(true),
+        "a table or section of the problems page is wider than a phone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,12 +404,19 @@ async fn hosts_check_detail_run_now_and_silences() {
     let dir = tempfile::tempdir().expect("temp dir");
     let site = Site::start(dir.path(), false);
     site.set("flop", 1);
-    let b = Browser::start(&browser_dir("hosts-check-silences")).await.expect("browser");
+    let b = Browser::start(&browser_dir("hosts-check-silences"))
+        .await
+        .expect("browser");
 
     // Without anonymous reads a page asks for a token first, then returns.
     b.open(&site.url("/hosts?tag=web")).await.expect("hosts");
     b.wait_for("#token", WAIT).await.expect("the login form");
-    b.wait_for("#token", WAIT).await.expect("token").send_keys(OPERATE).await.expect("type");
+    b.wait_for("#token", WAIT)
+        .await
+        .expect("token")
+        .send_keys(OPERATE)
+        .await
+        .expect("type");
     b.client()
         .find(Locator::Css("section.login button[type=submit]"))
         .await
@@ -340,11 +424,18 @@ async fn hosts_check_detail_run_now_and_silences() {
         .click()
         .await
         .expect("click");
-    b.wait_until_text("h1", "Hosts & services", WAIT).await.expect("back at the hosts view");
+    b.wait_until_text("h1", "Hosts & services", WAIT)
+        .await
+        .expect("back at the hosts view");
     // The tag filter keeps web1's and web2's checks, grouped by host, not db1's.
-    b.wait_until_text("#cells", "WARNING", WAIT).await.expect("flop's cell");
+    b.wait_until_text("#cells", "WARNING", WAIT)
+        .await
+        .expect("flop's cell");
     let cells = text_of(&b, "#cells").await;
-    assert!(cells.contains("web1") && cells.contains("web2") && !cells.contains("db1"), "{cells}");
+    assert!(
+        cells.contains("web1") && cells.contains("web2") && !cells.contains("db1"),
+        "{cells}"
+    );
     assert!(cells.contains("4 of 5 checks match"), "{cells}");
     b.screenshot("1-hosts-tag-web").await.expect("screenshot");
 
@@ -358,38 +449,54 @@ async fn hosts_check_detail_run_now_and_silences() {
         .send_keys("/")
         .await
         .expect("slash");
-    let host = b.wait_for("input[name=host]", WAIT).await.expect("host field");
+    let host = b
+        .wait_for("input[name=host]", WAIT)
+        .await
+        .expect("host field");
     let active: Value = b
         .client()
-        .execute("return document.activeElement === document.querySelector('input[name=host]')", vec![])
+        .execute(
+            "return document.activeElement === document.querySelector('input[name=host]')",
+            vec![],
+        )
         .await
         .expect("script");
     assert_eq!(active, Value::Bool(true));
     host.send_keys("db*\u{E007}").await.expect("type and Enter");
-    b.wait_until_text("#cells", "1 of 5 checks match", WAIT).await.expect("filtered");
+    b.wait_until_text("#cells", "1 of 5 checks match", WAIT)
+        .await
+        .expect("filtered");
 
     // Check detail: output, perfdata, charts from the store.
     b.open(&site.url("/check/flop")).await.expect("check page");
-    b.wait_until_text("#summary", "flop says 1", WAIT).await.expect("output");
-    b.wait_until_text("table.perf", "time", WAIT).await.expect("perfdata table");
-    b.wait_for("svg.chart.strip rect.st-warning", WAIT).await.expect("state strip");
-    b.wait_for("svg.chart.line polyline.mean", WAIT).await.expect("run-time chart");
+    b.wait_until_text("#summary", "flop says 1", WAIT)
+        .await
+        .expect("output");
+    b.wait_until_text("table.perf", "time", WAIT)
+        .await
+        .expect("perfdata table");
+    b.wait_for("svg.chart.strip rect.st-warning", WAIT)
+        .await
+        .expect("state strip");
+    b.wait_for("svg.chart.line polyline.mean", WAIT)
+        .await
+        .expect("run-time chart");
     b.screenshot("2-check-detail").await.expect("screenshot");
 
     // Run now: the new result shows up on the page.
     site.set("flop", 2);
-    b.client()
-        .find(Locator::Css("#run-now"))
+    click(&b, "#run-now").await;
+    b.wait_until_text("#flash", "Ran flop: CRITICAL flop says 2", WAIT)
         .await
-        .expect("run now")
-        .click()
+        .expect("ran");
+    b.wait_until_text("#summary", "flop says 2", WAIT)
         .await
-        .expect("click");
-    b.wait_until_text("#flash", "Ran flop: CRITICAL flop says 2", WAIT).await.expect("ran");
-    b.wait_until_text("#summary", "flop says 2", WAIT).await.expect("the new output on the page");
+        .expect("the new output on the page");
 
     // Silence: preview lists what it would cover, then set it.
-    b.open(&site.url("/silences?checks=fl*")).await.expect("silences");
+    b.open(&site.url("/silences?checks=fl*"))
+        .await
+        .expect("silences");
     b.wait_for("#silence-comment", WAIT)
         .await
         .expect("comment")
@@ -403,10 +510,19 @@ async fn hosts_check_detail_run_now_and_silences() {
         .click()
         .await
         .expect("click");
-    b.wait_until_text("#preview", "It would cover 2 checks now", WAIT).await.expect("preview");
+    b.wait_until_text("#preview", "It would cover 2 checks now", WAIT)
+        .await
+        .expect("preview");
     let listed = text_of(&b, "#preview").await;
-    assert!(listed.contains("flip") && listed.contains("flop"), "{listed}");
-    assert_eq!(value_of(&b, "#silence-comment").await, "web maintenance", "the form keeps its fields");
+    assert!(
+        listed.contains("flip") && listed.contains("flop"),
+        "{listed}"
+    );
+    assert_eq!(
+        value_of(&b, "#silence-comment").await,
+        "web maintenance",
+        "the form keeps its fields"
+    );
     b.screenshot("3-silence-preview").await.expect("screenshot");
     b.client()
         .find(Locator::Css("#silence-create"))
@@ -415,28 +531,33 @@ async fn hosts_check_detail_run_now_and_silences() {
         .click()
         .await
         .expect("click");
-    b.wait_until_text("#flash", "set until", WAIT).await.expect("silence set");
-    b.wait_until_text("#silences", "web maintenance", WAIT).await.expect("listed");
+    b.wait_until_text("#flash", "set until", WAIT)
+        .await
+        .expect("silence set");
+    b.wait_until_text("#silences", "web maintenance", WAIT)
+        .await
+        .expect("listed");
     let silences = site.api("/silences").await;
     assert_eq!(silences[0]["comment"], "web maintenance", "{silences}");
     assert_eq!(silences[0]["by"], "operator", "{silences}");
     b.screenshot("4-silence-set").await.expect("screenshot");
 
     // End it from the page.
-    b.client()
-        .find(Locator::Css("form.end button"))
+    click(&b, "form.end button").await;
+    b.wait_until_text("#flash", "ended", WAIT)
         .await
-        .expect("end button")
-        .click()
-        .await
-        .expect("click");
-    b.wait_until_text("#flash", "ended", WAIT).await.expect("ended");
+        .expect("ended");
     let left = site.api("/silences").await;
     assert_eq!(left.as_array().map(Vec::len), Some(0), "{left}");
 }
 
 /// Posts a form with `cookie`, returning status and body.
-async fn post_form(url: &str, cookie: Option<&str>, origin: Option<&str>, form: &[(&str, &str)]) -> (u16, String) {
+async fn post_form(
+    url: &str,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+    form: &[(&str, &str)],
+) -> (u16, String) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -473,7 +594,8 @@ async fn sessions_need_their_csrf_token_and_never_change_things_through_the_api(
     let page = reqwest::get(site.url("/")).await.expect("page");
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().await.expect("body").contains("flip"));
-    let (status, body) = post_form(&ack, None, Some(&own), &[("comment", "x"), ("csrf", &csrf)]).await;
+    let (status, body) =
+        post_form(&ack, None, Some(&own), &[("comment", "x"), ("csrf", &csrf)]).await;
     assert_eq!(status, 401, "{body}");
 
     // A session without the CSRF token, with another's, or from another origin: refused.
@@ -481,9 +603,21 @@ async fn sessions_need_their_csrf_token_and_never_change_things_through_the_api(
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("CSRF"), "{body}");
     let other = laxmon::api::auth::csrf_token(READ);
-    let (status, _) = post_form(&ack, Some(OPERATE), Some(&own), &[("comment", "x"), ("csrf", &other)]).await;
+    let (status, _) = post_form(
+        &ack,
+        Some(OPERATE),
+        Some(&own),
+        &[("comment", "x"), ("csrf", &other)],
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, body) = post_form(&ack, Some(OPERATE), Some("http://127.0.0.1:1"), &[("comment", "x"), ("csrf", &csrf)]).await;
+    let (status, body) = post_form(
+        &ack,
+        Some(OPERATE),
+        Some("http://127.0.0.1:1"),
+        &[("comment", "x"), ("csrf", &csrf)],
+    )
+    .await;
     assert_eq!(status, 403, "{body}");
     // The session cookie alone never changes anything through /api/v1.
     let r = reqwest::Client::new()
@@ -504,31 +638,61 @@ async fn sessions_need_their_csrf_token_and_never_change_things_through_the_api(
         .expect("get");
     assert_eq!(r.status().as_u16(), 200);
     let a = site.api(&format!("/alarms/{alarm}")).await;
-    assert!(a["alarm"]["ack_by"].is_null(), "a refused request changed the alarm: {a}");
+    assert!(
+        a["alarm"]["ack_by"].is_null(),
+        "a refused request changed the alarm: {a}"
+    );
 
     // A read-only session sees the API's refusal; an empty comment is refused too.
-    let (status, body) = post_form(&ack, Some(READ), Some(&own), &[("comment", "x"), ("csrf", &other)]).await;
+    let (status, body) = post_form(
+        &ack,
+        Some(READ),
+        Some(&own),
+        &[("comment", "x"), ("csrf", &other)],
+    )
+    .await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("operate"), "{body}");
-    let (status, body) = post_form(&ack, Some(OPERATE), Some(&own), &[("comment", " "), ("csrf", &csrf)]).await;
+    let (status, body) = post_form(
+        &ack,
+        Some(OPERATE),
+        Some(&own),
+        &[("comment", " "), ("csrf", &csrf)],
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("comment is required"), "{body}");
 
     // The right session, token and origin: done, audited under the token's name.
-    let (status, body) = post_form(&ack, Some(OPERATE), Some(&own), &[("comment", "on it"), ("csrf", &csrf), ("idem", "k1")]).await;
+    let (status, body) = post_form(
+        &ack,
+        Some(OPERATE),
+        Some(&own),
+        &[("comment", "on it"), ("csrf", &csrf), ("idem", "k1")],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let answer: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(answer["ok"], true);
     assert_eq!(answer["answer"]["ack_by"], "operator", "{answer}");
     // The same form sent twice (a double click, a reload) is done once.
-    let (status, again) = post_form(&ack, Some(OPERATE), Some(&own), &[("comment", "on it"), ("csrf", &csrf), ("idem", "k1")]).await;
+    let (status, again) = post_form(
+        &ack,
+        Some(OPERATE),
+        Some(&own),
+        &[("comment", "on it"), ("csrf", &csrf), ("idem", "k1")],
+    )
+    .await;
     assert_eq!(status, 200, "{again}");
     let audit = site.api(&format!("/audit?alarm={alarm}")).await;
     let acks: Vec<&Value> = audit["entries"]
         .as_array()
         .expect("entries")
         .iter()
-        .filter(|e| e["action"].as_str().is_some_and(|a| a.ends_with("/ack")) && e["result"].as_str().is_some_and(|r| r.starts_with("200")))
+        .filter(|e| {
+            e["action"].as_str().is_some_and(|a| a.ends_with("/ack"))
+                && e["result"].as_str().is_some_and(|r| r.starts_with("200"))
+        })
         .collect();
     assert_eq!(acks.len(), 1, "{audit}");
     assert_eq!(acks[0]["who"], "operator");
@@ -542,7 +706,10 @@ async fn sessions_need_their_csrf_token_and_never_change_things_through_the_api(
         .post(site.url(&format!("/ui/alarms/{alarm}/unack")))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("cookie", format!("laxmon_session={OPERATE}"))
-        .body(serde_urlencoded::to_string([("csrf", csrf.as_str()), ("back", "/check/flip")]).expect("form"))
+        .body(
+            serde_urlencoded::to_string([("csrf", csrf.as_str()), ("back", "/check/flip")])
+                .expect("form"),
+        )
         .send()
         .await
         .expect("post");
@@ -556,7 +723,10 @@ async fn sessions_need_their_csrf_token_and_never_change_things_through_the_api(
         .find(|c| c.starts_with("laxmon_flash="))
         .expect("a flash cookie")
         .to_string();
-    assert!(flash.contains("HttpOnly") && flash.contains("SameSite=Strict"), "{flash}");
+    assert!(
+        flash.contains("HttpOnly") && flash.contains("SameSite=Strict"),
+        "{flash}"
+    );
     let a = site.api(&format!("/alarms/{alarm}")).await;
     assert!(a["alarm"]["ack_by"].is_null(), "{a}");
     drop(site);

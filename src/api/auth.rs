@@ -111,7 +111,11 @@ pub fn csrf_token(session_token: &str) -> String {
 
 /// Whether `presented` is the CSRF token of `session_token` (constant time).
 pub fn csrf_matches(session_token: &str, presented: &str) -> bool {
-    bool::from(csrf_token(session_token).as_bytes().ct_eq(presented.as_bytes()))
+    bool::from(
+        csrf_token(session_token)
+            .as_bytes()
+            .ct_eq(presented.as_bytes()),
+    )
 }
 
 /// `%XX` escapes decoded; anything malformed is kept as written.
@@ -144,9 +148,7 @@ pub fn authenticate(
     let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
         if let Some(token) = cookie(headers, SESSION_COOKIE) {
             let mut caller = by_token(cfg, &token, peer).map_err(|_| {
-                ApiError::unauthorized(
-                    "the session's token is no longer configured: log in again",
-                )
+                ApiError::unauthorized("the session's token is no longer configured: log in again")
             })?;
             caller.by_cookie = true;
             return Ok(caller);

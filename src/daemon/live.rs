@@ -367,7 +367,12 @@ mod tests {
 
     #[test]
     fn pages_in_host_order_continue_after_the_cursor() {
-        let v = view(&[("a-ping", "zeta"), ("b-ping", "alpha"), ("c-ping", "alpha"), ("d-ping", "mid")]);
+        let v = view(&[
+            ("a-ping", "zeta"),
+            ("b-ping", "alpha"),
+            ("c-ping", "alpha"),
+            ("d-ping", "mid"),
+        ]);
         let (rows, next) = v.page_by_host(None, 2, |_, _| true);
         assert_eq!(names(&rows), ["b-ping", "c-ping"]);
         assert_eq!(next.as_deref(), Some("c-ping"));

@@ -74,14 +74,21 @@ impl Post {
         peer: SocketAddr,
         headers: &HeaderMap,
         fields: &Fields,
-    ) -> Result<Post, Response> {
+    ) -> Result<Post, Box<Response>> {
         let json = headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("application/json"));
         let back = local_path(field(fields, "back"));
         let refuse = |status: StatusCode, why: &str| {
-            answer(json, &back, status, why.to_string(), Value::Null, &state)
+            Box::new(answer(
+                json,
+                &back,
+                status,
+                why.to_string(),
+                Value::Null,
+                &state,
+            ))
         };
         if !same_origin(headers) {
             return Err(refuse(
@@ -112,7 +119,13 @@ impl Post {
     }
 
     /// Sends one request to the API; its status and JSON answer.
-    async fn send(&self, method: Method, path: &str, body: Value, key: Option<String>) -> (StatusCode, Value) {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Value,
+        key: Option<String>,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -141,7 +154,12 @@ impl Post {
     }
 
     /// The answer to the browser, with `ok` as the message on success.
-    fn finish(&self, status: StatusCode, value: Value, ok: impl FnOnce(&Value) -> String) -> Response {
+    fn finish(
+        &self,
+        status: StatusCode,
+        value: Value,
+        ok: impl FnOnce(&Value) -> String,
+    ) -> Response {
         let message = if status.is_success() {
             ok(&value)
         } else {
@@ -162,7 +180,14 @@ fn refusal(status: StatusCode, value: &Value) -> String {
 }
 
 /// JSON for the page's script, else back to the page with a message.
-fn answer(json: bool, back: &str, status: StatusCode, message: String, value: Value, state: &WebState) -> Response {
+fn answer(
+    json: bool,
+    back: &str,
+    status: StatusCode,
+    message: String,
+    value: Value,
+    state: &WebState,
+) -> Response {
     if json {
         return (
             status,
@@ -204,10 +229,15 @@ pub(super) async fn ack(
 ) -> Response {
     let post = match Post::begin(state, peer, &headers, &fields) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (status, value) = post
-        .send(Method::POST, &format!("/api/v1/alarms/{id}/ack"), ack_body(&fields), None)
+        .send(
+            Method::POST,
+            &format!("/api/v1/alarms/{id}/ack"),
+            ack_body(&fields),
+            None,
+        )
         .await;
     post.finish(status, value, |v| {
         format!("Acknowledged alarm #{id} ({}).", str_of(v, "check"))
@@ -224,13 +254,21 @@ pub(super) async fn unack(
 ) -> Response {
     let post = match Post::begin(state, peer, &headers, &fields) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (status, value) = post
-        .send(Method::POST, &format!("/api/v1/alarms/{id}/unack"), json!({}), None)
+        .send(
+            Method::POST,
+            &format!("/api/v1/alarms/{id}/unack"),
+            json!({}),
+            None,
+        )
         .await;
     post.finish(status, value, |v| {
-        format!("Acknowledgement of alarm #{id} ({}) removed.", str_of(v, "check"))
+        format!(
+            "Acknowledgement of alarm #{id} ({}) removed.",
+            str_of(v, "check")
+        )
     })
 }
 
@@ -244,14 +282,18 @@ pub(super) async fn bulk_ack(
 ) -> Response {
     let post = match Post::begin(state, peer, &headers, &fields) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let ids: Vec<u64> = all(&fields, "alarm")
         .into_iter()
         .filter_map(|s| s.parse().ok())
         .collect();
     if ids.is_empty() {
-        return post.finish(StatusCode::BAD_REQUEST, json!({"detail": "tick at least one problem to acknowledge"}), |_| String::new());
+        return post.finish(
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "tick at least one problem to acknowledge"}),
+            |_| String::new(),
+        );
     }
     let body = ack_body(&fields);
     let mut done = Vec::new();
@@ -260,7 +302,12 @@ pub(super) async fn bulk_ack(
     for id in ids {
         let key = post.idem.as_ref().map(|k| format!("{k}-{id}"));
         let (status, value) = post
-            .send(Method::POST, &format!("/api/v1/alarms/{id}/ack"), body.clone(), key)
+            .send(
+                Method::POST,
+                &format!("/api/v1/alarms/{id}/ack"),
+                body.clone(),
+                key,
+            )
             .await;
         if status.is_success() {
             done.push(id);
@@ -284,7 +331,14 @@ pub(super) async fn bulk_ack(
     if !failed.is_empty() {
         message.push_str(&format!(" Not acknowledged: {}", failed.join("; ")));
     }
-    answer(post.json, &post.back, status, message, Value::Array(answers), &post.state)
+    answer(
+        post.json,
+        &post.back,
+        status,
+        message,
+        Value::Array(answers),
+        &post.state,
+    )
 }
 
 /// `POST /ui/checks/{name}/run`: runs the check now and waits a few
@@ -298,10 +352,12 @@ pub(super) async fn run_now(
 ) -> Response {
     let post = match Post::begin(state, peer, &headers, &fields) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let path = format!("/api/v1/checks/{}/run", super::text::segment(&name));
-    let (status, value) = post.send(Method::POST, &path, json!({"wait_s": 10}), None).await;
+    let (status, value) = post
+        .send(Method::POST, &path, json!({"wait_s": 10}), None)
+        .await;
     post.finish(status, value, |v| match v.get("result") {
         Some(r) if !r.is_null() => format!(
             "Ran {name}: {} {}",
@@ -322,7 +378,7 @@ pub(super) async fn add_silence(
 ) -> Response {
     let post = match Post::begin(state, peer, &headers, &fields) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let dry_run = field(&fields, "intent") == Some("preview");
     let mut body = json!({
@@ -338,9 +394,14 @@ pub(super) async fn add_silence(
     if let Some(starts) = field(&fields, "starts") {
         body["starts"] = json!(starts);
     }
-    let (status, value) = post.send(Method::POST, "/api/v1/silences", body, None).await;
+    let (status, value) = post
+        .send(Method::POST, "/api/v1/silences", body, None)
+        .await;
     post.finish(status, value, |v| {
-        let checks = v.get("checks").and_then(Value::as_array).map_or(0, Vec::len);
+        let checks = v
+            .get("checks")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
         match v.get("silence").filter(|s| !s.is_null()) {
             Some(s) => format!(
                 "Silence #{} set until {}: it covers {checks} check{} now.",
@@ -348,7 +409,10 @@ pub(super) async fn add_silence(
                 str_of(s, "ends"),
                 if checks == 1 { "" } else { "s" }
             ),
-            None => format!("Preview: it would cover {checks} check{} now.", if checks == 1 { "" } else { "s" }),
+            None => format!(
+                "Preview: it would cover {checks} check{} now.",
+                if checks == 1 { "" } else { "s" }
+            ),
         }
     })
 }
@@ -363,10 +427,15 @@ pub(super) async fn end_silence(
 ) -> Response {
     let post = match Post::begin(state, peer, &headers, &fields) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (status, value) = post
-        .send(Method::DELETE, &format!("/api/v1/silences/{id}"), Value::Null, None)
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/silences/{id}"),
+            Value::Null,
+            None,
+        )
         .await;
     post.finish(status, value, |_| format!("Silence #{id} ended."))
 }
@@ -382,7 +451,7 @@ pub(super) async fn vm_operation(
 ) -> Response {
     let post = match Post::begin(state, peer, &headers, &fields) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let dry_run = field(&fields, "intent") == Some("preview");
     if !dry_run && field(&fields, "confirm") != Some("yes") {
@@ -415,7 +484,11 @@ pub(super) async fn vm_operation(
     );
     let (status, value) = post.send(Method::POST, &path, body, None).await;
     post.finish(status, value, |v| {
-        format!("{op} {vm}: {} — {}", str_of(v, "outcome"), str_of(v, "message"))
+        format!(
+            "{op} {vm}: {} — {}",
+            str_of(v, "outcome"),
+            str_of(v, "message")
+        )
     })
 }
 
@@ -456,7 +529,10 @@ mod tests {
 
     #[test]
     fn refusals_quote_the_api() {
-        let m = refusal(StatusCode::BAD_REQUEST, &json!({"error": "bad_request", "detail": "comment is required"}));
+        let m = refusal(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "bad_request", "detail": "comment is required"}),
+        );
         assert_eq!(m, "Not done (400): comment is required");
     }
 }

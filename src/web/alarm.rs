@@ -16,7 +16,11 @@ use maud::{html, Markup};
 use serde_json::Value;
 
 /// `GET /alarm/{id}`.
-pub(super) async fn page(AxState(state): AxState<WebState>, v: Viewer, Path(id): Path<u64>) -> Response {
+pub(super) async fn page(
+    AxState(state): AxState<WebState>,
+    v: Viewer,
+    Path(id): Path<u64>,
+) -> Response {
     let Some(generation) = state.app.shared.current() else {
         let main = html! { p.note { "The daemon is (re)starting its configuration; this page refreshes by itself." } };
         return layout::page(&state, &v, Nav::Problems, "Alarm", true, main);

@@ -44,7 +44,11 @@ pub(super) async fn page(
         let main = html! { p.note { "The daemon is (re)starting its configuration; this page refreshes by itself." } };
         return layout::page(&state, &v, Nav::Hosts, &name, true, main);
     };
-    let Some(row) = generation.live.index(&name).and_then(|i| generation.live.row(i)) else {
+    let Some(row) = generation
+        .live
+        .index(&name)
+        .and_then(|i| generation.live.row(i))
+    else {
         let names: Vec<&str> = generation.live.names().collect();
         let hint = crate::suggest::did_you_mean(&name, &names);
         let main = html! {
@@ -57,7 +61,11 @@ pub(super) async fn page(
         return r;
     };
     let week = q.range.as_deref() == Some("7d");
-    let range = if week { chrono::Duration::days(7) } else { chrono::Duration::hours(24) };
+    let range = if week {
+        chrono::Duration::days(7)
+    } else {
+        chrono::Duration::hours(24)
+    };
     let now = Utc::now();
     let store = &generation.store;
     let since = Duration::from_secs_f64(row.info.interval_s * 3.0 + 600.0);
@@ -72,7 +80,14 @@ pub(super) async fn page(
             .take(ALARMS)
             .collect::<Vec<_>>()
     });
-    let alarm = state.app.shared.alarms().alarms_by_check().borrow().get(&name).cloned();
+    let alarm = state
+        .app
+        .shared
+        .alarms()
+        .alarms_by_check()
+        .borrow()
+        .get(&name)
+        .cloned();
     let live = row.live.as_ref();
     let st = live.map(|l| l.state);
     let seg = text::segment(&name);

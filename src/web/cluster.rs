@@ -24,7 +24,11 @@ pub(super) async fn list(AxState(state): AxState<WebState>, v: Viewer) -> Respon
 }
 
 /// `GET /cluster/{name}`.
-pub(super) async fn page(AxState(state): AxState<WebState>, v: Viewer, Path(name): Path<String>) -> Response {
+pub(super) async fn page(
+    AxState(state): AxState<WebState>,
+    v: Viewer,
+    Path(name): Path<String>,
+) -> Response {
     let main = html! { h1 { (name) } };
     layout::page(&state, &v, Nav::Clusters, &name, false, main)
 }

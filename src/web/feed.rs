@@ -87,7 +87,11 @@ fn line(row: &EventRow, later: &[EventRow]) -> FeedLine {
                 _ => Tone::Bad,
             };
             let mut t = if from.eq_ignore_ascii_case(to) {
-                format!("{check}: {} {}", to.to_ascii_uppercase(), s(d, "state_type"))
+                format!(
+                    "{check}: {} {}",
+                    to.to_ascii_uppercase(),
+                    s(d, "state_type")
+                )
             } else {
                 format!(
                     "{check}: {} → {} ({})",
@@ -125,7 +129,10 @@ fn line(row: &EventRow, later: &[EventRow]) -> FeedLine {
             let (t, tone) = match change {
                 "sent" => (format!("{channel} to {contact}: delivered"), Tone::Good),
                 "failed" => (
-                    format!("{channel} to {contact}: failed for good: {}", s(d, "last_error")),
+                    format!(
+                        "{channel} to {contact}: failed for good: {}",
+                        s(d, "last_error")
+                    ),
                     Tone::Bad,
                 ),
                 "retry" => (
@@ -179,7 +186,12 @@ fn line(row: &EventRow, later: &[EventRow]) -> FeedLine {
             };
             (
                 "audit",
-                format!("{} {} {} → {result}", s(d, "who"), s(d, "action"), s(d, "target")),
+                format!(
+                    "{} {} {} → {result}",
+                    s(d, "who"),
+                    s(d, "action"),
+                    s(d, "target")
+                ),
                 tone,
             )
         }
@@ -219,10 +231,30 @@ mod tests {
     #[test]
     fn an_action_followed_by_recovery_says_how_long_it_took() {
         let rows = vec![
-            row(1, 0, FeedKind::StateChange, json!({"previous_state": "OK", "state": "CRITICAL", "state_type": "HARD", "output": "connection refused\nmore"})),
-            row(2, 1, FeedKind::Action, json!({"action": "restart-service", "exit_status": 0, "duration_ms": 1200.0, "timed_out": false, "started_at": at(1).to_rfc3339()})),
-            row(3, 2, FeedKind::Notification, json!({"change": "sent", "channel": "mail", "contact": "alice"})),
-            row(4, 41, FeedKind::StateChange, json!({"previous_state": "CRITICAL", "state": "OK", "state_type": "HARD", "output": "HTTP OK"})),
+            row(
+                1,
+                0,
+                FeedKind::StateChange,
+                json!({"previous_state": "OK", "state": "CRITICAL", "state_type": "HARD", "output": "connection refused\nmore"}),
+            ),
+            row(
+                2,
+                1,
+                FeedKind::Action,
+                json!({"action": "restart-service", "exit_status": 0, "duration_ms": 1200.0, "timed_out": false, "started_at": at(1).to_rfc3339()}),
+            ),
+            row(
+                3,
+                2,
+                FeedKind::Notification,
+                json!({"change": "sent", "channel": "mail", "contact": "alice"}),
+            ),
+            row(
+                4,
+                41,
+                FeedKind::StateChange,
+                json!({"previous_state": "CRITICAL", "state": "OK", "state_type": "HARD", "output": "HTTP OK"}),
+            ),
         ];
         let l = lines(&rows);
         assert_eq!(l.iter().map(|l| l.id).collect::<Vec<_>>(), [4, 3, 2, 1]);
@@ -231,7 +263,10 @@ mod tests {
             "web1-apache: ran restart-service (exit 0, 1.2 s), recovered after 40 s"
         );
         assert_eq!(l[2].tone, Tone::Good);
-        assert_eq!(l[3].text, "web1-apache: OK → CRITICAL (HARD): connection refused");
+        assert_eq!(
+            l[3].text,
+            "web1-apache: OK → CRITICAL (HARD): connection refused"
+        );
         assert_eq!(l[3].tone, Tone::Bad);
         assert_eq!(l[1].text, "web1-apache: mail to alice: delivered");
         assert_eq!(l[0].tone, Tone::Good);
@@ -240,14 +275,38 @@ mod tests {
     #[test]
     fn failures_say_why() {
         let rows = vec![
-            row(1, 0, FeedKind::Action, json!({"action": "restart-service", "exit_status": 1, "duration_ms": 80.0, "timed_out": false})),
-            row(2, 1, FeedKind::Notification, json!({"change": "retry", "channel": "sms", "contact": "bob", "last_error": "HTTP 503"})),
-            row(3, 2, FeedKind::Action, json!({"action": "script", "timed_out": true, "duration_ms": 30000.0})),
+            row(
+                1,
+                0,
+                FeedKind::Action,
+                json!({"action": "restart-service", "exit_status": 1, "duration_ms": 80.0, "timed_out": false}),
+            ),
+            row(
+                2,
+                1,
+                FeedKind::Notification,
+                json!({"change": "retry", "channel": "sms", "contact": "bob", "last_error": "HTTP 503"}),
+            ),
+            row(
+                3,
+                2,
+                FeedKind::Action,
+                json!({"action": "script", "timed_out": true, "duration_ms": 30000.0}),
+            ),
         ];
         let l = lines(&rows);
-        assert_eq!(l[2].text, "web1-apache: ran restart-service (exit 1, 80 ms)");
-        assert_eq!(l[1].text, "web1-apache: sms to bob: not delivered (HTTP 503), will retry");
-        assert_eq!(l[0].text, "web1-apache: ran script (timed out after 30.0 s)");
+        assert_eq!(
+            l[2].text,
+            "web1-apache: ran restart-service (exit 1, 80 ms)"
+        );
+        assert_eq!(
+            l[1].text,
+            "web1-apache: sms to bob: not delivered (HTTP 503), will retry"
+        );
+        assert_eq!(
+            l[0].text,
+            "web1-apache: ran script (timed out after 30.0 s)"
+        );
         assert!(l.iter().all(|l| l.tone == Tone::Bad));
     }
 }

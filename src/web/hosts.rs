@@ -60,7 +60,11 @@ fn compile(f: &Filter) -> Result<Compiled, String> {
     };
     let states = match f.state.trim().to_ascii_lowercase().as_str() {
         "" | "all" => None,
-        "problem" => Some(vec![Some(State::Warning), Some(State::Critical), Some(State::Unknown)]),
+        "problem" => Some(vec![
+            Some(State::Warning),
+            Some(State::Critical),
+            Some(State::Unknown),
+        ]),
         "pending" => Some(vec![None]),
         other => match text::parse_state(other) {
             Some(s) => Some(vec![Some(s)]),
@@ -100,9 +104,9 @@ impl Compiled {
                 .states
                 .as_ref()
                 .is_none_or(|s| s.contains(&live.map(|l| l.state)))
-            && self.handled.is_none_or(|h| {
-                (handling(alarms.get(&info.name)) != Handling::Unhandled) == h
-            })
+            && self
+                .handled
+                .is_none_or(|h| (handling(alarms.get(&info.name)) != Handling::Unhandled) == h)
     }
 }
 
@@ -177,7 +181,11 @@ fn filter_form(f: &Filter) -> Markup {
         ("ok", "OK"),
         ("pending", "PENDING"),
     ];
-    const HANDLED: &[(&str, &str)] = &[("", "handled or not"), ("no", "unhandled"), ("yes", "handled")];
+    const HANDLED: &[(&str, &str)] = &[
+        ("", "handled or not"),
+        ("no", "unhandled"),
+        ("yes", "handled"),
+    ];
     html! {
         form.filter method="get" action="/hosts" role="search" {
             label { "Host " input type="search" name="host" value=(f.host) placeholder="web* "; }
@@ -243,12 +251,16 @@ mod tests {
             state: "broken".into(),
             ..Filter::default()
         };
-        assert!(compile(&f).err().is_some_and(|e| e.contains("state \"broken\"")));
+        assert!(compile(&f)
+            .err()
+            .is_some_and(|e| e.contains("state \"broken\"")));
         let f = Filter {
             name: "[".into(),
             ..Filter::default()
         };
-        assert!(compile(&f).err().is_some_and(|e| e.starts_with("name \"[\"")));
+        assert!(compile(&f)
+            .err()
+            .is_some_and(|e| e.starts_with("name \"[\"")));
         let f = Filter {
             handled: "maybe".into(),
             ..Filter::default()

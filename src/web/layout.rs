@@ -134,7 +134,13 @@ fn idempotency_key() -> String {
 
 /// An action form posting to `action`, or, for a viewer who may not do it,
 /// a note saying what it takes.
-pub(super) fn action_form(v: &Viewer, action: &str, role: Role, class: &str, body: Markup) -> Markup {
+pub(super) fn action_form(
+    v: &Viewer,
+    action: &str,
+    role: Role,
+    class: &str,
+    body: Markup,
+) -> Markup {
     action_form_id(v, None, action, role, class, body)
 }
 

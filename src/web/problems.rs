@@ -157,7 +157,10 @@ pub(super) async fn page(AxState(state): AxState<WebState>, v: Viewer) -> Respon
 }
 
 fn hosts_link(state: State, handled: Option<bool>) -> String {
-    let mut q = format!("/hosts?state={}", text::state_word(Some(state)).to_ascii_lowercase());
+    let mut q = format!(
+        "/hosts?state={}",
+        text::state_word(Some(state)).to_ascii_lowercase()
+    );
     if let Some(h) = handled {
         q.push_str(if h { "&handled=yes" } else { "&handled=no" });
     }
@@ -296,9 +299,15 @@ async fn health(state: &WebState, generation: &Generation, now: DateTime<Utc>) -
     let m = crate::metrics::snapshot();
     let db = tokio::time::timeout(DB_PROBE, generation.store.schema_version()).await;
     let (db_ok, db_text) = match db {
-        Ok(Ok(_)) => (true, format!("database: {} reachable", generation.store.describe())),
+        Ok(Ok(_)) => (
+            true,
+            format!("database: {} reachable", generation.store.describe()),
+        ),
         Ok(Err(e)) => (false, format!("database unreachable: {e}")),
-        Err(_) => (false, format!("database: no answer within {} ms", DB_PROBE.as_millis())),
+        Err(_) => (
+            false,
+            format!("database: no answer within {} ms", DB_PROBE.as_millis()),
+        ),
     };
     let spool_ok = m.spool_results == 0;
     let reload = state.app.shared.last_reload();
@@ -393,7 +402,10 @@ mod tests {
                 }),
             ),
         );
-        alarms.insert("c".to_string(), alarm(3, false, Some(Suppression::Flapping)));
+        alarms.insert(
+            "c".to_string(),
+            alarm(3, false, Some(Suppression::Flapping)),
+        );
         let (counters, problems) = survey(
             |f| {
                 for (i, l) in &checks {

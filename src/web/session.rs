@@ -68,7 +68,8 @@ impl FromRequestParts<WebState> for Viewer {
         let caller = match auth::authenticate(&state.app.http, &parts.headers, peer(parts)) {
             Ok(c) => c,
             Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                let next = serde_urlencoded::to_string([("next", here.as_str())]).unwrap_or_default();
+                let next =
+                    serde_urlencoded::to_string([("next", here.as_str())]).unwrap_or_default();
                 return Err(Redirect::to(&format!("/login?{next}")).into_response());
             }
             Err(e) => return Err(e.into_response()),
@@ -189,7 +190,11 @@ pub(super) async fn login(
     let tls = state.app.http.tls.is_some();
     let next = local_path(form.next.as_deref());
     if !same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, "log in from the dashboard's own login page").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "log in from the dashboard's own login page",
+        )
+            .into_response();
     }
     match auth::by_token(&state.app.http, &form.token, peer) {
         Ok(caller) => {
@@ -227,7 +232,11 @@ pub(super) async fn logout(
 ) -> Response {
     let token = auth::cookie(&headers, SESSION_COOKIE);
     if !token.is_some_and(|t| auth::csrf_matches(&t, &form.csrf)) {
-        return (StatusCode::FORBIDDEN, "log out from the dashboard's own pages").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "log out from the dashboard's own pages",
+        )
+            .into_response();
     }
     let mut r = Redirect::to("/").into_response();
     r.headers_mut().append(
@@ -269,9 +278,15 @@ mod tests {
 
     #[test]
     fn origin_must_name_this_host() {
-        let own = headers(&[("host", "127.0.0.1:8470"), ("origin", "http://127.0.0.1:8470")]);
+        let own = headers(&[
+            ("host", "127.0.0.1:8470"),
+            ("origin", "http://127.0.0.1:8470"),
+        ]);
         assert!(same_origin(&own));
-        let other = headers(&[("host", "127.0.0.1:8470"), ("origin", "http://127.0.0.1:9999")]);
+        let other = headers(&[
+            ("host", "127.0.0.1:8470"),
+            ("origin", "http://127.0.0.1:9999"),
+        ]);
         assert!(!same_origin(&other));
         let referer = headers(&[
             ("host", "127.0.0.1:8470"),
@@ -286,7 +301,10 @@ mod tests {
     fn cookies_are_http_only_and_strict_and_escaped() {
         let c = set_cookie("laxmon_flash", "Acknowledged; done", 60, true);
         let c = c.to_str().expect("ascii");
-        assert!(c.starts_with("laxmon_flash=Acknowledged%3B%20done; "), "{c}");
+        assert!(
+            c.starts_with("laxmon_flash=Acknowledged%3B%20done; "),
+            "{c}"
+        );
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.ends_with("Secure"));
         let h = headers(&[("cookie", "a=1; laxmon_flash=Acknowledged%3B%20done")]);
         assert_eq!(

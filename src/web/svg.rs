@@ -187,7 +187,8 @@ pub fn line_chart(
             h / 2.0
         );
     } else {
-        let mid = |a: DateTime<Utc>, b: DateTime<Utc>| (x_of(a, from, to) + x_of(b, from, to)) / 2.0;
+        let mid =
+            |a: DateTime<Utc>, b: DateTime<Utc>| (x_of(a, from, to) + x_of(b, from, to)) / 2.0;
         let mut band = String::new();
         for (a, b, v) in &finite {
             let _ = write!(band, "{:.1},{:.1} ", mid(*a, *b), y_of(v.max));
@@ -195,12 +196,20 @@ pub fn line_chart(
         for (a, b, v) in finite.iter().rev() {
             let _ = write!(band, "{:.1},{:.1} ", mid(*a, *b), y_of(v.min));
         }
-        let _ = write!(out, r#"<polygon points="{}" class="band"/>"#, band.trim_end());
+        let _ = write!(
+            out,
+            r#"<polygon points="{}" class="band"/>"#,
+            band.trim_end()
+        );
         let mut line = String::new();
         for (a, b, v) in &finite {
             let _ = write!(line, "{:.1},{:.1} ", mid(*a, *b), y_of(v.avg));
         }
-        let _ = write!(out, r#"<polyline points="{}" class="mean"/>"#, line.trim_end());
+        let _ = write!(
+            out,
+            r#"<polyline points="{}" class="mean"/>"#,
+            line.trim_end()
+        );
     }
     time_axis(&mut out, from, to, h + BOTTOM - 4.0);
     out.push_str("</svg>");
@@ -320,7 +329,8 @@ mod tests {
             .split("class=\"mean\"")
             .next()
             .and_then(|s| s.rsplit("points=\"").next())
-            .unwrap_or("");
+            .unwrap_or("")
+            .trim_end_matches(['"', ' ']);
         assert_eq!(mean.split(' ').count(), 3, "{mean}");
         assert_eq!(perf_labels(&s), [("time".to_string(), "s".to_string())]);
         assert_eq!(perf_points(&s, "time", "s").len(), 4);
