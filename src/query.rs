@@ -11,7 +11,7 @@ use crate::alarm::silence::Silence;
 use crate::cluster::executor::{self, ReorgError, ReorgOptions, ReorgReport};
 pub use crate::cluster::executor::{ServerStatus, VmStatus};
 use crate::cluster::journal::Journal;
-pub use crate::cluster::journal::{JournalRun, LockHolder};
+pub use crate::cluster::journal::{JournalRun, JournalStep, LockHolder, StepProgress};
 use crate::cluster::manual;
 use crate::config::ClusterConfig;
 use crate::store::{
