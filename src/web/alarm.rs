@@ -97,6 +97,19 @@ fn compact(v: &Value) -> String {
     }
 }
 
+/// `v` without `keys` (what the row shows already).
+fn without(v: &Value, keys: &[&str]) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !keys.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 fn entry(e: &TimelineEntry) -> Markup {
     let at = e.at();
     html! {
@@ -105,7 +118,7 @@ fn entry(e: &TimelineEntry) -> Markup {
             @match e {
                 TimelineEntry::Alarm(ev) => {
                     td { "alarm " (ev.event) }
-                    td { (compact(&ev.detail)) }
+                    td { (compact(&without(&ev.detail, &["at", "event"]))) }
                 }
                 TimelineEntry::StateChange(s) => {
                     td { "state " (badge(text::parse_state(&s.previous_state))) " → " (badge(text::parse_state(&s.state))) " " (s.state_type.to_lowercase()) }
@@ -116,7 +129,7 @@ fn entry(e: &TimelineEntry) -> Markup {
                     td {
                         strong { (match n.status.as_str() { "sent" => "delivered", "failed" => "FAILED for good", "pending" => "not yet delivered", other => other }) }
                         @if let Some(t) = n.sent { " at " (text::when(t)) }
-                        " · " (n.attempts) " attempt" @if n.attempts != 1 { "s" }
+                        @if n.attempts > 0 { " · " (n.attempts) " failed attempt" @if n.attempts != 1 { "s" } }
                         @if let Some(err) = &n.last_error { " · last error: " (err) }
                         @if let Some(s) = &n.subject { br; small { (s) } }
                     }

@@ -67,6 +67,15 @@ fn recovery<'a>(check: &str, later: &'a [EventRow]) -> Option<&'a EventRow> {
     })
 }
 
+/// `text` after the check's name, when the event names one.
+fn prefixed(check: &str, text: String) -> String {
+    if check.is_empty() {
+        text
+    } else {
+        format!("{check}: {text}")
+    }
+}
+
 fn line(row: &EventRow, later: &[EventRow]) -> FeedLine {
     let d = &row.detail;
     let check = row.check.as_deref().unwrap_or("");
@@ -104,7 +113,7 @@ fn line(row: &EventRow, later: &[EventRow]) -> FeedLine {
                 "opened" | "escalated" => Tone::Bad,
                 _ => Tone::Neutral,
             };
-            let mut t = format!("{check}: alarm {event}");
+            let mut t = prefixed(check, format!("alarm {event}"));
             let by = s(d, "acknowledged_by");
             if event == "acknowledged" && !by.is_empty() {
                 t.push_str(&format!(" by {by}"));
@@ -128,7 +137,7 @@ fn line(row: &EventRow, later: &[EventRow]) -> FeedLine {
                 ),
                 _ => (format!("{channel} to {contact}: queued"), Tone::Neutral),
             };
-            ("notification", format!("{check}: {t}"), tone)
+            ("notification", prefixed(check, t), tone)
         }
         FeedKind::Action => {
             let action = s(d, "action");
@@ -147,7 +156,7 @@ fn line(row: &EventRow, later: &[EventRow]) -> FeedLine {
                     None => (format!("no exit status, {}", text::millis(ms)), Tone::Bad),
                 }
             };
-            let mut t = format!("{check}: ran {action} ({outcome})");
+            let mut t = prefixed(check, format!("ran {action} ({outcome})"));
             if let Some(r) = recovery(check, later) {
                 let started = d
                     .get("started_at")

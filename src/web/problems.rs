@@ -225,7 +225,7 @@ fn problem_list(v: &Viewer, problems: &[Problem], now: DateTime<Utc>) -> Markup 
                         td.output { (p.output) }
                         td {
                             @match p.alarm {
-                                Some(id) => {
+                                Some(id) if v.may(Role::Operate) => {
                                     (action_form(v, &format!("/ui/alarms/{id}/ack"), Role::Operate, "ack", html! {
                                         label.visually-hidden for={ "ack-comment-" (id) } { "Comment for " (p.check) }
                                         input id={ "ack-comment-" (id) } type="text" name="comment" placeholder="comment" required;
@@ -233,6 +233,7 @@ fn problem_list(v: &Viewer, problems: &[Problem], now: DateTime<Utc>) -> Markup 
                                     }))
                                     " " a href={ "/alarm/" (id) } { "#" (id) }
                                 }
+                                Some(id) => { a href={ "/alarm/" (id) } { "alarm #" (id) } }
                                 None => { small { "no alarm yet" } }
                             }
                         }

@@ -39,8 +39,11 @@ fn x_of(t: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 }
 
 fn time_label(t: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
-    if (to - from).num_hours() > 48 {
+    let hours = (to - from).num_hours();
+    if hours > 48 {
         t.format("%a %d %H:%M").to_string()
+    } else if hours > 12 {
+        t.format("%a %H:%M").to_string()
     } else {
         t.format("%H:%M").to_string()
     }
