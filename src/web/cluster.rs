@@ -21,7 +21,9 @@ use crate::config::http::Role;
 use crate::config::ClusterConfig;
 use crate::daemon::Generation;
 use crate::plugin_output::State;
-use crate::query::{ClusterStatus, ClusterVm, JournalRun, JournalStep, ServerStatus, StepProgress};
+use crate::query::{
+    ClusterStatus, ClusterVm, JournalRun, JournalStep, LockHolder, ServerStatus, StepProgress,
+};
 use crate::state::StateType;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
@@ -432,15 +434,57 @@ fn cluster_body(
     plan: Option<&ReorgReport>,
     now: DateTime<Utc>,
 ) -> Markup {
-    let status = match s {
-        Ok(s) => s,
-        Err(e) => {
-            return html! {
+    let journal = journal_of(c, s);
+    let (busy, runs) = match &journal {
+        Ok((busy, runs)) => (busy.as_ref(), runs.as_slice()),
+        Err(_) => (None, &[][..]),
+    };
+    html! {
+        @if let Some(h) = busy {
+            p.busy role="status" {
+                strong { "BUSY: " } (h.what) ", started " (when_ms(h.since_ms, now)) " (laxmon process " (h.pid) "); by-hand operations are refused until it ends."
+            }
+        }
+        @match s {
+            Ok(status) => (placement(generation, c, status, plan, now)),
+            Err(e) => {
                 p.error role="alert" { "Cannot read the cluster's state now: " (e) }
                 (servers_unknown(generation, c))
             }
         }
-    };
+        @if let Err(e) = &journal {
+            p.error { "Cannot read the cluster's journal: " (e) }
+        }
+        @if let Some(run) = runs.first() {
+            p.lastrun {
+                "Last run: " (run_title(run)) ", " (when_ms(run.started_ms, now)) ": "
+                strong { (run.state) } " · " (run.steps_done) " step(s) done, " (run.steps_failed) " failed"
+            }
+        }
+    }
+}
+
+/// Who holds the cluster's lock and its newest runs: from its status, else
+/// from the journal alone (the servers may not answer; the journal is
+/// still there).
+fn journal_of(
+    c: &ClusterConfig,
+    s: &Result<ClusterStatus, String>,
+) -> Result<(Option<LockHolder>, Vec<JournalRun>), String> {
+    match s {
+        Ok(status) => Ok((status.busy.clone(), status.runs.clone())),
+        Err(_) => crate::query::cluster_journal(c).map_err(|e| e.to_string()),
+    }
+}
+
+/// The servers with their VMs, then the VMs that do not run and why.
+fn placement(
+    generation: &Generation,
+    c: &ClusterConfig,
+    status: &ClusterStatus,
+    plan: Option<&ReorgReport>,
+    now: DateTime<Utc>,
+) -> Markup {
     let down: Vec<&ClusterVm> = status
         .vms
         .iter()
@@ -448,11 +492,6 @@ fn cluster_body(
         .collect();
     let cid = id_part(&c.name);
     html! {
-        @if let Some(h) = &status.busy {
-            p.busy role="status" {
-                strong { "BUSY: " } (h.what) ", started " (when_ms(h.since_ms, now)) " (laxmon process " (h.pid) "); by-hand operations are refused until it ends."
-            }
-        }
         div.servers {
             @for server in &status.servers {
                 (server_card(generation, c, status, server))
@@ -477,12 +516,6 @@ fn cluster_body(
                         }
                     }
                 }
-            }
-        }
-        @if let Some(run) = status.runs.first() {
-            p.lastrun {
-                "Last run: " (run_title(run)) ", " (when_ms(run.started_ms, now)) ": "
-                strong { (run.state) } " · " (run.steps_done) " step(s) done, " (run.steps_failed) " failed"
             }
         }
     }
@@ -520,7 +553,7 @@ fn server_card(
     let mem = memory_use(s.used_mb, s.capacity_mb);
     let id = format!("server-{}-{}", id_part(&c.name), id_part(&s.server));
     html! {
-        article.server id=(id) aria-labelledby={ (id) "-h" } {
+        article id=(id) class={ "server " (cond.class()) } aria-labelledby={ (id) "-h" } {
             h3 id={ (id) "-h" } {
                 (s.server) " " span class={ "st " (cond.class()) } { (cond.word()) }
             }
@@ -545,7 +578,7 @@ fn server_card(
                                     @let home = status.vms.iter().find(|x| x.name == vm.name).and_then(|x| x.home.as_deref());
                                     tr {
                                         th scope="row" { (vm.name) @if !vm.configured { " " small { "(not configured)" } } }
-                                        td { @if let Some(m) = vm.memory_mb { (m) " MB" } @else { "?" } }
+                                        td.mem { @if let Some(m) = vm.memory_mb { (m) " MB" } @else { "?" } }
                                         td { (vm.priority) }
                                         td {
                                             span.st.st-ok { "RUNNING" }
@@ -650,7 +683,7 @@ pub(super) async fn page(
         }
         section #runs data-live aria-labelledby="runs-h" {
             h2 #runs-h { "Last reorganisation" }
-            (runs_view(&status, now))
+            (runs_view(cluster, &status, now))
         }
         section #plan aria-labelledby="plan-h" {
             h2 #plan-h { "Dry run: what if a server failed?" }
@@ -669,12 +702,16 @@ pub(super) async fn page(
     layout::page(&state, &v, Nav::Clusters, &name, true, main)
 }
 
-fn runs_view(status: &Result<ClusterStatus, String>, now: DateTime<Utc>) -> Markup {
-    let Ok(status) = status else {
-        return html! { p.note { "The journal is shown with the cluster's state." } };
+fn runs_view(
+    cluster: &ClusterConfig,
+    status: &Result<ClusterStatus, String>,
+    now: DateTime<Utc>,
+) -> Markup {
+    let runs = match journal_of(cluster, status) {
+        Ok((_, runs)) => runs,
+        Err(e) => return html! { p.error { "Cannot read the cluster's journal: " (e) } },
     };
-    let last = status
-        .runs
+    let last = runs
         .iter()
         .find(|r| matches!(r.kind.as_str(), "reorg" | "restore"));
     html! {
@@ -682,15 +719,15 @@ fn runs_view(status: &Result<ClusterStatus, String>, now: DateTime<Utc>) -> Mark
             Some(run) => (run_detail(run, now)),
             None => p.note { "No reorganisation is journalled." },
         }
-        @if !status.runs.is_empty() {
+        @if !runs.is_empty() {
             h3 { "Recent runs" }
-            table.runs {
+            table.runs.stack {
                 thead { tr { th scope="col" { "Began" } th scope="col" { "What" } th scope="col" { "Outcome" } th scope="col" { "Steps" } th scope="col" { "Took" } } }
                 tbody {
-                    @for run in status.runs.iter().take(RUNS) {
+                    @for run in runs.iter().take(RUNS) {
                         tr {
-                            td { (when_ms(run.started_ms, now)) }
-                            td {
+                            td data-label="Began" { (when_ms(run.started_ms, now)) }
+                            td data-label="What" {
                                 (run_title(run))
                                 @if !run.steps.is_empty() {
                                     details {
@@ -699,9 +736,9 @@ fn runs_view(status: &Result<ClusterStatus, String>, now: DateTime<Utc>) -> Mark
                                     }
                                 }
                             }
-                            td { (run.state) }
-                            td { (run.steps_done) " done, " (run.steps_failed) " failed" }
-                            td { (took(run, now)) }
+                            td data-label="Outcome" { (run.state) }
+                            td data-label="Steps" { (run.steps_done) " done, " (run.steps_failed) " failed" }
+                            td data-label="Took" { (took(run, now)) }
                         }
                     }
                 }
@@ -766,32 +803,17 @@ fn steps_list(run: &JournalRun, now: DateTime<Utc>) -> Markup {
                 li class={ "step " (progress_class(step.state)) } {
                     @if run.rounds > 1 { small { "plan " (step.round + 1) ": " } }
                     (action_words(&step.action)) " — "
-                    span class={ "st " (progress_st(step.state)) } { (progress_word(step.state)) }
-                    " " (step_words(step, is_open, now))
+                    @if step.state == StepProgress::Failed {
+                        strong.error { (step_words(step, is_open, now)) }
+                    } @else {
+                        (step_words(step, is_open, now))
+                    }
                     @if let Some(t) = step.started_ms {
                         " " small { "(began +" (text::millis(t.saturating_sub(run.started_ms) as f64)) ")" }
                     }
                 }
             }
         }
-    }
-}
-
-fn progress_word(p: StepProgress) -> &'static str {
-    match p {
-        StepProgress::NotStarted => "PENDING",
-        StepProgress::Running => "RUNNING",
-        StepProgress::Done => "DONE",
-        StepProgress::Failed => "FAILED",
-    }
-}
-
-fn progress_st(p: StepProgress) -> &'static str {
-    match p {
-        StepProgress::NotStarted => "st-pending",
-        StepProgress::Running => "st-warning",
-        StepProgress::Done => "st-ok",
-        StepProgress::Failed => "st-critical",
     }
 }
 
@@ -883,7 +905,7 @@ fn vm_forms(v: &Viewer, cluster: &ClusterConfig, status: &Result<ClusterStatus, 
     let c = text::segment(&cluster.name);
     html! {
         p.hint { "Each operation follows the same rules as a reorganisation (a VM is never started while a server that did not answer may run it) and is journalled. Tick the box to confirm; Preview only says what would be done." }
-        table.vm-ops {
+        table.vm-ops.stack {
             thead { tr { th scope="col" { "VM" } th scope="col" { "State" } th scope="col" { "Server" } th scope="col" { "Memory" } th scope="col" { "Priority" } th scope="col" { "Operate" } } }
             tbody {
                 @for vm in &status.vms {
@@ -891,49 +913,64 @@ fn vm_forms(v: &Viewer, cluster: &ClusterConfig, status: &Result<ClusterStatus, 
                     @let key = id_part(&vm.name);
                     tr id={ "vm-" (key) } {
                         th scope="row" { (vm.name) }
-                        td { span class={ "st " (vm_class(vm.state)) } { (vm.state.to_uppercase()) } }
-                        td { (vm.server.as_deref().unwrap_or("—")) @if let Some(h) = vm.home.as_deref().filter(|h| vm.server.as_deref() != Some(*h)) { " " small { "(home " (h) ")" } } }
-                        td { @if let Some(m) = vm.memory_mb { (m) " MB" } }
-                        td { (vm.priority) }
-                        td {
-                            @if vm.state == "running" {
-                                @let on = vm.server.as_deref().unwrap_or("?");
-                                (action_form(v, &format!("{base}/stop"), Role::Admin, "vm-op stop", html! {
-                                    (confirm(&key, "stop", &format!("Yes, stop {} on {on} now", vm.name)))
-                                    button type="submit" { "Stop " (vm.name) }
-                                    " " button type="submit" name="intent" value="preview" formnovalidate { "Preview" }
-                                }))
-                                @let targets: Vec<&&str> = answering.iter().filter(|s| **s != on).collect();
-                                @if !targets.is_empty() {
-                                    (action_form(v, &format!("{base}/migrate"), Role::Admin, "vm-op migrate", html! {
-                                        label for={ "to-" (key) } { "Migrate to " }
-                                        select id={ "to-" (key) } name="to" required {
-                                            @for t in &targets { option value=(t) { (t) } }
-                                        }
-                                        " "
-                                        input id={ "cold-" (key) } type="checkbox" name="cold" value="yes";
-                                        label for={ "cold-" (key) } { "cold (shut down, then start)" }
-                                        (confirm(&key, "migrate", &format!("Yes, migrate {} away from {on} now", vm.name)))
-                                        button type="submit" { "Migrate " (vm.name) }
-                                        " " button type="submit" name="intent" value="preview" formnovalidate { "Preview" }
-                                    }))
+                        td data-label="State" { span class={ "st " (vm_class(vm.state)) } { (vm.state.to_uppercase()) } }
+                        td data-label="Server" { (vm.server.as_deref().unwrap_or("—")) @if let Some(h) = vm.home.as_deref().filter(|h| vm.server.as_deref() != Some(*h)) { " " small { "(home " (h) ")" } } }
+                        td.mem data-label="Memory" { @if let Some(m) = vm.memory_mb { (m) " MB" } }
+                        td data-label="Priority" { (vm.priority) }
+                        td.operate {
+                            @if !v.may(Role::Admin) {
+                                // Says what it takes (log in, or the admin role).
+                                (action_form(v, &base, Role::Admin, "", html! {}))
+                            } @else {
+                                details {
+                                    summary { "Operate " (vm.name) "…" }
+                                    (operations(v, &base, &key, vm, &answering))
                                 }
-                            } @else if vm.configured {
-                                (action_form(v, &format!("{base}/start"), Role::Admin, "vm-op start", html! {
-                                    label for={ "server-" (key) } { "Start on " }
-                                    select id={ "server-" (key) } name="server" {
-                                        option value="" { "the server with the most room (laxmon chooses)" }
-                                        @for t in &answering { option value=(t) { (t) } }
-                                    }
-                                    (confirm(&key, "start", &format!("Yes, start {} now", vm.name)))
-                                    button type="submit" { "Start " (vm.name) }
-                                    " " button type="submit" name="intent" value="preview" formnovalidate { "Preview" }
-                                }))
                             }
                         }
                     }
                 }
             }
+        }
+    }
+}
+
+/// The forms for one VM: stop and migrate where it runs, else start.
+fn operations(v: &Viewer, base: &str, key: &str, vm: &ClusterVm, answering: &[&str]) -> Markup {
+    let Some(on) = vm.server.as_deref().filter(|_| vm.state == "running") else {
+        return html! {
+            (action_form(v, &format!("{base}/start"), Role::Admin, "vm-op start", html! {
+                label for={ "server-" (key) } { "Start on " }
+                select id={ "server-" (key) } name="server" {
+                    option value="" { "the server with the most room (laxmon chooses)" }
+                    @for t in answering { option value=(t) { (t) } }
+                }
+                (confirm(key, "start", &format!("Yes, start {} now", vm.name)))
+                button type="submit" { "Start " (vm.name) }
+                " " button type="submit" name="intent" value="preview" formnovalidate { "Preview" }
+            }))
+        };
+    };
+    let targets: Vec<&str> = answering.iter().copied().filter(|s| *s != on).collect();
+    html! {
+        (action_form(v, &format!("{base}/stop"), Role::Admin, "vm-op stop", html! {
+            (confirm(key, "stop", &format!("Yes, stop {} on {on} now", vm.name)))
+            button type="submit" { "Stop " (vm.name) }
+            " " button type="submit" name="intent" value="preview" formnovalidate { "Preview" }
+        }))
+        @if !targets.is_empty() {
+            (action_form(v, &format!("{base}/migrate"), Role::Admin, "vm-op migrate", html! {
+                label for={ "to-" (key) } { "Migrate to " }
+                select id={ "to-" (key) } name="to" required {
+                    @for t in &targets { option value=(t) { (t) } }
+                }
+                " "
+                input id={ "cold-" (key) } type="checkbox" name="cold" value="yes";
+                label for={ "cold-" (key) } { "cold (shut down, then start)" }
+                (confirm(key, "migrate", &format!("Yes, migrate {} away from {on} now", vm.name)))
+                button type="submit" { "Migrate " (vm.name) }
+                " " button type="submit" name="intent" value="preview" formnovalidate { "Preview" }
+            }))
         }
     }
 }
