@@ -694,7 +694,7 @@ pub(super) async fn page(
                 None => p.note { "Every alive check is fine; pick a server to see what would happen if it failed." },
             }
         }
-        section #vms aria-labelledby="vms-h" {
+        section #vms data-live aria-labelledby="vms-h" {
             h2 #vms-h { "Start, stop or migrate a VM" }
             (vm_forms(&v, cluster, &status))
         }
@@ -730,7 +730,7 @@ fn runs_view(
                             td data-label="What" {
                                 (run_title(run))
                                 @if !run.steps.is_empty() {
-                                    details {
+                                    details id={ "steps-" (run.id) } {
                                         summary { "steps" }
                                         (steps_list(run, now))
                                     }
@@ -922,7 +922,7 @@ fn vm_forms(v: &Viewer, cluster: &ClusterConfig, status: &Result<ClusterStatus, 
                                 // Says what it takes (log in, or the admin role).
                                 (action_form(v, &base, Role::Admin, "", html! {}))
                             } @else {
-                                details {
+                                details id={ "operate-" (key) } {
                                     summary { "Operate " (vm.name) "…" }
                                     (operations(v, &base, &key, vm, &answering))
                                 }

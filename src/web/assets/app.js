@@ -45,6 +45,10 @@
         saved.fields.push([f.id, "value", f.value]);
       }
     }
+    var open = root.querySelectorAll("details[id]");
+    for (var j = 0; j < open.length; j++) {
+      if (open[j].open) saved.fields.push([open[j].id, "open", true]);
+    }
     var a = document.activeElement;
     if (a && a.id && root.contains(a)) {
       var sel = null;
