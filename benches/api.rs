@@ -169,7 +169,7 @@ fn main() {
         ),
         ("checks, page of 1000", "/api/v1/checks?limit=1000"),
         (
-            "checks, state=critical (scans all, 0 match)",
+            "checks, state=critical (scans all, first 100 of 600)",
             "/api/v1/checks?state=critical",
         ),
         (

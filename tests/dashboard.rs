@@ -16,11 +16,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use support::bin::write_file;
 use support::browser::{Browser, Viewport};
-use support::daemon::{field, Daemon};
+use support::daemon::Daemon;
+use support::dashboard::{
+    browser_dir, click, fits, login, text_of, type_into, value_of, ApiReader, WAIT,
+};
 
 const OPERATE: &str = "operate-token-0123456789";
 const READ: &str = "read-token-0123456789";
-const WAIT: Duration = Duration::from_secs(30);
 
 fn hash(token: &str) -> String {
     laxmon::api::auth::format_hash(&laxmon::api::auth::hash_token(token))
@@ -32,6 +34,8 @@ fn hash(token: &str) -> String {
 struct Site {
     _daemon: Daemon,
     base: String,
+    /// The API, read with the read token.
+    api: ApiReader,
     dir: std::path::PathBuf,
     _hook: support::http::Recorder,
 }
@@ -66,22 +70,14 @@ impl Site {
         );
         let cfg = write_file(dir, "laxmon.yaml", &yaml);
         let daemon = Daemon::start_logging(&cfg, "info");
-        let mut seen = (false, false);
-        while seen != (true, true) {
-            let v = daemon.wait_for("API listening and checks started", |v| {
-                matches!(
-                    field(v, "message"),
-                    "operations API listening" | "laxmon started"
-                )
-            });
-            match field(&v, "message") {
-                "operations API listening" => seen.0 = true,
-                _ => seen.1 = true,
-            }
-        }
+        daemon.wait_api_up();
         Site {
             _daemon: daemon,
             base: format!("http://127.0.0.1:{port}"),
+            api: ApiReader {
+                base: format!("http://127.0.0.1:{port}"),
+                token: READ.to_string(),
+            },
             dir: dir.to_path_buf(),
             _hook: hook,
         }
@@ -94,113 +90,6 @@ impl Site {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
-
-    /// `GET /api/v1{path}` with the read token.
-    async fn api(&self, path: &str) -> Value {
-        let r = reqwest::Client::new()
-            .get(self.url(&format!("/api/v1{path}")))
-            .bearer_auth(READ)
-            .send()
-            .await
-            .expect("API request");
-        assert!(r.status().is_success(), "GET {path}: {}", r.status());
-        r.json().await.expect("API JSON")
-    }
-
-    /// Polls the API until `pred` holds.
-    async fn api_until(&self, path: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let v = self.api(path).await;
-            if pred(&v) {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "{path}: never held; last {v}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-/// Where a test's browser keeps its profile, logs and screenshots: under
-/// cargo's target tmp dir, so the screenshots outlive the test to be looked at.
-fn browser_dir(test: &str) -> std::path::PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("dashboard")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("browser dir");
-    d
-}
-
-async fn login(b: &Browser, site: &Site, token: &str) {
-    b.open(&site.url("/login")).await.expect("login page");
-    let field = b.wait_for("#token", WAIT).await.expect("token field");
-    field.send_keys(token).await.expect("type token");
-    b.client()
-        .find(Locator::Css("section.login button[type=submit]"))
-        .await
-        .expect("log in button")
-        .click()
-        .await
-        .expect("click log in");
-    b.wait_until_text("header .who", "operator (operate)", WAIT)
-        .await
-        .expect("logged in as operator");
-}
-
-/// Clicks the element `css` names. A live refresh may replace the element
-/// between finding and clicking it, so a stale element is found again.
-async fn click(b: &Browser, css: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let clicked = match b.client().find(Locator::Css(css)).await {
-            Ok(e) => e.click().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match clicked {
-            Ok(()) => return,
-            Err(e) => assert!(Instant::now() < deadline, "click {css}: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Types `keys` into the element `css` names (found again if a live
-/// refresh replaced it; typing into a stale element types nothing).
-async fn type_into(b: &Browser, css: &str, keys: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let typed = match b.client().find(Locator::Css(css)).await {
-            Ok(e) => e.send_keys(keys).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match typed {
-            Ok(()) => return,
-            Err(e) => assert!(Instant::now() < deadline, "type into {css}: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn text_of(b: &Browser, css: &str) -> String {
-    b.client()
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .expect("text")
-}
-
-async fn value_of(b: &Browser, css: &str) -> String {
-    b.client()
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .prop("value")
-        .await
-        .expect("value")
-        .unwrap_or_default()
 }
 
 /// The id of the element that has the focus.
@@ -225,7 +114,7 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
     let b = Browser::start(&shots.join("desktop"))
         .await
         .expect("browser");
-    login(&b, &site, OPERATE).await;
+    login(&b, &site.base, OPERATE, "/", "operator (operate)").await;
 
     // The session cookie is HttpOnly: the page's scripts cannot read it.
     let cookies: Value = b
@@ -267,7 +156,8 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
         .expect("flip's row appears live");
     assert!(row.text().await.expect("row").contains("CRITICAL"));
     let alarm = site
-        .api_until("/checks/flip", |v| v["alarm"]["alarm_id"].is_u64())
+        .api
+        .until("/checks/flip", |v| v["alarm"]["alarm_id"].is_u64())
         .await["alarm"]["alarm_id"]
         .as_u64()
         .expect("alarm id");
@@ -306,7 +196,8 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
         .await
         .expect("the page says it is acknowledged");
     let a = site
-        .api_until(&format!("/alarms/{alarm}"), |v| {
+        .api
+        .until(&format!("/alarms/{alarm}"), |v| {
             v["alarm"]["ack_by"].is_string()
         })
         .await;
@@ -329,7 +220,8 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
 
     // Bulk: tick flop and acknowledge the ticked ones.
     let flop_alarm = site
-        .api_until("/checks/flop", |v| v["alarm"]["alarm_id"].is_u64())
+        .api
+        .until("/checks/flop", |v| v["alarm"]["alarm_id"].is_u64())
         .await["alarm"]["alarm_id"]
         .as_u64()
         .expect("flop's alarm");
@@ -339,10 +231,11 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
     b.wait_until_text("#flash", "Acknowledged 1 alarm", WAIT)
         .await
         .expect("bulk done");
-    site.api_until(&format!("/alarms/{flop_alarm}"), |v| {
-        v["alarm"]["ack_comment"] == "rebooting web2"
-    })
-    .await;
+    site.api
+        .until(&format!("/alarms/{flop_alarm}"), |v| {
+            v["alarm"]["ack_comment"] == "rebooting web2"
+        })
+        .await;
     b.wait_until_text("#problems", "Nothing unhandled", WAIT)
         .await
         .expect("all handled");
@@ -384,17 +277,8 @@ async fn a_failure_appears_live_and_is_acknowledged_from_the_page() {
         .await
         .expect("counters");
     phone.screenshot("7-phone").await.expect("screenshot");
-    let width: Value = phone
-        .client()
-        .execute(
-            "return [...document.querySelectorAll('main table, main section')].every(e => e.getBoundingClientRect().right <= window.innerWidth + 1)",
-            vec![],
-        )
-        .await
-        .expect("script");
-    assert_eq!(
-        width,
-        Value::Bool(true),
+    assert!(
+        fits(&phone).await,
         "a table or section of the problems page is wider than a phone"
     );
 }
@@ -537,7 +421,7 @@ async fn hosts_check_detail_run_now_and_silences() {
     b.wait_until_text("#silences", "web maintenance", WAIT)
         .await
         .expect("listed");
-    let silences = site.api("/silences").await;
+    let silences = site.api.get("/silences").await;
     assert_eq!(silences[0]["comment"], "web maintenance", "{silences}");
     assert_eq!(silences[0]["by"], "operator", "{silences}");
     b.screenshot("4-silence-set").await.expect("screenshot");
@@ -547,7 +431,7 @@ async fn hosts_check_detail_run_now_and_silences() {
     b.wait_until_text("#flash", "ended", WAIT)
         .await
         .expect("ended");
-    let left = site.api("/silences").await;
+    let left = site.api.get("/silences").await;
     assert_eq!(left.as_array().map(Vec::len), Some(0), "{left}");
 }
 
@@ -583,7 +467,8 @@ async fn sessions_need_their_csrf_token_and_never_change_things_through_the_api(
     let site = Site::start(dir.path(), true);
     site.set("flip", 2);
     let v = site
-        .api_until("/checks/flip", |v| v["alarm"]["alarm_id"].is_u64())
+        .api
+        .until("/checks/flip", |v| v["alarm"]["alarm_id"].is_u64())
         .await;
     let alarm = v["alarm"]["alarm_id"].as_u64().expect("alarm");
     let ack = site.url(&format!("/ui/alarms/{alarm}/ack"));
@@ -637,7 +522,7 @@ async fn sessions_need_their_csrf_token_and_never_change_things_through_the_api(
         .await
         .expect("get");
     assert_eq!(r.status().as_u16(), 200);
-    let a = site.api(&format!("/alarms/{alarm}")).await;
+    let a = site.api.get(&format!("/alarms/{alarm}")).await;
     assert!(
         a["alarm"]["ack_by"].is_null(),
         "a refused request changed the alarm: {a}"
@@ -684,7 +569,7 @@ async fn sessions_need_their_csrf_token_and_never_change_things_through_the_api(
     )
     .await;
     assert_eq!(status, 200, "{again}");
-    let audit = site.api(&format!("/audit?alarm={alarm}")).await;
+    let audit = site.api.get(&format!("/audit?alarm={alarm}")).await;
     let acks: Vec<&Value> = audit["entries"]
         .as_array()
         .expect("entries")
@@ -727,7 +612,7 @@ async fn sessions_need_their_csrf_token_and_never_change_things_through_the_api(
         flash.contains("HttpOnly") && flash.contains("SameSite=Strict"),
         "{flash}"
     );
-    let a = site.api(&format!("/alarms/{alarm}")).await;
+    let a = site.api.get(&format!("/alarms/{alarm}")).await;
     assert!(a["alarm"]["ack_by"].is_null(), "{a}");
     drop(site);
 }

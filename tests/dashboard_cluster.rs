@@ -12,15 +12,14 @@ mod support;
 
 use fantoccini::Locator;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
 use support::bin::{laxmon_path, write_file};
 use support::browser::{Browser, Viewport};
-use support::daemon::{field, Daemon};
+use support::daemon::Daemon;
+use support::dashboard::{browser_dir, click, fits, login, text_of, ApiReader, WAIT};
 
 const ADMIN: &str = "admin-token-0123456789";
 const READ: &str = "read-token-0123456789";
-const WAIT: Duration = Duration::from_secs(60);
 
 fn hash(token: &str) -> String {
     laxmon::api::auth::format_hash(&laxmon::api::auth::hash_token(token))
@@ -41,6 +40,8 @@ const VMS: &[(&str, u64, i64, &str)] = &[
 struct Site {
     _daemon: Daemon,
     base: String,
+    /// The API, read with the read token.
+    api: ApiReader,
     sim_state: String,
 }
 
@@ -86,22 +87,14 @@ impl Site {
         }
         let cfg = write_file(dir, "laxmon.yaml", &yaml);
         let daemon = Daemon::start_logging(&cfg, "info");
-        let mut seen = (false, false);
-        while seen != (true, true) {
-            let v = daemon.wait_for("API listening and checks started", |v| {
-                matches!(
-                    field(v, "message"),
-                    "operations API listening" | "laxmon started"
-                )
-            });
-            match field(&v, "message") {
-                "operations API listening" => seen.0 = true,
-                _ => seen.1 = true,
-            }
-        }
+        daemon.wait_api_up();
         Site {
             _daemon: daemon,
             base: format!("http://127.0.0.1:{port}"),
+            api: ApiReader {
+                base: format!("http://127.0.0.1:{port}"),
+                token: READ.to_string(),
+            },
             sim_state: state,
         }
     }
@@ -124,31 +117,6 @@ impl Site {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-
-    /// `GET /api/v1{path}` with the read token.
-    async fn api(&self, path: &str) -> Value {
-        let r = reqwest::Client::new()
-            .get(self.url(&format!("/api/v1{path}")))
-            .bearer_auth(READ)
-            .send()
-            .await
-            .expect("API request");
-        assert!(r.status().is_success(), "GET {path}: {}", r.status());
-        r.json().await.expect("API JSON")
-    }
-
-    /// Polls the API until `pred` holds.
-    async fn api_until(&self, path: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let v = self.api(path).await;
-            if pred(&v) {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "{path}: never held; last {v}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
 }
 
 /// Where a VM runs, as `GET /clusters/demo` says (None: not running).
@@ -158,69 +126,11 @@ fn server_of(status: &Value, vm: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Under cargo's target tmp dir, so the screenshots outlive the test.
-fn browser_dir(test: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("dashboard")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("browser dir");
-    d
-}
-
-async fn text_of(b: &Browser, css: &str) -> String {
-    b.client()
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .expect("text")
-}
-
-async fn click(b: &Browser, css: &str) {
-    b.wait_for(css, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
-}
-
 /// Scrolls `css` to the top of the window and saves a screenshot.
 async fn shot_at(b: &Browser, css: &str, name: &str) {
     let script = format!("document.querySelector({css:?}).scrollIntoView(true)");
     b.client().execute(&script, vec![]).await.expect("scroll");
     b.screenshot(name).await.expect("screenshot");
-}
-
-/// Logs in as the admin through the login form, then opens `next`.
-async fn login(b: &Browser, site: &Site, next: &str) {
-    let url = format!("/login?next={}", next.replace('/', "%2F"));
-    b.open(&site.url(&url)).await.expect("login page");
-    b.wait_for("#token", WAIT)
-        .await
-        .expect("token field")
-        .send_keys(ADMIN)
-        .await
-        .expect("type token");
-    click(b, "section.login button[type=submit]").await;
-    b.wait_until_text("header .who", "boss (admin)", WAIT)
-        .await
-        .expect("logged in as admin");
-}
-
-/// Whether every section and table of the page fits the window's width.
-async fn fits(b: &Browser) -> bool {
-    let v: Value = b
-        .client()
-        .execute(
-            "return [...document.querySelectorAll('main table, main section, main article')].every(e => e.getBoundingClientRect().right <= window.innerWidth + 1)",
-            vec![],
-        )
-        .await
-        .expect("script");
-    v == Value::Bool(true)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,7 +165,8 @@ async fn a_server_failure_shows_the_new_placement_and_a_vm_is_operated_from_the_
     // without a reload.
     site.sim(&["fail", "cs2"]);
     let after = site
-        .api_until("/clusters/demo", |v| {
+        .api
+        .until("/clusters/demo", |v| {
             v["runs"][0]["kind"] == "reorg" && v["runs"][0]["state"] == "finished"
         })
         .await;
@@ -352,7 +263,7 @@ async fn a_server_failure_shows_the_new_placement_and_a_vm_is_operated_from_the_
     shot_at(&b, "#plan", "3c-cluster-page-dry-run").await;
 
     // An admin logs in through the form (an HttpOnly cookie).
-    login(&b, &site, "/cluster/demo").await;
+    login(&b, &site.base, ADMIN, "/cluster/demo", "boss (admin)").await;
     click(&b, "#vm-debtest summary").await;
     let stop = "form[action='/ui/clusters/demo/vms/debtest/stop']";
     b.wait_for(stop, WAIT).await.expect("debtest's stop form");
@@ -365,7 +276,7 @@ async fn a_server_failure_shows_the_new_placement_and_a_vm_is_operated_from_the_
         .expect("preview answered");
     shot_at(&b, "#vms", "4a-vm-forms-preview").await;
     assert_eq!(
-        server_of(&site.api("/clusters/demo").await, "debtest").as_deref(),
+        server_of(&site.api.get("/clusters/demo").await, "debtest").as_deref(),
         Some("cs1"),
         "a preview stopped the VM"
     );
@@ -377,7 +288,8 @@ async fn a_server_failure_shows_the_new_placement_and_a_vm_is_operated_from_the_
         .await
         .expect("stop answered");
     let stopped = site
-        .api_until("/clusters/demo", |v| {
+        .api
+        .until("/clusters/demo", |v| {
             v["vms"].as_array().is_some_and(|vms| {
                 vms.iter()
                     .any(|x| x["name"] == "debtest" && x["state"] == "stopped")
@@ -413,7 +325,8 @@ async fn a_server_failure_shows_the_new_placement_and_a_vm_is_operated_from_the_
         .await
         .expect("start answered");
     let started = site
-        .api_until("/clusters/demo", |v| server_of(v, "debtest").is_some())
+        .api
+        .until("/clusters/demo", |v| server_of(v, "debtest").is_some())
         .await;
     assert_eq!(
         server_of(&started, "debtest").as_deref(),
@@ -462,7 +375,7 @@ async fn a_server_failure_shows_the_new_placement_and_a_vm_is_operated_from_the_
         .await
         .expect("screenshot");
     shot_at(&phone, "#runs", "7b-phone-steps").await;
-    login(&phone, &site, "/cluster/demo").await;
+    login(&phone, &site.base, ADMIN, "/cluster/demo", "boss (admin)").await;
     click(&phone, "#vm-winxpc12 summary").await;
     phone
         .wait_for("#confirm-migrate-winxpc12", WAIT)

@@ -14,7 +14,7 @@ use super::session::{local_path, same_origin, set_cookie, FLASH_COOKIE};
 use super::WebState;
 use crate::api::auth::{self, SESSION_COOKIE};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, Path, Request};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
@@ -58,13 +58,28 @@ fn list(fields: &Fields, name: &str) -> Vec<String> {
 }
 
 /// One form post on its way to the API.
-struct Post {
+pub(super) struct Post {
     state: WebState,
     peer: SocketAddr,
     token: String,
     json: bool,
     back: String,
     idem: Option<String>,
+    /// The form's fields.
+    fields: Fields,
+}
+
+impl FromRequest<WebState> for Post {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &WebState) -> Result<Post, Response> {
+        let peer = super::session::peer_of(req.extensions());
+        let headers = req.headers().clone();
+        let Form(fields) = Form::<Fields>::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Post::begin(state.clone(), peer, &headers, fields).map_err(|r| *r)
+    }
 }
 
 impl Post {
@@ -73,13 +88,13 @@ impl Post {
         state: WebState,
         peer: SocketAddr,
         headers: &HeaderMap,
-        fields: &Fields,
+        fields: Fields,
     ) -> Result<Post, Box<Response>> {
         let json = headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("application/json"));
-        let back = local_path(field(fields, "back"));
+        let back = local_path(field(&fields, "back"));
         let refuse = |status: StatusCode, why: &str| {
             Box::new(answer(
                 json,
@@ -102,7 +117,7 @@ impl Post {
                 "log in first: reading needs no token here, acting does",
             ));
         };
-        if !field(fields, "csrf").is_some_and(|c| auth::csrf_matches(&token, c)) {
+        if !field(&fields, "csrf").is_some_and(|c| auth::csrf_matches(&token, c)) {
             return Err(refuse(
                 StatusCode::FORBIDDEN,
                 "refused: the form's CSRF token does not match your session; reload the page and try again",
@@ -114,7 +129,8 @@ impl Post {
             token,
             json,
             back,
-            idem: field(fields, "idem").map(str::to_string),
+            idem: field(&fields, "idem").map(str::to_string),
+            fields,
         })
     }
 
@@ -220,22 +236,13 @@ fn ack_body(fields: &Fields) -> Value {
 }
 
 /// `POST /ui/alarms/{id}/ack`.
-pub(super) async fn ack(
-    State(state): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<u64>,
-    headers: HeaderMap,
-    Form(fields): Form<Fields>,
-) -> Response {
-    let post = match Post::begin(state, peer, &headers, &fields) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
+pub(super) async fn ack(Path(id): Path<u64>, post: Post) -> Response {
+    let fields = &post.fields;
     let (status, value) = post
         .send(
             Method::POST,
             &format!("/api/v1/alarms/{id}/ack"),
-            ack_body(&fields),
+            ack_body(fields),
             None,
         )
         .await;
@@ -245,17 +252,7 @@ pub(super) async fn ack(
 }
 
 /// `POST /ui/alarms/{id}/unack`.
-pub(super) async fn unack(
-    State(state): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<u64>,
-    headers: HeaderMap,
-    Form(fields): Form<Fields>,
-) -> Response {
-    let post = match Post::begin(state, peer, &headers, &fields) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
+pub(super) async fn unack(Path(id): Path<u64>, post: Post) -> Response {
     let (status, value) = post
         .send(
             Method::POST,
@@ -274,17 +271,9 @@ pub(super) async fn unack(
 
 /// `POST /ui/ack`: acknowledges every alarm ticked (`alarm` repeated), one
 /// API request each, so each lands in its alarm's timeline.
-pub(super) async fn bulk_ack(
-    State(state): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(fields): Form<Fields>,
-) -> Response {
-    let post = match Post::begin(state, peer, &headers, &fields) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let ids: Vec<u64> = all(&fields, "alarm")
+pub(super) async fn bulk_ack(post: Post) -> Response {
+    let fields = &post.fields;
+    let ids: Vec<u64> = all(fields, "alarm")
         .into_iter()
         .filter_map(|s| s.parse().ok())
         .collect();
@@ -295,7 +284,7 @@ pub(super) async fn bulk_ack(
             |_| String::new(),
         );
     }
-    let body = ack_body(&fields);
+    let body = ack_body(fields);
     let mut done = Vec::new();
     let mut failed = Vec::new();
     let mut answers = Vec::new();
@@ -343,18 +332,8 @@ pub(super) async fn bulk_ack(
 
 /// `POST /ui/checks/{name}/run`: runs the check now and waits a few
 /// seconds for its result.
-pub(super) async fn run_now(
-    State(state): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    Form(fields): Form<Fields>,
-) -> Response {
-    let post = match Post::begin(state, peer, &headers, &fields) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let path = format!("/api/v1/checks/{}/run", super::text::segment(&name));
+pub(super) async fn run_now(Path(name): Path<String>, post: Post) -> Response {
+    let path = format!("/api/v1/checks/{}/run", super::text::percent_encode(&name));
     let (status, value) = post
         .send(Method::POST, &path, json!({"wait_s": 10}), None)
         .await;
@@ -370,28 +349,20 @@ pub(super) async fn run_now(
 
 /// `POST /ui/silences`: sets a silence (`intent=preview` only lists what it
 /// would cover).
-pub(super) async fn add_silence(
-    State(state): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(fields): Form<Fields>,
-) -> Response {
-    let post = match Post::begin(state, peer, &headers, &fields) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let dry_run = field(&fields, "intent") == Some("preview");
+pub(super) async fn add_silence(post: Post) -> Response {
+    let fields = &post.fields;
+    let dry_run = field(fields, "intent") == Some("preview");
     let mut body = json!({
         "matchers": {
-            "hosts": list(&fields, "hosts"),
-            "checks": list(&fields, "checks"),
-            "tags": list(&fields, "tags"),
+            "hosts": list(fields, "hosts"),
+            "checks": list(fields, "checks"),
+            "tags": list(fields, "tags"),
         },
-        "comment": field(&fields, "comment").unwrap_or(""),
-        "ends": field(&fields, "ends").unwrap_or(""),
+        "comment": field(fields, "comment").unwrap_or(""),
+        "ends": field(fields, "ends").unwrap_or(""),
         "dry_run": dry_run,
     });
-    if let Some(starts) = field(&fields, "starts") {
+    if let Some(starts) = field(fields, "starts") {
         body["starts"] = json!(starts);
     }
     let (status, value) = post
@@ -418,17 +389,7 @@ pub(super) async fn add_silence(
 }
 
 /// `POST /ui/silences/{id}/end`.
-pub(super) async fn end_silence(
-    State(state): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<u64>,
-    headers: HeaderMap,
-    Form(fields): Form<Fields>,
-) -> Response {
-    let post = match Post::begin(state, peer, &headers, &fields) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
+pub(super) async fn end_silence(Path(id): Path<u64>, post: Post) -> Response {
     let (status, value) = post
         .send(
             Method::DELETE,
@@ -443,18 +404,12 @@ pub(super) async fn end_silence(
 /// `POST /ui/clusters/{name}/vms/{vm}/{op}`: start, stop or migrate a VM;
 /// refused unless the form's confirmation box is ticked.
 pub(super) async fn vm_operation(
-    State(state): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((cluster, vm, op)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    Form(fields): Form<Fields>,
+    post: Post,
 ) -> Response {
-    let post = match Post::begin(state, peer, &headers, &fields) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let dry_run = field(&fields, "intent") == Some("preview");
-    if !dry_run && field(&fields, "confirm") != Some("yes") {
+    let fields = &post.fields;
+    let dry_run = field(fields, "intent") == Some("preview");
+    if !dry_run && field(fields, "confirm") != Some("yes") {
         return post.finish(
             StatusCode::BAD_REQUEST,
             json!({"detail": format!("tick the box to confirm: {op} {vm}")}),
@@ -464,13 +419,13 @@ pub(super) async fn vm_operation(
     let mut body = json!({"dry_run": dry_run});
     match op.as_str() {
         "start" => {
-            if let Some(server) = field(&fields, "server") {
+            if let Some(server) = field(fields, "server") {
                 body["server"] = json!(server);
             }
         }
         "migrate" => {
-            body["to"] = json!(field(&fields, "to").unwrap_or(""));
-            if field(&fields, "cold") == Some("yes") {
+            body["to"] = json!(field(fields, "to").unwrap_or(""));
+            if field(fields, "cold") == Some("yes") {
                 body["cold"] = json!(true);
             }
         }
@@ -478,9 +433,9 @@ pub(super) async fn vm_operation(
     }
     let path = format!(
         "/api/v1/clusters/{}/vms/{}/{}",
-        super::text::segment(&cluster),
-        super::text::segment(&vm),
-        super::text::segment(&op)
+        super::text::percent_encode(&cluster),
+        super::text::percent_encode(&vm),
+        super::text::percent_encode(&op)
     );
     let (status, value) = post.send(Method::POST, &path, body, None).await;
     post.finish(status, value, |v| {

@@ -45,7 +45,7 @@ pub(super) async fn page(
     let title = format!("Alarm #{id}");
     let main = html! {
         section #alarm data-live {
-            h1 { (badge(text::parse_state(&a.state))) " Alarm #" (id) ": " a href={ "/check/" (text::segment(&a.check)) } { (a.check) } }
+            h1 { (badge(text::parse_state(&a.state))) " Alarm #" (id) ": " a href={ "/check/" (text::percent_encode(&a.check)) } { (a.check) } }
             dl.facts {
                 dt { "Host" } dd { (a.host) }
                 dt { "Summary" } dd { (a.summary) }

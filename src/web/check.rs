@@ -90,7 +90,7 @@ pub(super) async fn page(
         .cloned();
     let live = row.live.as_ref();
     let st = live.map(|l| l.state);
-    let seg = text::segment(&name);
+    let seg = text::percent_encode(&name);
     let main = html! {
         section #summary data-live {
             h1 { (badge(st)) " " (name) }

@@ -414,11 +414,11 @@ pub(super) async fn list(AxState(state): AxState<WebState>, v: Viewer) -> Respon
             @let cid = id_part(&c.name);
             section.cluster id={ "cluster-" (cid) } data-live aria-labelledby={ "cluster-" (cid) "-h" } {
                 h2 id={ "cluster-" (cid) "-h" } {
-                    a href={ "/cluster/" (text::segment(&c.name)) } { (c.name) }
+                    a href={ "/cluster/" (text::percent_encode(&c.name)) } { (c.name) }
                     " " small { "(" (c.driver.name()) " driver)" }
                 }
                 (cluster_body(&generation, c, &s, None, now))
-                p { a href={ "/cluster/" (text::segment(&c.name)) } { "Details, last reorganisation, dry-run plan and VM operations for " (c.name) " →" } }
+                p { a href={ "/cluster/" (text::percent_encode(&c.name)) } { "Details, last reorganisation, dry-run plan and VM operations for " (c.name) " →" } }
             }
         }
     };
@@ -535,7 +535,7 @@ fn servers_unknown(generation: &Generation, c: &ClusterConfig) -> Markup {
 fn alive_line(a: Option<Alive>) -> Markup {
     match a {
         Some(a) => html! {
-            "alive check " a href={ "/check/" (text::segment(&a.check)) } { (a.check) } " "
+            "alive check " a href={ "/check/" (text::percent_encode(&a.check)) } { (a.check) } " "
             (badge(a.state))
             @if a.state.is_some() { " " (if a.hard { "hard" } else { "soft" }) }
         },
@@ -597,7 +597,7 @@ fn server_card(
                     p.error role="alert" { "Did not answer: " (error) }
                     p.note {
                         "Not fenced: its VMs may still run there. Nothing starts them elsewhere until it is fenced or confirmed dead. "
-                        a href={ "/cluster/" (text::segment(&c.name)) "?failed=" (text::percent_encode(&s.server)) "#plan" } { "What would a reorganisation do?" }
+                        a href={ "/cluster/" (text::percent_encode(&c.name)) "?failed=" (text::percent_encode(&s.server)) "#plan" } { "What would a reorganisation do?" }
                     }
                 }
             }
@@ -836,7 +836,7 @@ fn capitalised(s: &str) -> String {
 
 fn plan_form(cluster: &ClusterConfig, failed: Option<&str>) -> Markup {
     html! {
-        form.plan method="get" action={ "/cluster/" (text::segment(&cluster.name)) "#plan" } {
+        form.plan method="get" action={ "/cluster/" (text::percent_encode(&cluster.name)) "#plan" } {
             label for="failed" { "If this server failed: " }
             select #failed name="failed" {
                 @for s in &cluster.servers {
@@ -902,14 +902,14 @@ fn vm_forms(v: &Viewer, cluster: &ClusterConfig, status: &Result<ClusterStatus, 
         .filter(|s| s.vms.is_some())
         .map(|s| s.server.as_str())
         .collect();
-    let c = text::segment(&cluster.name);
+    let c = text::percent_encode(&cluster.name);
     html! {
         p.hint { "Each operation follows the same rules as a reorganisation (a VM is never started while a server that did not answer may run it) and is journalled. Tick the box to confirm; Preview only says what would be done." }
         table.vm-ops.stack {
             thead { tr { th scope="col" { "VM" } th scope="col" { "State" } th scope="col" { "Server" } th scope="col" { "Memory" } th scope="col" { "Priority" } th scope="col" { "Operate" } } }
             tbody {
                 @for vm in &status.vms {
-                    @let base = format!("/ui/clusters/{c}/vms/{}", text::segment(&vm.name));
+                    @let base = format!("/ui/clusters/{c}/vms/{}", text::percent_encode(&vm.name));
                     @let key = id_part(&vm.name);
                     tr id={ "vm-" (key) } {
                         th scope="row" { (vm.name) }

@@ -227,7 +227,7 @@ fn groups(rows: &[CheckRow], now: chrono::DateTime<Utc>) -> Markup {
                     @for row in checks {
                         @let state = row.live.as_ref().map(|l| l.state);
                         li {
-                            a class={ "cell " (text::state_class(state)) } href={ "/check/" (text::segment(&row.info.name)) }
+                            a class={ "cell " (text::state_class(state)) } href={ "/check/" (text::percent_encode(&row.info.name)) }
                                 title={ (row.live.as_ref().and_then(|l| l.output.as_deref()).unwrap_or("never ran yet"))
                                     @if let Some(t) = row.live.as_ref().and_then(|l| l.last_run) { " (" (text::ago(t, now)) ")" } } {
                                 span.name { (row.info.name) }

@@ -222,7 +222,7 @@ fn problem_list(v: &Viewer, problems: &[Problem], now: DateTime<Utc>) -> Markup 
                             }
                         }
                         td { (badge(Some(p.state))) br; small { (if p.state_type == StateType::Hard { "hard" } else { "soft" }) " " (p.attempt) "/" (p.max_attempts) } }
-                        td { a href={ "/check/" (text::segment(&p.check)) } { (p.check) } }
+                        td { a href={ "/check/" (text::percent_encode(&p.check)) } { (p.check) } }
                         td { a href={ "/hosts?host=" (text::percent_encode(&p.host)) } { (p.host) } }
                         td { @if let Some(t) = p.since { time datetime=(t.to_rfc3339()) title=(text::when(t)) { (text::span((now - t).num_seconds())) } } }
                         td.output { (p.output) }
@@ -285,7 +285,7 @@ fn events_list(events: Vec<feed::FeedLine>, now: DateTime<Utc>) -> Markup {
                     time datetime=(e.at.to_rfc3339()) title=(text::when(e.at)) { (text::ago(e.at, now)) }
                     " " span.kind { (e.kind) } " "
                     @if let Some(c) = &e.check {
-                        a href={ "/check/" (text::segment(c)) } { (e.text) }
+                        a href={ "/check/" (text::percent_encode(c)) } { (e.text) }
                     } @else { (e.text) }
                     @if let Some(id) = e.alarm_id { " " a href={ "/alarm/" (id) } { "alarm #" (id) } }
                 }

@@ -49,9 +49,8 @@ impl Viewer {
 }
 
 /// The peer address the accept loop recorded.
-pub(super) fn peer(parts: &Parts) -> SocketAddr {
-    parts
-        .extensions
+pub(super) fn peer_of(extensions: &axum::http::Extensions) -> SocketAddr {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
@@ -65,15 +64,16 @@ impl FromRequestParts<WebState> for Viewer {
             .uri
             .path_and_query()
             .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
-        let caller = match auth::authenticate(&state.app.http, &parts.headers, peer(parts)) {
-            Ok(c) => c,
-            Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                let next =
-                    serde_urlencoded::to_string([("next", here.as_str())]).unwrap_or_default();
-                return Err(Redirect::to(&format!("/login?{next}")).into_response());
-            }
-            Err(e) => return Err(e.into_response()),
-        };
+        let caller =
+            match auth::authenticate(&state.app.http, &parts.headers, peer_of(&parts.extensions)) {
+                Ok(c) => c,
+                Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+                    let next =
+                        serde_urlencoded::to_string([("next", here.as_str())]).unwrap_or_default();
+                    return Err(Redirect::to(&format!("/login?{next}")).into_response());
+                }
+                Err(e) => return Err(e.into_response()),
+            };
         let csrf = caller
             .by_cookie
             .then(|| auth::cookie(&parts.headers, SESSION_COOKIE))

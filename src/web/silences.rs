@@ -87,7 +87,7 @@ pub(super) async fn page(
             @match &preview {
                 Some(Ok(checks)) => section #preview.preview aria-live="polite" {
                     h3 { "It would cover " (checks.len()) " check" @if checks.len() != 1 { "s" } " now" }
-                    ul { @for c in checks.iter().take(PREVIEW_LISTED) { li { a href={ "/check/" (text::segment(c)) } { (c) } } } }
+                    ul { @for c in checks.iter().take(PREVIEW_LISTED) { li { a href={ "/check/" (text::percent_encode(c)) } { (c) } } } }
                     @if checks.len() > PREVIEW_LISTED { p.note { "and " (checks.len() - PREVIEW_LISTED) " more" } }
                 },
                 Some(Err(e)) => p #preview.error role="alert" { (e) },

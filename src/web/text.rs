@@ -87,22 +87,10 @@ pub fn when(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// `s` with everything but `A-Z a-z 0-9 - . _ ~` written as `%XX`.
+/// `s` with everything but `A-Z a-z 0-9 - . _ ~` written as `%XX`: for a
+/// path segment (a check, cluster or VM name), a query value or a cookie.
 pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A path segment for a name (check, cluster, VM), percent-encoded.
-pub fn segment(name: &str) -> String {
-    percent_encode(name)
+    crate::alarm::template::url_encode(s)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod bin;
 pub mod browser;
 pub mod config;
 pub mod daemon;
+pub mod dashboard;
 pub mod http;
 pub mod pg;
 pub mod sshd;
