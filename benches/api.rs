@@ -1,6 +1,8 @@
-//! The operations API at scale: the real daemon with 60,000 checks
-//! configured (check_dummy, hourly, so the engine is nearly idle), and
-//! sequential keep-alive requests to each endpoint. The floor, measured in
+//! The operations API and the web dashboard at scale: the real daemon with
+//! 60,000 checks configured (check_dummy, hourly, so the engine is nearly
+//! idle; one in a hundred CRITICAL, every 10 s, so the problems page has
+//! 600 problems to count, sort and list), and sequential keep-alive
+//! requests to each endpoint and page (server-side rendering included). The floor, measured in
 //! the same run, is a request the router answers 404 after authentication:
 //! what HTTP, auth and routing cost with no work behind them.
 //!
@@ -46,6 +48,11 @@ fn measure(client: &reqwest::blocking::Client, url: &str, n: usize) -> (f64, f64
     for _ in 0..n {
         let t = Instant::now();
         let r = client.get(url).send().expect("request");
+        assert!(
+            r.status().is_success() || url.ends_with("/nothing"),
+            "{url}: {}",
+            r.status()
+        );
         let body = r.bytes().expect("body");
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         bytes = body.len();
@@ -76,12 +83,19 @@ fn main() {
         ));
     }
     yaml.push_str("checks:\n");
+    let failing = |i: usize| i % 100 == 50;
     for i in 0..n_checks {
+        let (code, interval) = if failing(i) {
+            ("2", "10s")
+        } else {
+            ("0", "1h")
+        };
         yaml.push_str(&format!(
-            "  - {{name: c{i:06}, host: h{:05}, run_on: local, kind: plugin, command: [/usr/lib/nagios/plugins/check_dummy, \"0\", \"fine\"], interval: 1h}}\n",
+            "  - {{name: c{i:06}, host: h{:05}, run_on: local, kind: plugin, command: [/usr/lib/nagios/plugins/check_dummy, \"{code}\", \"output of c{i:06}\"], interval: {interval}, max_attempts: 1}}\n",
             i / 20
         ));
     }
+    let n_failing = (0..n_checks).filter(|&i| failing(i)).count();
     let cfg = dir.path().join("laxmon.yaml");
     std::fs::write(&cfg, yaml).expect("config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_laxmon"))
@@ -122,8 +136,26 @@ fn main() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Every failing check has run once: the problems page lists them all.
+    loop {
+        let critical = client
+            .get(format!("{base}/api/v1/checks?state=critical&limit=5000"))
+            .send()
+            .ok()
+            .and_then(|r| r.json::<serde_json::Value>().ok())
+            .and_then(|v| v["checks"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        if critical >= n_failing {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "only {critical} of {n_failing} failing checks ran"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     println!(
-        "laxmon API benchmark: {n_checks} checks configured, {n_req} sequential keep-alive requests per endpoint (up in {:.1} s, RSS {} MiB)",
+        "laxmon API benchmark: {n_checks} checks configured ({n_failing} CRITICAL), {n_req} sequential keep-alive requests per endpoint (up in {:.1} s, RSS {} MiB)",
         started.elapsed().as_secs_f64(),
         rss_kib(child.id()) / 1024
     );
@@ -137,7 +169,7 @@ fn main() {
         ),
         ("checks, page of 1000", "/api/v1/checks?limit=1000"),
         (
-            "checks, state=critical (scans all, 0 match)",
+            "checks, state=critical (scans all, first 100 of 600)",
             "/api/v1/checks?state=critical",
         ),
         (
@@ -153,6 +185,20 @@ fn main() {
             "/api/v1/checks/c000001",
         ),
         ("metrics", "/metrics"),
+        ("dashboard: problems page (counts all, lists 500)", "/"),
+        ("dashboard: hosts view, first 500 checks", "/hosts"),
+        (
+            "dashboard: hosts view, state=problem (scans all)",
+            "/hosts?state=problem",
+        ),
+        (
+            "dashboard: hosts view, name glob c0599*",
+            "/hosts?name=c0599*",
+        ),
+        (
+            "dashboard: check detail (24 h charts from the store)",
+            "/check/c000050",
+        ),
     ];
     let mut floor = None;
     println!(

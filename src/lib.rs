@@ -26,3 +26,4 @@ pub mod state;
 pub mod store;
 pub(crate) mod suggest;
 pub mod systemd;
+pub mod web;

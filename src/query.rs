@@ -11,7 +11,7 @@ use crate::alarm::silence::Silence;
 use crate::cluster::executor::{self, ReorgError, ReorgOptions, ReorgReport};
 pub use crate::cluster::executor::{ServerStatus, VmStatus};
 use crate::cluster::journal::Journal;
-pub use crate::cluster::journal::{JournalRun, LockHolder};
+pub use crate::cluster::journal::{JournalRun, JournalStep, LockHolder, StepProgress};
 use crate::cluster::manual;
 use crate::config::ClusterConfig;
 use crate::store::{
@@ -224,6 +224,31 @@ pub async fn cluster_status(cluster: &ClusterConfig) -> Result<ClusterStatus, Re
             });
         }
     }
+    let (busy, runs) = journalled(&journal)?;
+    Ok(ClusterStatus {
+        cluster: cluster.name.clone(),
+        driver: cluster.driver.name().to_string(),
+        servers,
+        vms,
+        silent_but_safe: safe,
+        busy,
+        runs,
+    })
+}
+
+/// Who holds a cluster's lock and its newest journalled runs (as in
+/// [`ClusterStatus`]), read from its journal alone, without asking any
+/// server: what is still known when the servers do not answer.
+pub fn cluster_journal(
+    cluster: &ClusterConfig,
+) -> Result<(Option<LockHolder>, Vec<JournalRun>), ReorgError> {
+    let journal = Journal::open(&cluster.state_dir, &cluster.name)?;
+    journalled(&journal)
+}
+
+/// The lock holder and the newest runs; an unfinished run is `running`
+/// while the lock is held, else `interrupted`.
+fn journalled(journal: &Journal) -> Result<(Option<LockHolder>, Vec<JournalRun>), ReorgError> {
     let busy = journal.holder();
     let mut runs = journal.runs(CLUSTER_RUNS_LIMIT)?;
     for r in runs.iter_mut().filter(|r| r.state == "unfinished") {
@@ -234,15 +259,7 @@ pub async fn cluster_status(cluster: &ClusterConfig) -> Result<ClusterStatus, Re
         }
         .into();
     }
-    Ok(ClusterStatus {
-        cluster: cluster.name.clone(),
-        driver: cluster.driver.name().to_string(),
-        servers,
-        vms,
-        silent_but_safe: safe,
-        busy,
-        runs,
-    })
+    Ok((busy, runs))
 }
 
 /// What a reorganisation after `failed` failed would do now, planned from

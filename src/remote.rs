@@ -70,7 +70,7 @@ pub async fn history(
 ) -> Result<String, ClientError> {
     let path = format!(
         "/checks/{}/results?since_s={}",
-        encode(check),
+        crate::alarm::template::url_encode(check),
         since.as_secs()
     );
     let rows: Vec<HistoryRow> = client.get(&path).await?;
@@ -118,26 +118,4 @@ pub async fn remove_silence(client: &ApiClient, id: u64) -> Result<String, Clien
         s.comment,
         s.removed_by.as_deref().unwrap_or("?")
     ))
-}
-
-/// A path segment with everything but unreserved characters percent-encoded.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn encodes_path_segments() {
-        assert_eq!(super::encode("web-1.disk_root"), "web-1.disk_root");
-        assert_eq!(super::encode("a b/c"), "a%20b%2Fc");
-    }
 }

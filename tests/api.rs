@@ -104,7 +104,7 @@ fn start(dir: &Path, storage: &str) -> Api {
     let port = support::free_port();
     let cfg = write_file(dir, "laxmon.yaml", &config_yaml(dir, storage, port, ""));
     let daemon = Daemon::start_logging(&cfg, "info");
-    wait_up(&daemon);
+    daemon.wait_api_up();
     Api {
         base: format!("http://127.0.0.1:{port}/api/v1"),
         client: Client::builder()
@@ -114,23 +114,6 @@ fn start(dir: &Path, storage: &str) -> Api {
         daemon,
         hook: Some(hook),
         dir: dir.to_path_buf(),
-    }
-}
-
-/// Waits until the API listens and the checks run (the two come in either order).
-fn wait_up(daemon: &Daemon) {
-    let mut seen = (false, false);
-    while seen != (true, true) {
-        let v = daemon.wait_for("API listening and checks started", |v| {
-            matches!(
-                field(v, "message"),
-                "operations API listening" | "laxmon started"
-            )
-        });
-        match field(&v, "message") {
-            "operations API listening" => seen.0 = true,
-            _ => seen.1 = true,
-        }
     }
 }
 
@@ -505,7 +488,7 @@ fn tls_is_served_and_a_replaced_certificate_is_picked_up() {
         ),
     );
     let daemon = Daemon::start_logging(&cfg, "info");
-    wait_up(&daemon);
+    daemon.wait_api_up();
     let url = format!("https://127.0.0.1:{port}/api/v1/status");
     let trusts_one = tls_client(&ca1);
     let trusts_two = tls_client(&ca2);
@@ -608,7 +591,7 @@ fn cluster_endpoints_on_the_simulated_cluster() {
     yaml += "    vms:\n      - {name: web, memory_mb: 1024, priority: 5, home: cs1}\n      - {name: db, memory_mb: 2048, priority: 9, home: cs2}\n";
     let cfg = write_file(dir.path(), "laxmon.yaml", &yaml);
     let daemon = Daemon::start_logging(&cfg, "info");
-    wait_up(&daemon);
+    daemon.wait_api_up();
     let api = Api {
         base: format!("http://127.0.0.1:{port}/api/v1"),
         client: Client::builder()
@@ -1102,7 +1085,7 @@ fn a_silent_client_is_disconnected() {
         ),
     );
     let daemon = Daemon::start_logging(&cfg, "info");
-    wait_up(&daemon);
+    daemon.wait_api_up();
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     slow.write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n")
         .expect("half a request");

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole laxmon test suite on a fresh Debian machine with the Rust toolchain:
 # installs what the tests talk to (PostgreSQL server binaries, Debian's
-# monitoring-plugins, OpenSSH, an SMTP sink, iproute2), then runs every test.
+# monitoring-plugins, OpenSSH, an SMTP sink, iproute2, Chromium and
+# chromedriver), then runs every test.
 # Tests start their own servers on loopback or in network namespaces they
 # create; set LAXMON_TEST_DATABASE_URL to use an existing PostgreSQL instead.
 set -eu
@@ -18,6 +19,9 @@ have ip || need="$need iproute2"
 have ps || need="$need procps"
 have script || need="$need bsdutils"
 have openssl || need="$need openssl"
+# The dashboard's browser tests (tests/support/browser.rs).
+have /usr/lib/chromium/chromium || need="$need chromium"
+have /usr/bin/chromedriver || need="$need chromium-driver"
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need="$need python3 python3-aiosmtpd"
 # The cluster-stack tools (tests/stack_tools.rs): LVM on a loop device, a
 # userspace iSCSI target, iscsiadm, virsh's test driver, drbdsetup.

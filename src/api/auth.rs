@@ -3,6 +3,11 @@
 //! without a token, loopback clients may read if the configuration allows
 //! anonymous reads.
 //!
+//! A browser that logged in to the dashboard presents its token in the
+//! [`SESSION_COOKIE`] cookie instead; such a caller may read the API (the
+//! dashboard's event stream) but never change anything through it: changes
+//! come through the dashboard's forms, which carry a CSRF token.
+//!
 //! This file never stores or logs a token, only names.
 
 use super::error::ApiError;
@@ -21,6 +26,8 @@ pub struct Caller {
     pub role: Role,
     /// Where the request came from.
     pub from: SocketAddr,
+    /// Authenticated by the dashboard's session cookie, not a header.
+    pub by_cookie: bool,
 }
 
 impl Caller {
@@ -76,18 +83,82 @@ pub fn new_token() -> Result<String, getrandom::Error> {
     Ok(out)
 }
 
-/// Identifies the caller of a request from `peer` with `headers`.
+/// The cookie a dashboard login stores the token in (HttpOnly, SameSite=Strict).
+pub const SESSION_COOKIE: &str = "laxmon_session";
+
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(v.trim()))
+        .filter(|v| !v.is_empty())
+}
+
+/// The CSRF token of a session: derived from its token, so only a page
+/// served to that session can know it.
+pub fn csrf_token(session_token: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"laxmon-csrf\0")
+        .chain_update(session_token.trim().as_bytes())
+        .finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `presented` is the CSRF token of `session_token` (constant time).
+pub fn csrf_matches(session_token: &str, presented: &str) -> bool {
+    bool::from(
+        csrf_token(session_token)
+            .as_bytes()
+            .ct_eq(presented.as_bytes()),
+    )
+}
+
+/// `%XX` escapes decoded; anything malformed is kept as written.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Identifies the caller of a request from `peer` with `headers`: a bearer
+/// token, else the dashboard's session cookie, else anonymous (if allowed).
 pub fn authenticate(
     cfg: &HttpConfig,
     headers: &HeaderMap,
     peer: SocketAddr,
 ) -> Result<Caller, ApiError> {
     let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        if let Some(token) = cookie(headers, SESSION_COOKIE) {
+            let mut caller = by_token(cfg, &token, peer).map_err(|_| {
+                ApiError::unauthorized("the session's token is no longer configured: log in again")
+            })?;
+            caller.by_cookie = true;
+            return Ok(caller);
+        }
         if cfg.anonymous_read && peer.ip().is_loopback() {
             return Ok(Caller {
                 name: "anonymous".into(),
                 role: Role::Read,
                 from: peer,
+                by_cookie: false,
             });
         }
         return Err(ApiError::unauthorized(
@@ -102,6 +173,11 @@ pub fn authenticate(
             scheme.eq_ignore_ascii_case("bearer").then_some(rest)
         })
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
+    by_token(cfg, token, peer)
+}
+
+/// The caller a token names, or 401.
+pub fn by_token(cfg: &HttpConfig, token: &str, peer: SocketAddr) -> Result<Caller, ApiError> {
     let presented = hash_token(token);
     // Every configured hash is compared, whatever matched first, so the time
     // taken says nothing about which token (or how much of one) matched.
@@ -118,6 +194,7 @@ pub fn authenticate(
         name: t.name.clone(),
         role: t.role,
         from: peer,
+        by_cookie: false,
     })
 }
 

@@ -14,7 +14,7 @@
 //! This file decides nothing about what a request may do beyond the role
 //! check's outcome it records; it never alters a handler's answer.
 
-use super::auth::{self, Caller};
+use super::auth::{self, percent_decode, Caller};
 use super::error::ApiError;
 use super::AppState;
 use axum::body::{Body, Bytes};
@@ -71,6 +71,16 @@ pub(crate) async fn gate(
         let mut req = req;
         req.extensions_mut().insert::<Caller>(caller);
         return next.run(req).await;
+    }
+    if caller.by_cookie {
+        // A cookie rides along with any request the browser makes, a forged
+        // cross-site one included: changes need the dashboard's forms (which
+        // check a CSRF token) or a bearer token.
+        let e = ApiError::forbidden(
+            "a dashboard session cannot change anything through /api/v1: use the dashboard's forms, or send `Authorization: Bearer TOKEN`",
+        );
+        audit(&app, &caller.name, peer, &action, e.status, &Bytes::new()).await;
+        return e.into_response();
     }
     let key = req
         .headers()
@@ -204,25 +214,6 @@ fn subject(path: &str) -> (String, Option<u64>, Option<String>) {
         ),
         _ => (path.to_string(), None, None),
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Writes the audit entries of one changing request: one, or one per alarm

@@ -119,7 +119,7 @@ impl Server {
             http: Arc::new(http.clone()),
             in_flight: Arc::default(),
         };
-        let app = routes::router(state);
+        let app = crate::web::router(state.clone(), routes::router(state));
         let mut tasks = Vec::new();
         for &addr in &http.listen {
             tasks.push(tokio::spawn(listen(addr, app.clone(), tls.clone())));
@@ -151,6 +151,7 @@ async fn listen(addr: SocketAddr, app: Router, tls: Option<Arc<tls::Tls>>) {
         match TcpListener::bind(addr).await {
             Ok(listener) => {
                 tracing::info!(address = %addr, tls = tls.is_some(), "operations API listening");
+                tracing::info!("dashboard: open {}", dashboard_url(addr, tls.is_some()));
                 accept(listener, app, tls).await;
                 return;
             }
@@ -164,6 +165,19 @@ async fn listen(addr: SocketAddr, app: Router, tls: Option<Arc<tls::Tls>>) {
             }
         }
     }
+}
+
+/// The dashboard's address for a browser on this machine: an unspecified
+/// listen address (`0.0.0.0`, `::`) is reached through loopback.
+fn dashboard_url(addr: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("{scheme}://{host}:{}/", addr.port())
 }
 
 /// Accepts connections forever, each served on a task of its own.
@@ -223,5 +237,25 @@ async fn accept(listener: TcpListener, app: Router, tls: Option<Arc<tls::Tls>>) 
                 tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dashboard_urls_are_reachable_from_this_machine() {
+        let at = |s: &str| s.parse::<SocketAddr>().expect("address");
+        assert_eq!(
+            dashboard_url(at("127.0.0.1:8470"), false),
+            "http://127.0.0.1:8470/"
+        );
+        assert_eq!(
+            dashboard_url(at("0.0.0.0:8470"), true),
+            "https://127.0.0.1:8470/"
+        );
+        assert_eq!(dashboard_url(at("[::]:8470"), false), "http://[::1]:8470/");
+        assert_eq!(dashboard_url(at("[::1]:9"), false), "http://[::1]:9/");
     }
 }

@@ -264,6 +264,7 @@ pub(crate) async fn lock(
             id,
             outcome: "interrupted".into(),
             stopped: Vec::new(),
+            at_ms: now_ms(),
         })?;
     }
     Ok(lock)
@@ -384,6 +385,9 @@ pub(crate) async fn reorganise_with(
         take_unfinished(&journal, RunKind::Reorg, failed)?
     };
     let resumed = resume.is_some();
+    // The run begins (with the lock held) before fencing, though it is
+    // journalled after it: the journal shows how long fencing took.
+    let began_ms = now_ms();
 
     // (a) Fence first, or refuse.
     // A resumed run skips fencing only when the server was fenced by its fence
@@ -416,7 +420,7 @@ pub(crate) async fn reorganise_with(
                 id: id.clone(),
                 kind: RunKind::Reorg,
                 server: failed.to_string(),
-                at_ms: now_ms(),
+                at_ms: began_ms,
             })?;
             id
         }
@@ -425,6 +429,7 @@ pub(crate) async fn reorganise_with(
         journal.append(&Record::Fenced {
             id: id.clone(),
             how: fencing.clone(),
+            at_ms: now_ms(),
         })?;
     }
 
@@ -642,6 +647,7 @@ fn take_unfinished(
                 id: u.id,
                 outcome: "superseded".into(),
                 stopped: Vec::new(),
+                at_ms: now_ms(),
             })?;
         }
     }
@@ -1167,6 +1173,7 @@ impl Run {
             id: self.id.clone(),
             outcome: if complete { "finished" } else { "incomplete" }.into(),
             stopped: report.stopped.clone(),
+            at_ms: now_ms(),
         })?;
         report.timings.total_ms = ms(t0.elapsed());
         Ok(report)
@@ -1229,6 +1236,7 @@ impl Run {
                     index: i,
                     state: StepState::Running,
                     error: String::new(),
+                    at_ms: now_ms(),
                 })?;
                 let ctx = StepContext {
                     driver: self.driver.clone(),
@@ -1303,6 +1311,7 @@ impl Run {
             index,
             state,
             error: error.clone().unwrap_or_default(),
+            at_ms: now_ms(),
         })?;
         match &error {
             Some(e) => tracing::warn!(cluster = %self.cluster.name, ?action, "step failed: {e}"),

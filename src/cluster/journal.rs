@@ -68,6 +68,10 @@ pub(crate) enum Record {
         id: String,
         /// How.
         how: String,
+        /// Milliseconds since the Unix epoch (0 in journals written before
+        /// times were recorded).
+        #[serde(default)]
+        at_ms: u64,
     },
     /// A plan (round 0) or a replan (round 1, 2, ...).
     Plan {
@@ -91,6 +95,10 @@ pub(crate) enum Record {
         /// Why it failed.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         error: String,
+        /// Milliseconds since the Unix epoch (0 in journals written before
+        /// times were recorded).
+        #[serde(default)]
+        at_ms: u64,
     },
     /// The run ended.
     End {
@@ -101,6 +109,10 @@ pub(crate) enum Record {
         /// VMs that ran before and were stopped or left down by the run.
         #[serde(default)]
         stopped: Vec<String>,
+        /// Milliseconds since the Unix epoch (0 in journals written before
+        /// times were recorded).
+        #[serde(default)]
+        at_ms: u64,
     },
     /// The stopped VMs of these reorganisations were dealt with by a restore.
     Restored {
@@ -161,6 +173,69 @@ pub struct JournalRun {
     /// How it ended (`finished`, `incomplete`, `failed`, `superseded`,
     /// `interrupted`), or `unfinished` while it has not ended.
     pub state: String,
+    /// When it ended, milliseconds since the Unix epoch (absent while it
+    /// has not ended, and in journals written before times were recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<u64>,
+    /// How a reorganisation made the failed server safe (fence command or
+    /// confirmed dead), once it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fencing: Option<String>,
+    /// When that was recorded, milliseconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fenced_ms: Option<u64>,
+    /// Plans made (1: no replan; 0: not planned yet).
+    pub rounds: u32,
+    /// The VMs its latest plan leaves down, each with the planner's reason.
+    pub left_down: BTreeMap<String, String>,
+    /// VMs that ran before and were stopped or left down, as its end says.
+    pub stopped: Vec<String>,
+    /// Step by step: the started steps of earlier rounds (replanned after a
+    /// failure), then every action of the latest round in plan order.
+    pub steps: Vec<JournalStep>,
+}
+
+/// How far one step of a journalled run got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepProgress {
+    /// Not started (yet, or ever: the run ended or replanned before it).
+    NotStarted,
+    /// Started; its end is not journalled (it runs, or the run was killed).
+    Running,
+    /// Verified done.
+    Done,
+    /// Failed.
+    Failed,
+}
+
+/// One step of a journalled run, with its times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JournalStep {
+    /// The plan round it belongs to.
+    pub round: u32,
+    /// Its index in that round's actions.
+    pub index: usize,
+    /// What it does.
+    pub action: Action,
+    /// How far it got.
+    pub state: StepProgress,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it (last) started, milliseconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    /// When it was journalled done or failed, milliseconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<u64>,
+}
+
+impl JournalStep {
+    /// How long it took, when both ends are known.
+    pub fn took_ms(&self) -> Option<u64> {
+        Some(self.ended_ms?.saturating_sub(self.started_ms?))
+    }
 }
 
 /// Who holds a cluster's lock, as the holder wrote it into the lock file.
@@ -516,12 +591,126 @@ fn fenced_servers(records: &[Record]) -> BTreeSet<String> {
     fenced
 }
 
+/// A time from the journal: 0 means not recorded.
+fn known(at_ms: u64) -> Option<u64> {
+    (at_ms > 0).then_some(at_ms)
+}
+
+/// One run being summarised: its plans' actions per round and its steps.
+struct Tally {
+    run: JournalRun,
+    /// The latest round.
+    round: u32,
+    /// Each round's actions.
+    plans: BTreeMap<u32, Vec<Action>>,
+    /// Each journalled step by (round, index).
+    steps: BTreeMap<(u32, usize), JournalStep>,
+}
+
+impl Tally {
+    fn new(run: JournalRun) -> Tally {
+        let mut plans = BTreeMap::new();
+        if !run.actions.is_empty() {
+            plans.insert(0, run.actions.clone());
+        }
+        Tally {
+            run,
+            round: 0,
+            plans,
+            steps: BTreeMap::new(),
+        }
+    }
+
+    fn step(&mut self, round: u32, index: usize, state: StepState, error: &str, at_ms: u64) {
+        let Some(action) = self.plans.get(&round).and_then(|a| a.get(index)) else {
+            return;
+        };
+        let step = self.steps.entry((round, index)).or_insert(JournalStep {
+            round,
+            index,
+            action: action.clone(),
+            state: StepProgress::NotStarted,
+            error: None,
+            started_ms: None,
+            ended_ms: None,
+        });
+        match state {
+            StepState::Running => {
+                step.state = StepProgress::Running;
+                step.started_ms = known(at_ms);
+                step.ended_ms = None;
+                step.error = None;
+            }
+            StepState::Done | StepState::Failed => {
+                step.state = if state == StepState::Done {
+                    StepProgress::Done
+                } else {
+                    StepProgress::Failed
+                };
+                step.ended_ms = known(at_ms);
+                step.error = Some(error.to_string()).filter(|e| !e.is_empty());
+            }
+        }
+    }
+
+    fn finish(mut self) -> JournalRun {
+        let latest = self.round;
+        let mut steps: Vec<JournalStep> = Vec::new();
+        for ((round, _), step) in &self.steps {
+            if *round < latest {
+                steps.push(step.clone());
+            }
+        }
+        for (index, action) in self.plans.get(&latest).into_iter().flatten().enumerate() {
+            steps.push(
+                self.steps
+                    .remove(&(latest, index))
+                    .unwrap_or_else(|| JournalStep {
+                        round: latest,
+                        index,
+                        action: action.clone(),
+                        state: StepProgress::NotStarted,
+                        error: None,
+                        started_ms: None,
+                        ended_ms: None,
+                    }),
+            );
+        }
+        let latest_steps = steps.iter().filter(|s| s.round == latest);
+        self.run.steps_done = latest_steps
+            .clone()
+            .filter(|s| s.state == StepProgress::Done)
+            .count();
+        self.run.steps_failed = latest_steps
+            .filter(|s| s.state == StepProgress::Failed)
+            .count();
+        self.run.steps = steps;
+        self.run
+    }
+}
+
 /// The newest `limit` runs of a journal, newest first.
 fn summarise(records: &[Record], limit: usize) -> Vec<JournalRun> {
-    let mut runs: Vec<JournalRun> = Vec::new();
-    // The round whose steps count: the latest plan's.
-    let mut round_of: HashMap<String, u32> = HashMap::new();
-    let mut steps: HashMap<String, HashMap<usize, StepState>> = HashMap::new();
+    let mut runs: Vec<Tally> = Vec::new();
+    let blank = |id: &str, kind: String, at_ms: u64| JournalRun {
+        id: id.to_string(),
+        kind,
+        server: None,
+        vm: None,
+        by: None,
+        started_ms: at_ms,
+        actions: Vec::new(),
+        steps_done: 0,
+        steps_failed: 0,
+        state: "unfinished".into(),
+        ended_ms: None,
+        fencing: None,
+        fenced_ms: None,
+        rounds: 0,
+        left_down: BTreeMap::new(),
+        stopped: Vec::new(),
+        steps: Vec::new(),
+    };
     for r in records {
         match r {
             Record::Begin {
@@ -529,22 +718,15 @@ fn summarise(records: &[Record], limit: usize) -> Vec<JournalRun> {
                 kind,
                 server,
                 at_ms,
-            } => runs.push(JournalRun {
-                id: id.clone(),
-                kind: match kind {
+            } => {
+                let kind = match kind {
                     RunKind::Reorg => "reorg",
                     RunKind::Restore => "restore",
-                }
-                .to_string(),
-                server: Some(server.clone()),
-                vm: None,
-                by: None,
-                started_ms: *at_ms,
-                actions: Vec::new(),
-                steps_done: 0,
-                steps_failed: 0,
-                state: "unfinished".into(),
-            }),
+                };
+                let mut run = blank(id, kind.to_string(), *at_ms);
+                run.server = Some(server.clone());
+                runs.push(Tally::new(run));
+            }
             Record::Op {
                 id,
                 op,
@@ -552,23 +734,36 @@ fn summarise(records: &[Record], limit: usize) -> Vec<JournalRun> {
                 actions,
                 by,
                 at_ms,
-            } => runs.push(JournalRun {
-                id: id.clone(),
-                kind: op.clone(),
-                server: None,
-                vm: Some(vm.clone()),
-                by: Some(by.clone()).filter(|b| !b.is_empty()),
-                started_ms: *at_ms,
-                actions: actions.clone(),
-                steps_done: 0,
-                steps_failed: 0,
-                state: "unfinished".into(),
-            }),
+            } => {
+                let mut run = blank(id, op.clone(), *at_ms);
+                run.vm = Some(vm.clone());
+                run.by = Some(by.clone()).filter(|b| !b.is_empty());
+                run.actions = actions.clone();
+                run.rounds = 1;
+                runs.push(Tally::new(run));
+            }
+            Record::Fenced { id, how, at_ms } => {
+                if let Some(t) = runs.iter_mut().find(|t| t.run.id == *id) {
+                    t.run.fencing = Some(how.clone());
+                    t.run.fenced_ms = known(*at_ms);
+                }
+            }
             Record::Plan { id, round, plan } => {
-                if let Some(run) = runs.iter_mut().find(|x| x.id == *id) {
-                    run.actions = plan.actions.clone();
-                    round_of.insert(id.clone(), *round);
-                    steps.remove(id);
+                if let Some(t) = runs.iter_mut().find(|t| t.run.id == *id) {
+                    t.run.actions = plan.actions.clone();
+                    t.run.rounds = round + 1;
+                    t.run.left_down = plan
+                        .down
+                        .iter()
+                        .map(|vm| {
+                            (
+                                vm.clone(),
+                                plan.reasons.get(vm).cloned().unwrap_or_default(),
+                            )
+                        })
+                        .collect();
+                    t.round = *round;
+                    t.plans.insert(*round, plan.actions.clone());
                 }
             }
             Record::Step {
@@ -576,29 +771,31 @@ fn summarise(records: &[Record], limit: usize) -> Vec<JournalRun> {
                 round,
                 index,
                 state,
-                ..
+                error,
+                at_ms,
             } => {
-                if round_of.get(id).copied().unwrap_or(0) == *round {
-                    steps.entry(id.clone()).or_default().insert(*index, *state);
+                if let Some(t) = runs.iter_mut().find(|t| t.run.id == *id) {
+                    t.step(*round, *index, *state, error, *at_ms);
                 }
             }
-            Record::End { id, outcome, .. } => {
-                if let Some(run) = runs.iter_mut().find(|x| x.id == *id) {
-                    run.state = outcome.clone();
+            Record::End {
+                id,
+                outcome,
+                stopped,
+                at_ms,
+            } => {
+                if let Some(t) = runs.iter_mut().find(|t| t.run.id == *id) {
+                    t.run.state = outcome.clone();
+                    t.run.stopped = stopped.clone();
+                    t.run.ended_ms = known(*at_ms);
                 }
             }
-            Record::Fenced { .. } | Record::Restored { .. } | Record::Returned { .. } => {}
+            Record::Restored { .. } | Record::Returned { .. } => {}
         }
     }
-    for run in &mut runs {
-        if let Some(s) = steps.get(&run.id) {
-            run.steps_done = s.values().filter(|s| **s == StepState::Done).count();
-            run.steps_failed = s.values().filter(|s| **s == StepState::Failed).count();
-        }
-    }
-    runs.reverse();
-    runs.truncate(limit);
-    runs
+    let keep = runs.len().saturating_sub(limit);
+    runs.drain(..keep);
+    runs.into_iter().rev().map(Tally::finish).collect()
 }
 
 #[cfg(test)]
@@ -618,6 +815,7 @@ mod tests {
         Record::Fenced {
             id: id.into(),
             how: "fence with `x`".into(),
+            at_ms: 0,
         }
     }
 
@@ -666,51 +864,73 @@ mod tests {
         }
     }
 
-    #[test]
-    fn runs_are_summarised_newest_first_with_the_latest_rounds_steps() {
-        let start = Action::Start {
-            vm: "a".into(),
-            host: "cs1".into(),
-        };
-        let step = |id: &str, round, index, state| Record::Step {
-            id: String::from(id),
-            round,
-            index,
-            state,
-            error: String::new(),
-        };
-        let plan = |id: &str, round, actions: Vec<Action>| Record::Plan {
+    fn plan(id: &str, round: u32, actions: Vec<Action>, down: &[(&str, &str)]) -> Record {
+        Record::Plan {
             id: id.into(),
             round,
             plan: Plan {
                 actions,
                 placement: BTreeMap::new(),
-                down: Vec::new(),
-                reasons: BTreeMap::new(),
+                down: down.iter().map(|(vm, _)| vm.to_string()).collect(),
+                reasons: down
+                    .iter()
+                    .map(|(vm, why)| (vm.to_string(), why.to_string()))
+                    .collect(),
                 planner: super::super::model::PlannerKind::Exact,
             },
-        };
+        }
+    }
+
+    fn step(id: &str, round: u32, index: usize, state: StepState, at_ms: u64) -> Record {
+        Record::Step {
+            id: id.into(),
+            round,
+            index,
+            state,
+            error: if state == StepState::Failed {
+                "no memory".into()
+            } else {
+                String::new()
+            },
+            at_ms,
+        }
+    }
+
+    fn end(id: &str, outcome: &str, stopped: &[&str], at_ms: u64) -> Record {
+        Record::End {
+            id: id.into(),
+            outcome: outcome.into(),
+            stopped: stopped.iter().map(|s| s.to_string()).collect(),
+            at_ms,
+        }
+    }
+
+    fn start(vm: &str, host: &str) -> Action {
+        Action::Start {
+            vm: vm.into(),
+            host: host.into(),
+        }
+    }
+
+    #[test]
+    fn runs_are_summarised_newest_first_with_the_latest_rounds_steps() {
         let records = vec![
             begin("r1", RunKind::Reorg, "cs2"),
-            plan("r1", 0, vec![start.clone(), start.clone()]),
-            step("r1", 0, 0, StepState::Failed),
-            plan("r1", 1, vec![start.clone()]),
-            step("r1", 1, 0, StepState::Running),
-            step("r1", 1, 0, StepState::Done),
-            Record::End {
-                id: "r1".into(),
-                outcome: "finished".into(),
-                stopped: Vec::new(),
-            },
+            plan("r1", 0, vec![start("a", "cs1"), start("a", "cs1")], &[]),
+            step("r1", 0, 0, StepState::Failed, 0),
+            plan("r1", 1, vec![start("a", "cs1")], &[]),
+            step("r1", 1, 0, StepState::Running, 0),
+            step("r1", 1, 0, StepState::Done, 0),
+            end("r1", "finished", &[], 0),
             Record::Op {
                 id: "o1".into(),
                 op: "start".into(),
                 vm: "a".into(),
-                actions: vec![start.clone()],
+                actions: vec![start("a", "cs1")],
                 by: "admin".into(),
                 at_ms: 5,
             },
-            step("o1", 0, 0, StepState::Running),
+            step("o1", 0, 0, StepState::Running, 0),
         ];
         let runs = summarise(&records, 10);
         assert_eq!(runs.len(), 2);
@@ -721,13 +941,130 @@ mod tests {
         assert_eq!(runs[0].vm.as_deref(), Some("a"));
         assert_eq!(runs[0].by.as_deref(), Some("admin"));
         assert_eq!((runs[0].steps_done, runs[0].steps_failed), (0, 0));
+        assert_eq!(runs[0].steps[0].state, StepProgress::Running);
         assert_eq!(
             (runs[1].kind.as_str(), runs[1].state.as_str()),
             ("reorg", "finished")
         );
         assert_eq!((runs[1].steps_done, runs[1].steps_failed), (1, 0));
-        assert_eq!(runs[1].actions, vec![start]);
+        assert_eq!(runs[1].actions, vec![start("a", "cs1")]);
+        assert_eq!(runs[1].rounds, 2);
+        // Round 0's failed step is kept before round 1's; its unstarted
+        // second step is not.
+        let steps: Vec<(u32, usize, StepProgress)> = runs[1]
+            .steps
+            .iter()
+            .map(|s| (s.round, s.index, s.state))
+            .collect();
+        assert_eq!(
+            steps,
+            [(0, 0, StepProgress::Failed), (1, 0, StepProgress::Done)]
+        );
+        assert_eq!(runs[1].steps[0].error.as_deref(), Some("no memory"));
+        // Journals without times give no times, not zeros.
+        assert_eq!(runs[1].steps[1].took_ms(), None);
+        assert_eq!(runs[1].ended_ms, None);
         assert_eq!(summarise(&records, 1).len(), 1);
+        assert_eq!(summarise(&records, 1)[0].id, "o1");
+    }
+
+    #[test]
+    fn steps_carry_their_times_state_and_the_plans_reasons() {
+        let records = vec![
+            begin("r1", RunKind::Reorg, "cs2"),
+            Record::Fenced {
+                id: "r1".into(),
+                how: "fenced with `ipmi`".into(),
+                at_ms: 1_300,
+            },
+            plan(
+                "r1",
+                0,
+                vec![
+                    Action::Stop {
+                        vm: "t1".into(),
+                        host: "cs1".into(),
+                    },
+                    start("db", "cs1"),
+                    start("web", "cs3"),
+                ],
+                &[("t1", "priority 2 is lowest: stopped to make room for db")],
+            ),
+            step("r1", 0, 0, StepState::Running, 2_000),
+            step("r1", 0, 0, StepState::Done, 4_100),
+            step("r1", 0, 1, StepState::Running, 4_200),
+        ];
+        let run = &summarise(&records, 10)[0];
+        assert_eq!(run.fencing.as_deref(), Some("fenced with `ipmi`"));
+        assert_eq!(run.fenced_ms, Some(1_300));
+        assert_eq!(run.rounds, 1);
+        assert_eq!(
+            run.left_down.get("t1").map(String::as_str),
+            Some("priority 2 is lowest: stopped to make room for db")
+        );
+        type Times = (Option<u64>, Option<u64>, Option<u64>);
+        let got: Vec<(StepProgress, Times)> = run
+            .steps
+            .iter()
+            .map(|s| (s.state, (s.started_ms, s.ended_ms, s.took_ms())))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (StepProgress::Done, (Some(2_000), Some(4_100), Some(2_100))),
+                (StepProgress::Running, (Some(4_200), None, None)),
+                (StepProgress::NotStarted, (None, None, None)),
+            ]
+        );
+        assert_eq!(run.state, "unfinished");
+
+        // A resumed step starts again: its latest start counts.
+        let mut more = records.clone();
+        more.push(step("r1", 0, 1, StepState::Running, 9_000));
+        more.push(step("r1", 0, 1, StepState::Failed, 9_500));
+        more.push(end("r1", "incomplete", &["t1"], 9_600));
+        let run = &summarise(&more, 10)[0];
+        assert_eq!(run.steps[1].state, StepProgress::Failed);
+        assert_eq!(run.steps[1].took_ms(), Some(500));
+        assert_eq!(run.steps[1].error.as_deref(), Some("no memory"));
+        assert_eq!((run.steps_done, run.steps_failed), (1, 1));
+        assert_eq!(run.ended_ms, Some(9_600));
+        assert_eq!(run.stopped, ["t1"]);
+        assert_eq!(run.state, "incomplete");
+    }
+
+    #[test]
+    fn journals_written_before_times_were_recorded_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = Journal::open(dir.path(), "demo").expect("journal");
+        let old = concat!(
+            r#"{"event":"begin","id":"r1","kind":"reorg","server":"cs2","at_ms":1000}"#,
+            "\n",
+            r#"{"event":"fenced","id":"r1","how":"fence"}"#,
+            "\n",
+            r#"{"event":"plan","id":"r1","round":0,"plan":{"actions":[{"op":"start","vm":"a","host":"cs1"}],"placement":{"a":"cs1"},"down":[],"reasons":{},"planner":"exact"}}"#,
+            "\n",
+            r#"{"event":"step","id":"r1","round":0,"index":0,"state":"done"}"#,
+            "\n",
+            r#"{"event":"end","id":"r1","outcome":"finished"}"#,
+            "\n",
+        );
+        std::fs::write(dir.path().join("demo.journal.jsonl"), old).expect("write");
+        let runs = j.runs(10).expect("runs");
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].steps[0].state, StepProgress::Done);
+        assert_eq!(runs[0].steps[0].ended_ms, None);
+        assert_eq!(runs[0].fenced_ms, None);
+        assert_eq!(runs[0].ended_ms, None);
+        assert_eq!(runs[0].state, "finished");
+        // New records carry their time.
+        j.append(&step("r2", 0, 0, StepState::Running, 77))
+            .expect("append");
+        let last = j.records().expect("records").pop();
+        assert!(
+            matches!(last, Some(Record::Step { at_ms: 77, .. })),
+            "{last:?}"
+        );
     }
 
     #[test]

@@ -312,6 +312,7 @@ pub(crate) async fn operate_with(
             index,
             state: StepState::Running,
             error: String::new(),
+            at_ms: now_ms(),
         })?;
         let t = Instant::now();
         let result = ctx.step(action).await;
@@ -325,6 +326,7 @@ pub(crate) async fn operate_with(
             index,
             state,
             error: error.clone().unwrap_or_default(),
+            at_ms: now_ms(),
         })?;
         report.steps.push(StepReport {
             round: 0,
@@ -351,6 +353,7 @@ pub(crate) async fn operate_with(
         }
         .into(),
         stopped: Vec::new(),
+        at_ms: now_ms(),
     })?;
     match failure {
         Some(e) => {

@@ -25,6 +25,10 @@ pub struct LiveView {
     by_name: HashMap<String, usize>,
     /// Indices into `statics`, sorted by check name (the listing order).
     sorted: Vec<usize>,
+    /// Indices into `statics`, sorted by host, then check name.
+    by_host: Vec<usize>,
+    /// Each check's position in `by_host`.
+    host_rank: Vec<usize>,
     entries: RwLock<Vec<Option<LiveEntry>>>,
     /// Next planned start per check, as Unix milliseconds (0: not planned).
     next_run: Vec<AtomicI64>,
@@ -96,6 +100,14 @@ impl LiveView {
             .collect();
         let mut sorted: Vec<usize> = (0..statics.len()).collect();
         sorted.sort_by(|&a, &b| statics[a].name.cmp(&statics[b].name));
+        let mut by_host: Vec<usize> = (0..statics.len()).collect();
+        by_host.sort_by(|&a, &b| {
+            (&statics[a].host, &statics[a].name).cmp(&(&statics[b].host, &statics[b].name))
+        });
+        let mut host_rank = vec![0; statics.len()];
+        for (rank, &i) in by_host.iter().enumerate() {
+            host_rank[i] = rank;
+        }
         let mut entries: Vec<Option<LiveEntry>> = vec![None; statics.len()];
         for (name, state) in resumed {
             if let Some(&i) = by_name.get(name) {
@@ -118,6 +130,8 @@ impl LiveView {
             statics,
             by_name,
             sorted,
+            by_host,
+            host_rank,
             entries: RwLock::new(entries),
             next_run,
         }
@@ -205,11 +219,35 @@ impl LiveView {
                 .partition_point(|&i| self.statics[i].name.as_str() <= name),
             None => 0,
         };
+        self.collect(&self.sorted[start..], limit, keep)
+    }
+
+    /// As [`LiveView::page`], in host order (host, then check name): the
+    /// page continues after the check named `after` in that order (from the
+    /// start if no check has that name any more).
+    pub fn page_by_host(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&CheckInfo, Option<&LiveEntry>) -> bool,
+    ) -> (Vec<CheckRow>, Option<String>) {
+        let start = after
+            .and_then(|name| self.index(name))
+            .map_or(0, |i| self.host_rank[i] + 1);
+        self.collect(&self.by_host[start..], limit, keep)
+    }
+
+    fn collect(
+        &self,
+        order: &[usize],
+        limit: usize,
+        keep: impl Fn(&CheckInfo, Option<&LiveEntry>) -> bool,
+    ) -> (Vec<CheckRow>, Option<String>) {
         let Ok(entries) = self.entries.read() else {
             return (Vec::new(), None);
         };
         let mut rows = Vec::new();
-        for &i in &self.sorted[start..] {
+        for &i in order {
             let info = &self.statics[i];
             let live = entries[i].as_ref();
             if !keep(info, live) {
@@ -222,6 +260,16 @@ impl LiveView {
             rows.push(self.make_row(i, info.clone(), live.cloned()));
         }
         (rows, None)
+    }
+
+    /// Calls `f` with every check and its state, in configuration order,
+    /// under one read lock (`f` must be quick: the fan-out waits).
+    pub fn visit(&self, mut f: impl FnMut(&CheckInfo, Option<&LiveEntry>)) {
+        if let Ok(entries) = self.entries.read() {
+            for (info, live) in self.statics.iter().zip(entries.iter()) {
+                f(info, live.as_ref());
+            }
+        }
     }
 
     /// How many checks are in each state (pending ones separately).
@@ -293,6 +341,53 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn view(checks: &[(&str, &str)]) -> LiveView {
+        let mut yaml = String::from("hosts:\n");
+        let mut hosts: Vec<&str> = checks.iter().map(|c| c.1).collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        for h in &hosts {
+            yaml.push_str(&format!("  - {{name: {h}, address: 127.0.0.1}}\n"));
+        }
+        yaml.push_str("checks:\n");
+        for (name, host) in checks {
+            yaml.push_str(&format!("  - {{name: {name}, host: {host}, kind: ping}}\n"));
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("laxmon.yaml");
+        std::fs::write(&path, yaml).expect("write config");
+        let config = crate::config::Config::from_file(&path).expect("test config");
+        LiveView::new(&config, &[])
+    }
+
+    fn names(rows: &[CheckRow]) -> Vec<&str> {
+        rows.iter().map(|r| r.info.name.as_str()).collect()
+    }
+
+    #[test]
+    fn pages_in_host_order_continue_after_the_cursor() {
+        let v = view(&[
+            ("a-ping", "zeta"),
+            ("b-ping", "alpha"),
+            ("c-ping", "alpha"),
+            ("d-ping", "mid"),
+        ]);
+        let (rows, next) = v.page_by_host(None, 2, |_, _| true);
+        assert_eq!(names(&rows), ["b-ping", "c-ping"]);
+        assert_eq!(next.as_deref(), Some("c-ping"));
+        let (rows, next) = v.page_by_host(next.as_deref(), 2, |_, _| true);
+        assert_eq!(names(&rows), ["d-ping", "a-ping"]);
+        assert_eq!(next, None);
+        let (rows, _) = v.page_by_host(None, 10, |i, _| i.host != "alpha");
+        assert_eq!(names(&rows), ["d-ping", "a-ping"]);
+        let (rows, _) = v.page(None, 10, |_, _| true);
+        assert_eq!(names(&rows), ["a-ping", "b-ping", "c-ping", "d-ping"]);
+        let mut seen = Vec::new();
+        v.visit(|i, live| seen.push((i.name.clone(), live.is_some())));
+        assert_eq!(seen.len(), 4);
+        assert!(seen.iter().all(|(_, l)| !l));
+    }
 
     #[test]
     fn truncates_at_char_boundaries() {

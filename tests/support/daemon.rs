@@ -80,6 +80,24 @@ impl Daemon {
         panic!("no log line for: {what}; last lines: {last:?}");
     }
 
+    /// Waits until the operations API listens and the checks run (the two
+    /// come in either order).
+    pub fn wait_api_up(&self) {
+        let mut seen = (false, false);
+        while seen != (true, true) {
+            let v = self.wait_for("API listening and checks started", |v| {
+                matches!(
+                    field(v, "message"),
+                    "operations API listening" | "laxmon started"
+                )
+            });
+            match field(&v, "message") {
+                "operations API listening" => seen.0 = true,
+                _ => seen.1 = true,
+            }
+        }
+    }
+
     /// The daemon's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -2,15 +2,18 @@
 //!
 //! `pg` gives every test a fresh PostgreSQL database; `backend` runs a
 //! store scenario on SQLite and PostgreSQL; `bin` runs the real `laxmon`
-//! binary; `alarm` makes lifecycle alarms to seed a store with. Include
-//! with `mod support;` from a test file.
+//! binary; `alarm` makes lifecycle alarms to seed a store with; `browser`
+//! drives a headless Chromium over WebDriver. Include with `mod support;`
+//! from a test file.
 #![allow(dead_code, unreachable_pub)]
 
 pub mod alarm;
 pub mod backend;
 pub mod bin;
+pub mod browser;
 pub mod config;
 pub mod daemon;
+pub mod dashboard;
 pub mod http;
 pub mod pg;
 pub mod sshd;
